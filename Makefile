@@ -1,0 +1,28 @@
+# Builds the pinned venv, then runs the offline demo, the tests or the benchmark.
+PYTHON ?= python3.11
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+CORES ?= all
+
+.PHONY: venv demo test bench lint
+
+$(INSTALLED): requirements.txt requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: bpy 5.0.1 needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt -c requirements.lock
+	touch $(INSTALLED)
+
+venv: $(INSTALLED)
+
+demo: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile configs/demo.yaml
+
+test: venv
+	$(VENV)/bin/python -m pytest tests
+
+bench: venv
+	$(VENV)/bin/python benchmarks/benchmark_backbone.py
+
+lint: venv
+	$(VENV)/bin/snakemake --lint

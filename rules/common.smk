@@ -1,0 +1,40 @@
+import re
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, workflow.basedir)
+
+from workflow_scripts.config_check import ConfigError, validate_config
+from workflow_scripts.paths import shard_dir
+
+try:
+    validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+DATASETS = sorted(config["datasets"])
+MODELS = {model["id"]: model for model in config["models"]}
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(map(re.escape, MODELS)),
+    shard=r"\d{3}",
+
+
+def shard_dirs(wildcards):
+    """Every render shard folder of a dataset."""
+    return [
+        f"results/{wildcards.dataset}/{shard_dir(shard)}"
+        for shard in range(config["datasets"][wildcards.dataset]["shards"])
+    ]
+
+
+def all_targets():
+    return expand(
+        "results/{dataset}/embeddings/{model}/{kind}.parquet",
+        dataset=DATASETS,
+        model=MODELS,
+        kind=["images", "texts"],
+    )

@@ -1,0 +1,133 @@
+"""Embeddings equal open_clip's own encode_image/encode_text; weights load from tags, paths or nothing."""
+import time
+
+import huggingface_hub.constants
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from PIL import Image
+
+from workflow_scripts import embed
+from workflow_scripts.tables import embedding_array, embedding_matrix, read_provenance, write_table
+
+MODEL = "ViT-B-32"
+
+
+@pytest.fixture(scope="module")
+def random_model():
+    return embed.load_model(MODEL, "none", seed=0)
+
+
+@pytest.fixture(scope="module")
+def pngs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pngs")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, size in enumerate([(64, 48), (224, 224), (100, 130), (32, 32), (80, 60)]):
+        path = folder / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def one_by_one_images(model, preprocess, paths):
+    with torch.no_grad():
+        return np.concatenate(
+            [model.encode_image(preprocess(Image.open(p).convert("RGB")).unsqueeze(0)).numpy() for p in paths]
+        )
+
+
+def test_image_rows_equal_encode_image(random_model, pngs):
+    model, preprocess, _, _ = random_model
+    batched = embed.embed_images(model, preprocess, pngs, batch_size=2, num_workers=2)
+    assert batched.dtype == np.float32 and batched.shape == (5, 512)
+    np.testing.assert_allclose(batched, one_by_one_images(model, preprocess, pngs), atol=1e-4, rtol=1e-4)
+
+
+def test_text_rows_equal_encode_text_in_input_order(random_model):
+    model, _, tokenizer, _ = random_model
+    texts = ["red cube and blue sphere", "blue cube and red sphere", "red cube and blue sphere", "gray cylinder"]
+    batched = embed.embed_texts(model, tokenizer, texts, batch_size=2)
+    with torch.no_grad():
+        expected = np.concatenate([model.encode_text(tokenizer([t])).numpy() for t in texts])
+    np.testing.assert_allclose(batched, expected, atol=1e-4, rtol=1e-4)
+    assert not np.allclose(batched[0], batched[1])
+
+
+def test_random_weights_are_seeded_and_labelled(random_model, pngs):
+    model, preprocess, _, provenance = random_model
+    assert provenance == {"model": MODEL, "pretrained": "none", "weights": "random initialisation, torch seed 0"}
+    same = embed.load_model(MODEL, "none", seed=0)[0]
+    other = embed.load_model(MODEL, "none", seed=1)[0]
+    first = one_by_one_images(model, preprocess, pngs[:1])
+    np.testing.assert_array_equal(one_by_one_images(same, preprocess, pngs[:1]), first)
+    assert not np.allclose(one_by_one_images(other, preprocess, pngs[:1]), first)
+
+
+def test_local_checkpoint_gives_the_saved_model(random_model, pngs, tmp_path):
+    model, preprocess, _, _ = random_model
+    checkpoint = tmp_path / "my_clip.pt"
+    torch.save(model.state_dict(), checkpoint)
+    loaded, _, _, provenance = embed.load_model(MODEL, str(checkpoint), seed=7)
+    assert provenance["pretrained"] == str(checkpoint)
+    assert provenance["weights"] == f"local checkpoint sha256 {embed.sha256_of(checkpoint)}"
+    np.testing.assert_allclose(
+        one_by_one_images(loaded, preprocess, pngs[:2]), one_by_one_images(model, preprocess, pngs[:2]), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "name, pretrained, error, words",
+    [
+        ("ViT-B-99", "none", ValueError, "'ViT-B-99' is not an open_clip architecture"),
+        (MODEL, "no_such_tag", ValueError, "'no_such_tag' is not an open_clip tag of 'ViT-B-32'; its tags are ["),
+        (MODEL, "/nowhere/clip.pt", FileNotFoundError, "checkpoint for model 'ViT-B-32' not found: /nowhere/clip.pt"),
+    ],
+)
+def test_unusable_weights_are_named(name, pretrained, error, words):
+    with pytest.raises(error) as raised:
+        embed.describe_weights(name, pretrained, seed=0)
+    assert words in str(raised.value)
+
+
+def test_uncached_tag_offline_fails_at_once_with_both_ways_out(monkeypatch, tmp_path):
+    monkeypatch.setattr(embed, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as raised:
+        embed.load_model(MODEL, "openai")
+    message = str(raised.value)
+    assert "ViT-B-32/openai are not in the local cache" in message
+    assert "local checkpoint path" in message and "create_model_and_transforms" in message
+    print(f"failed after {time.monotonic() - started:.1f} s")
+
+
+def test_text_items_join_back_to_scenes():
+    scenes = pa.table({
+        "scene_id": ["s0", "s1"],
+        "caption": ["red cube and blue sphere", "gray cube and cyan cylinder"],
+        "negative_captions": [["blue cube and red sphere"], ["cyan cube and gray cylinder"]],
+    })
+    items = embed.text_items(scenes)
+    assert items == {
+        "scene_id": ["s0", "s0", "s1", "s1"],
+        "role": ["caption", "negative", "caption", "negative"],
+        "negative_index": [None, 0, None, 0],
+        "text": ["red cube and blue sphere", "blue cube and red sphere",
+                 "gray cube and cyan cylinder", "cyan cube and gray cylinder"],
+    }
+
+
+def test_embedding_column_round_trip_with_provenance(tmp_path):
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    path = tmp_path / "e.parquet"
+    write_table(pa.table({"id": [1, 2, 3], "embedding": embedding_array(vectors)}), path, {"model": "m", "dim": 4})
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    assert table.schema.field("embedding").type == pa.list_(pa.float32(), 4)
+    np.testing.assert_array_equal(embedding_matrix(table.column("embedding")), vectors)
+    assert read_provenance(path) == {"model": "m", "dim": 4}
+    assert not (tmp_path / "e.parquet.partial").exists()

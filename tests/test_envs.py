@@ -1,0 +1,86 @@
+"""Every rule names a conda env that provides what its script imports, pinned as in the venv."""
+import ast
+import re
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+# Import name -> distribution name, where they differ.
+DISTRIBUTION = {
+    "PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_torch",
+    "mathutils": "bpy", "bpy_extras": "bpy",
+}
+RULE = re.compile(r"^rule (\w+):(.*?)(?=^rule |\Z)", re.MULTILINE | re.DOTALL)
+
+
+def rules():
+    """(rule, env file, script file) for every rule with a script."""
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for name, body in RULE.findall(smk.read_text()):
+            script = re.search(r'script:\s*"([^"]+)"', body)
+            if script:
+                env = re.search(r'conda:\s*"([^"]+)"', body)
+                assert env, f"rule {name} in {smk.name} has no conda: env"
+                yield name, (smk.parent / env.group(1)).resolve(), (smk.parent / script.group(1)).resolve()
+
+
+def third_party_imports(path, seen=None) -> set[str]:
+    """Top-level third-party modules imported by a script and the workflow_scripts modules it imports."""
+    seen = set() if seen is None else seen
+    if path in seen:
+        return set()
+    seen.add(path)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+        for name in names:
+            top = name.split(".")[0]
+            if top == "workflow_scripts":
+                found |= third_party_imports(REPO / (name.replace(".", "/") + ".py"), seen)
+            elif top not in sys.stdlib_module_names:
+                found.add(top)
+    return found
+
+
+def env_packages(path) -> dict[str, str]:
+    """Package name -> pinned version for the conda and pip dependencies of an env file."""
+    packages = {}
+    for dep in yaml.safe_load(path.read_text())["dependencies"]:
+        for spec in dep["pip"] if isinstance(dep, dict) else [dep]:
+            name, _, version = re.split(r"(==|=)", spec, maxsplit=1) if "=" in spec else (spec, "", "")
+            packages[name.lower().replace("_", "-")] = version
+    return packages
+
+
+def venv_pins() -> dict[str, str]:
+    lines = (REPO / "requirements.txt").read_text().splitlines()
+    return {l.split("==")[0].lower().replace("_", "-"): l.split("==")[1] for l in lines if "==" in l}
+
+
+ALL_RULES = list(rules())
+
+
+def test_every_scripted_rule_was_found():
+    assert {name for name, _, _ in ALL_RULES} >= {"scene_specs", "render_shard", "embed_images", "embed_texts"}
+
+
+@pytest.mark.parametrize("rule, env, script", ALL_RULES, ids=[r[0] for r in ALL_RULES])
+def test_env_provides_every_import_of_the_script(rule, env, script):
+    provided = env_packages(env)
+    needed = {DISTRIBUTION.get(m, m).lower().replace("_", "-") for m in third_party_imports(script)}
+    missing = needed - set(provided)
+    assert not missing, f"rule {rule}: {script.name} imports {sorted(missing)}, which {env.name} lacks"
+
+
+@pytest.mark.parametrize("env", sorted((REPO / "envs").glob("*.yaml")), ids=lambda p: p.name)
+def test_env_pins_agree_with_the_venv(env):
+    pins = venv_pins()
+    for name, version in env_packages(env).items():
+        if name in pins:
+            assert version == pins[name], f"{env.name} pins {name} {version}, requirements.txt {pins[name]}"
+        else:
+            assert name in {"python", "pip"}, f"{env.name}: {name} is not pinned in requirements.txt"

@@ -1,0 +1,127 @@
+"""The workflow itself, run by Snakemake: a tiny config end to end, the full DAG, lint, bad configs."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from conftest import REPO
+from workflow_scripts.embed import load_model
+from workflow_scripts.tables import embedding_matrix, read_provenance
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+TINY = {
+    "seed": 5,
+    "datasets": {"toy": {"objects_per_scene": [2, 3], "scenes_per_count": 2, "shards": 2}},
+    "render": {"resolution": [64, 64], "samples": 4},
+    "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
+    "embedding": {"device": "cpu", "precision": "fp32", "batch_size": 4, "num_workers": 0},
+}
+
+
+def snakemake(*args, cwd=REPO):
+    return subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *map(str, args)],
+        cwd=cwd, capture_output=True, text=True,
+    )
+
+
+def write_config(folder: Path, config: dict) -> Path:
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    config = write_config(workdir, TINY)
+    run = snakemake("--cores", 2, "--directory", workdir, "--configfile", config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return workdir, config
+
+
+def test_tiny_run_leaves_scenes_pngs_and_embeddings(tiny_run):
+    workdir, _ = tiny_run
+    results = workdir / "results" / "toy"
+    scenes = pq.read_table(results / "scenes.parquet")
+    assert scenes.num_rows == 4
+    for image in scenes.column("image").to_pylist():
+        with Image.open(results / image) as png:
+            assert png.size == (64, 64)
+
+    images = pq.read_table(results / "embeddings/rand/images.parquet")
+    assert images.column("scene_id").to_pylist() == scenes.column("scene_id").to_pylist()
+    assert embedding_matrix(images.column("embedding")).shape == (4, 512)
+    provenance = read_provenance(results / "embeddings/rand/images.parquet")
+    assert provenance["pretrained"] == "none" and provenance["dim"] == 512
+    assert provenance["weights"] == "random initialisation, torch seed 5"
+
+    texts = pq.read_table(results / "embeddings/rand/texts.parquet")
+    assert texts.num_rows == 8
+    assert set(texts.column("scene_id").to_pylist()) == set(scenes.column("scene_id").to_pylist())
+    assert read_provenance(results / "embeddings/rand/texts.parquet")["kind"] == "texts"
+    for rule in ["scene_specs", "render_shard", "embed_images", "embed_texts"]:
+        assert list((workdir / "results/logs" / rule).rglob("*.log")), rule
+
+
+def test_workflow_embeddings_equal_open_clip_on_the_rendered_png(tiny_run):
+    workdir, _ = tiny_run
+    results = workdir / "results" / "toy"
+    scenes = pq.read_table(results / "scenes.parquet").to_pylist()
+    stored = embedding_matrix(pq.read_table(results / "embeddings/rand/images.parquet").column("embedding"))
+    texts = pq.read_table(results / "embeddings/rand/texts.parquet")
+    model, preprocess, tokenizer, _ = load_model("ViT-B-32", "none", seed=TINY["seed"])
+    with torch.no_grad():
+        image = preprocess(Image.open(results / scenes[3]["image"]).convert("RGB")).unsqueeze(0)
+        np.testing.assert_allclose(stored[3], model.encode_image(image)[0].numpy(), atol=1e-4, rtol=1e-4)
+        negative = scenes[3]["negative_captions"][0]
+        row = texts.column("text").to_pylist().index(negative)
+        np.testing.assert_allclose(
+            embedding_matrix(texts.column("embedding"))[row], model.encode_text(tokenizer([negative]))[0].numpy(),
+            atol=1e-4, rtol=1e-4,
+        )
+
+
+def test_finished_run_has_nothing_left_to_do(tiny_run):
+    workdir, config = tiny_run
+    run = snakemake("-n", "--cores", 1, "--directory", workdir, "--configfile", config)
+    assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
+
+
+def test_one_output_can_be_built_alone(tiny_run, tmp_path):
+    config = write_config(tmp_path, TINY)
+    run = snakemake("results/toy/scenes.parquet", "--cores", 1, "--directory", tmp_path, "--configfile", config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "results/toy/scenes.parquet").exists()
+    assert not (tmp_path / "results/toy/images").exists()
+    same = pq.read_table(tiny_run[0] / "results/toy/scenes.parquet")
+    assert pq.read_table(tmp_path / "results/toy/scenes.parquet").equals(same)
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    config = write_config(tmp_path, {**TINY, "render": {"sampels": 4}})
+    run = snakemake("--cores", 1, "--directory", tmp_path, "--configfile", config)
+    assert run.returncode != 0
+    assert "render: Additional properties are not allowed ('sampels' was unexpected)" in run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_full_config_builds_the_paper_scale_dag(tmp_path):
+    run = snakemake("-n", "--cores", 1, "--directory", tmp_path, "--configfile", REPO / "config.yaml")
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE))
+    assert counts["scene_specs"] == "2"
+    assert counts["render_shard"] == "230"
+    assert counts["embed_images"] == counts["embed_texts"] == "4"
+
+
+def test_lint_is_clean():
+    run = snakemake("--lint")
+    assert "Congratulations, your workflow is in a good condition" in run.stdout + run.stderr, run.stdout

@@ -1,0 +1,1 @@
+"""Python that the workflow's rules run; every module is importable and unit-tested."""

@@ -1,0 +1,218 @@
+"""CLIP image and text embeddings with open_clip, written as Parquet with the weights' provenance.
+
+A model is (name, pretrained): `pretrained` is an open_clip tag (downloaded by open_clip when the hub
+is reachable, read from its cache otherwise), a local checkpoint path, or "none" for random weights.
+"""
+
+import hashlib
+import os
+import socket
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import numpy as np
+import open_clip
+import pyarrow as pa
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+RANDOM_WEIGHTS = ("none", "random")
+HUB_HOST = "huggingface.co"
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
+    """Whether the hub answers within `timeout`; behind a configured HTTPS proxy, leave it to the download."""
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_checkpoint_path(pretrained: str) -> bool:
+    return "/" in pretrained or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}
+
+
+def describe_weights(name: str, pretrained: str | None, seed: int) -> dict:
+    """Provenance of a model's weights, checked before any weights are loaded.
+
+    Raises a ValueError or FileNotFoundError naming the model, tag or path when they cannot be used.
+    """
+    if name not in open_clip.list_models():
+        raise ValueError(f"model name {name!r} is not an open_clip architecture (see open_clip.list_models())")
+    pretrained = "none" if pretrained is None else str(pretrained)
+    if pretrained.lower() in RANDOM_WEIGHTS:
+        return {"model": name, "pretrained": "none", "weights": f"random initialisation, torch seed {seed}"}
+    if is_checkpoint_path(pretrained):
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint for model {name!r} not found: {path}")
+        return {"model": name, "pretrained": str(path), "weights": f"local checkpoint sha256 {sha256_of(path)}"}
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if pretrained not in tags:
+        raise ValueError(f"{pretrained!r} is not an open_clip tag of {name!r}; its tags are {tags}")
+    return {"model": name, "pretrained": pretrained, "weights": f"open_clip pretrained tag {name}/{pretrained}"}
+
+
+def load_model(name: str, pretrained: str | None, device: str = "cpu", seed: int = 0):
+    """(model in eval mode, image preprocess, tokenizer, provenance dict).
+
+    With a tag whose weights are not cached and no reachable hub, fails at once with both ways out.
+    """
+    provenance = describe_weights(name, pretrained, seed)
+    source = provenance["pretrained"]
+    if source == "none":
+        torch.manual_seed(seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+    elif is_checkpoint_path(source):
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=source)
+    else:
+        import huggingface_hub.constants
+
+        if not hub_reachable():
+            huggingface_hub.constants.HF_HUB_OFFLINE = True  # read from the cache only; no retries
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=source)
+        except Exception as error:
+            if not huggingface_hub.constants.HF_HUB_OFFLINE:
+                raise
+            raise RuntimeError(
+                f"weights {name}/{source} are not in the local cache and {HUB_HOST} cannot be reached. "
+                f"Either fetch them once where there is internet, into the cache this machine reads "
+                f"(HF_HOME, default ~/.cache/huggingface), e.g. python -c \"import open_clip; "
+                f"open_clip.create_model_and_transforms('{name}', pretrained='{source}')\", "
+                f"or set this model's pretrained to a local checkpoint path (or 'none' for random weights)."
+            ) from error
+    return model.to(device).eval(), preprocess, open_clip.get_tokenizer(name), provenance
+
+
+class ImageFiles(Dataset):
+    """PNG files decoded and preprocessed in DataLoader workers."""
+
+    def __init__(self, paths, preprocess):
+        self.paths, self.preprocess = list(paths), preprocess
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        with Image.open(self.paths[index]) as image:
+            return self.preprocess(image.convert("RGB"))
+
+
+def autocast(device: str, precision: str):
+    dtype = PRECISIONS[precision]
+    if device.startswith("cuda") and dtype is not None:
+        return torch.autocast("cuda", dtype=dtype)
+    return nullcontext()
+
+
+def embed_images(model, preprocess, paths, device="cpu", batch_size=64, num_workers=0, precision="fp32",
+                 progress=False) -> np.ndarray:
+    """(n, d) float32 unnormalised image embeddings, in the order of `paths`."""
+    if not paths:
+        raise ValueError("no images to embed")
+    loader = DataLoader(
+        ImageFiles(paths, preprocess), batch_size=batch_size, num_workers=num_workers,
+        pin_memory=device.startswith("cuda"),
+    )
+    chunks = []
+    with torch.inference_mode(), autocast(device, precision):
+        for batch in tqdm(loader, desc="images", unit="batch", disable=not progress):
+            chunks.append(model.encode_image(batch.to(device, non_blocking=True)).float().cpu().numpy())
+    return np.concatenate(chunks)
+
+
+def embed_texts(model, tokenizer, texts, device="cpu", batch_size=256, precision="fp32",
+                progress=False) -> np.ndarray:
+    """(n, d) float32 unnormalised text embeddings, in the order of `texts`; each distinct text once."""
+    unique = sorted(set(texts))
+    chunks = []
+    with torch.inference_mode(), autocast(device, precision):
+        for start in tqdm(range(0, len(unique), batch_size), desc="texts", unit="batch", disable=not progress):
+            tokens = tokenizer(unique[start:start + batch_size]).to(device)
+            chunks.append(model.encode_text(tokens).float().cpu().numpy())
+    vectors = np.concatenate(chunks)
+    row_of = {text: i for i, text in enumerate(unique)}
+    return vectors[[row_of[t] for t in texts]]
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"config embedding.device is {requested!r}, but torch sees no CUDA device here")
+    return requested
+
+
+def text_items(scenes: pa.Table) -> dict[str, list]:
+    """One row per caption and per negative caption, with ids that join back to the scene table."""
+    items = {"scene_id": [], "role": [], "negative_index": [], "text": []}
+    for scene_id, caption, negatives in zip(
+        scenes.column("scene_id").to_pylist(),
+        scenes.column("caption").to_pylist(),
+        scenes.column("negative_captions").to_pylist(),
+    ):
+        for role, index, text in [("caption", None, caption)] + [("negative", i, t) for i, t in enumerate(negatives)]:
+            items["scene_id"].append(scene_id)
+            items["role"].append(role)
+            items["negative_index"].append(index)
+            items["text"].append(text)
+    return items
+
+
+def main(snakemake) -> None:
+    import pyarrow.parquet as pq
+
+    from workflow_scripts.rule_logging import log_to
+    from workflow_scripts.tables import embedding_array, write_table
+
+    logger = log_to(snakemake.log[0])
+    settings, model_cfg = snakemake.params.embedding, snakemake.params.model
+    device = resolve_device(settings["device"])
+    torch.set_num_threads(max(1, snakemake.threads))
+    model, preprocess, tokenizer, provenance = load_model(
+        model_cfg["name"], model_cfg["pretrained"], device, snakemake.params.seed
+    )
+    logger.info("model %s on %s: %s", model_cfg["id"], device, provenance["weights"])
+    scenes = pq.read_table(snakemake.input.scenes)
+    if snakemake.params.kind == "images":
+        dataset_dir = Path(snakemake.input.scenes).parent
+        paths = [dataset_dir / p for p in scenes.column("image").to_pylist()]
+        vectors = embed_images(model, preprocess, paths, device, settings["batch_size"],
+                               settings["num_workers"], settings["precision"], progress=True)
+        columns = {"scene_id": scenes.column("scene_id")}
+    else:
+        columns = text_items(scenes)
+        vectors = embed_texts(model, tokenizer, columns["text"], device, settings["batch_size"],
+                              settings["precision"], progress=True)
+    table = pa.table({**columns, "embedding": embedding_array(vectors)})
+    provenance.update(
+        model_id=model_cfg["id"], dim=int(vectors.shape[1]), dataset=snakemake.wildcards.dataset,
+        kind=snakemake.params.kind, device=device,
+        precision=settings["precision"] if device.startswith("cuda") else "fp32",
+        open_clip=open_clip.__version__, torch=torch.__version__,
+    )
+    write_table(table, snakemake.output[0], provenance)
+    logger.info("%d %s embeddings of dimension %d", table.num_rows, snakemake.params.kind[:-1], vectors.shape[1])
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821
