@@ -1,4 +1,6 @@
 """Real Blender renders of tiny generated scenes: every object shows its colour where the camera sees it."""
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -88,3 +90,10 @@ def test_denoised_renders_repeat_within_one_level(scenes, rendered, tmp_path):
         np.asarray(Image.open(tmp_path / name), int) - np.asarray(Image.open(rendered / name), int)
     )
     assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU")
+def test_gpu_rendering_without_a_gpu_names_the_setting(scenes, tmp_path):
+    with pytest.raises(RuntimeError, match="render.device is GPU, but Cycles finds no OPTIX device"):
+        render_scenes(scenes[:1], tmp_path, {**RENDER, "device": "GPU", "gpu_backend": "OPTIX"})
+    assert not list(tmp_path.iterdir())
