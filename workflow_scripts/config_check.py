@@ -1,6 +1,7 @@
 """Validation of the workflow config against schemas/config.schema.yaml, plus the checks a schema
 cannot express. Runs when the Snakefile is parsed, so a bad config stops the run before any job."""
 
+import copy
 from pathlib import Path
 
 import jsonschema
@@ -21,14 +22,10 @@ def _with_defaults(validator_class):
         if validator.is_type(instance, "object"):
             for key, subschema in properties.items():
                 if "default" in subschema and key not in instance:
-                    instance[key] = _copy(subschema["default"])
+                    instance[key] = copy.deepcopy(subschema["default"])
         yield from check_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": properties})
-
-
-def _copy(value):
-    return yaml.safe_load(yaml.safe_dump(value))
 
 
 def _key(path) -> str:

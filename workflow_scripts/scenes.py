@@ -121,12 +121,11 @@ def centre_height(shape: str, radius: float) -> float:
 def sample_attributes(rng, n: int) -> tuple[list[str], list[str]]:
     """Shapes and colours of n objects: distinct where the vocabularies allow, and never so repetitive
     that no hard negative exists (no colour on more than half the objects, not all shapes equal)."""
-    shapes = list(rng.choice(SHAPES, n, replace=n > len(SHAPES)))
-    colors = list(rng.choice(list(COLORS), n, replace=n > len(COLORS)))
-    while max(Counter(colors).values()) > n // 2 or len(set(shapes)) == 1:
-        shapes = list(rng.choice(SHAPES, n, replace=n > len(SHAPES)))
-        colors = list(rng.choice(list(COLORS), n, replace=n > len(COLORS)))
-    return [str(s) for s in shapes], [str(c) for c in colors]
+    while True:
+        shapes = [str(s) for s in rng.choice(SHAPES, n, replace=n > len(SHAPES))]
+        colors = [str(c) for c in rng.choice(list(COLORS), n, replace=n > len(COLORS))]
+        if max(Counter(colors).values()) <= n // 2 and len(set(shapes)) > 1:
+            return shapes, colors
 
 
 def hard_negatives(rng, shapes, colors, count: int) -> list[list[tuple[str, str]]]:
