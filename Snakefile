@@ -16,6 +16,7 @@ include: "rules/common.smk"
 include: "rules/scenes.smk"
 include: "rules/render.smk"
 include: "rules/embed.smk"
+include: "rules/paper_a.smk"
 
 
 rule all:

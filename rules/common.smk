@@ -15,12 +15,21 @@ except ConfigError as error:
 
 DATASETS = sorted(config["datasets"])
 MODELS = {model["id"]: model for model in config["models"]}
+PAPER_A_FIGURES = [
+    "probe_accuracy",
+    "probes_vs_objects",
+    "binding_accuracy",
+    "caption_cosines",
+    "modality_gap",
+]
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
     model="|".join(map(re.escape, MODELS)),
     shard=r"\d{3}",
+    mode="SB|HNB",
+    figure="|".join(PAPER_A_FIGURES),
 
 
 def shard_dirs(wildcards):
@@ -32,9 +41,21 @@ def shard_dirs(wildcards):
 
 
 def all_targets():
-    return expand(
-        "results/{dataset}/embeddings/{model}/{kind}.parquet",
-        dataset=DATASETS,
-        model=MODELS,
-        kind=["images", "texts"],
-    )
+    return [
+        *expand(
+            "results/{dataset}/embeddings/{model}/{kind}.parquet",
+            dataset=DATASETS,
+            model=MODELS,
+            kind=["images", "texts"],
+        ),
+        *expand(
+            "results/paper_a/tables/{table}.{ext}",
+            table=["probes", "binding"],
+            ext=["csv", "md"],
+        ),
+        *expand(
+            "results/paper_a/figures/{figure}.{ext}",
+            figure=PAPER_A_FIGURES,
+            ext=["png", "pdf"],
+        ),
+    ]

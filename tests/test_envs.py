@@ -35,8 +35,14 @@ def third_party_imports(path, seen=None) -> set[str]:
     seen.add(path)
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "workflow_scripts":
+            names = [f"workflow_scripts.{a.name}" for a in node.names]  # submodules
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        else:
+            names = []
         for name in names:
             top = name.split(".")[0]
             if top == "workflow_scripts":

@@ -13,6 +13,7 @@ from workflow_scripts.scenes import (
     caption,
     generate_scenes,
     hard_negatives,
+    parse_caption,
 )
 
 SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -38,10 +39,6 @@ def multi():
     return generate_scenes("clevr_multi", spec(range(3, 11), 12, negatives=2), 224, 224, seed=0).to_pylist()
 
 
-def pairs_of(text):
-    return [tuple(part.split(" ")) for part in text.split(" and ")]
-
-
 def test_same_seed_same_scenes_other_seed_other_scenes():
     a = generate_scenes("d", spec(per_count=40), 320, 240, seed=3)
     b = generate_scenes("d", spec(per_count=40), 320, 240, seed=3)
@@ -60,21 +57,21 @@ def test_caption_template_and_two_object_swap():
 def test_captions_list_the_objects_in_order(binding, multi):
     for scene in binding + multi:
         expected = [(o["color"], o["shape"]) for o in scene["objects"]]
-        assert pairs_of(scene["caption"]) == expected
+        assert parse_caption(scene["caption"]) == expected
         assert all(o["color"] in COLORS and o["shape"] in SHAPES for o in scene["objects"])
 
 
 def test_negatives_never_keep_a_colour_and_change_the_binding(binding, multi):
     for scene in binding + multi:
-        positive = pairs_of(scene["caption"])
+        positive = parse_caption(scene["caption"])
         assert scene["negative_captions"]
         for text in scene["negative_captions"]:
-            negative = pairs_of(text)
+            negative = parse_caption(text)
             assert [s for _, s in negative] == [s for _, s in positive]
             assert all(cn != cp for (cn, _), (cp, _) in zip(negative, positive))
             assert Counter(c for c, _ in negative) == Counter(c for c, _ in positive)
             assert binding_key(negative) != binding_key(positive)
-        assert len({binding_key(pairs_of(t)) for t in scene["negative_captions"]}) == len(scene["negative_captions"])
+        assert len({binding_key(parse_caption(t)) for t in scene["negative_captions"]}) == len(scene["negative_captions"])
 
 
 def test_impossible_negatives_are_refused():
@@ -86,12 +83,12 @@ def test_no_split_holds_a_caption_whose_swapped_twin_is_in_another(binding, mult
     for scenes in (binding, multi):
         split_of_binding = {}
         for scene in scenes:
-            key = binding_key(pairs_of(scene["caption"]))
+            key = binding_key(parse_caption(scene["caption"]))
             assert split_of_binding.setdefault(key, scene["split"]) == scene["split"]
         twins_checked = 0
         for scene in scenes:
             for text in scene["negative_captions"]:
-                twin_split = split_of_binding.get(binding_key(pairs_of(text)))
+                twin_split = split_of_binding.get(binding_key(parse_caption(text)))
                 if twin_split is not None:
                     twins_checked += 1
                     assert twin_split == scene["split"], (scene["caption"], text)
@@ -120,6 +117,12 @@ def test_objects_are_apart_in_frame_and_unoccluded(binding, multi):
                 assert gap >= 0.25 - 1e-9
                 clearance = segment_point_distance(camera["location"], a["position"], b["position"])
                 assert clearance > bounding_radius(b["shape"], b["radius"])
+
+
+def test_every_object_count_is_split_on_its_own(multi):
+    for n in range(3, 11):
+        counts = Counter(s["split"] for s in multi if s["n_objects"] == n)
+        assert counts["train"] >= 8 and counts["val"] >= 1 and counts["test"] >= 1, (n, counts)
 
 
 def test_shards_are_contiguous_and_all_used(binding):

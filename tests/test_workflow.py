@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -13,16 +14,19 @@ from PIL import Image
 
 from conftest import REPO
 from workflow_scripts.embed import load_model
+from workflow_scripts.labclip import load_labclip
 from workflow_scripts.tables import embedding_matrix, read_provenance
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY = {
     "seed": 5,
-    "datasets": {"toy": {"objects_per_scene": [2, 3], "scenes_per_count": 2, "shards": 2}},
+    "datasets": {"toy": {"objects_per_scene": [2, 3], "scenes_per_count": 10, "shards": 2}},
     "render": {"resolution": [64, 64], "samples": 4},
     "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
-    "embedding": {"device": "cpu", "precision": "fp32", "batch_size": 4, "num_workers": 0},
+    "embedding": {"device": "cpu", "precision": "fp32", "batch_size": 8, "num_workers": 0},
+    "paper_a": {"probes": {"solver": "lbfgs"}, "labclip": {"epochs": 3, "batch_size": 8, "device": "cpu"}},
 }
+PAPER_A_FIGURES = ["probe_accuracy", "probes_vs_objects", "binding_accuracy", "caption_cosines", "modality_gap"]
 
 
 def snakemake(*args, cwd=REPO):
@@ -51,24 +55,44 @@ def test_tiny_run_leaves_scenes_pngs_and_embeddings(tiny_run):
     workdir, _ = tiny_run
     results = workdir / "results" / "toy"
     scenes = pq.read_table(results / "scenes.parquet")
-    assert scenes.num_rows == 4
+    assert scenes.num_rows == 20
     for image in scenes.column("image").to_pylist():
         with Image.open(results / image) as png:
             assert png.size == (64, 64)
 
     images = pq.read_table(results / "embeddings/rand/images.parquet")
     assert images.column("scene_id").to_pylist() == scenes.column("scene_id").to_pylist()
-    assert embedding_matrix(images.column("embedding")).shape == (4, 512)
+    assert embedding_matrix(images.column("embedding")).shape == (20, 512)
     provenance = read_provenance(results / "embeddings/rand/images.parquet")
     assert provenance["pretrained"] == "none" and provenance["dim"] == 512
     assert provenance["weights"] == "random initialisation, torch seed 5"
 
     texts = pq.read_table(results / "embeddings/rand/texts.parquet")
-    assert texts.num_rows == 8
+    assert texts.num_rows == 40
     assert set(texts.column("scene_id").to_pylist()) == set(scenes.column("scene_id").to_pylist())
     assert read_provenance(results / "embeddings/rand/texts.parquet")["kind"] == "texts"
-    for rule in ["scene_specs", "render_shard", "embed_images", "embed_texts"]:
+    for rule in ["scene_specs", "render_shard", "embed_images", "embed_texts", "paper_a_probes", "labclip_train",
+                 "paper_a_binding", "paper_a_tables", "paper_a_figure"]:
         assert list((workdir / "results/logs" / rule).rglob("*.log")), rule
+
+
+def test_tiny_run_writes_paper_a_tables_and_figures(tiny_run):
+    workdir, _ = tiny_run
+    tables = workdir / "results/paper_a/tables"
+    binding = pd.read_csv(tables / "binding.csv")
+    assert sorted(binding["variant"]) == ["CLIP", "LABCLIP-HNB", "LABCLIP-SB"]
+    assert set(binding["weights"]) == {"random initialisation, torch seed 5"}
+    assert binding["image_to_text_accuracy"].between(0, 1).all()
+    probes = pd.read_csv(tables / "probes.csv")
+    assert set(probes["modality"]) == {"image", "text"} and "mean" in set(probes["shape"])
+    assert "random initialisation" in (tables / "probes.md").read_text()
+    for name in PAPER_A_FIGURES:
+        with Image.open(workdir / f"results/paper_a/figures/{name}.png") as png:
+            assert png.size[0] > 300
+        assert (workdir / f"results/paper_a/figures/{name}.pdf").stat().st_size > 1000
+    model = workdir / "results/toy/paper_a/rand"
+    assert read_provenance(model / "labclip_HNB_history.parquet")["mode"] == "HNB"
+    assert load_labclip(model / "labclip_HNB.safetensors")[1]["weights"] == "random initialisation, torch seed 5"
 
 
 def test_workflow_embeddings_equal_open_clip_on_the_rendered_png(tiny_run):
@@ -101,6 +125,10 @@ def test_one_output_can_be_built_alone(tiny_run, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "results/toy/scenes.parquet").exists()
     assert not (tmp_path / "results/toy/images").exists()
+    figure = snakemake("results/paper_a/figures/modality_gap.png", "-n", "--cores", 1, "--directory", tmp_path,
+                       "--configfile", config)
+    assert figure.returncode == 0 and "paper_a_figure" in figure.stdout
+    assert "probe_accuracy" not in figure.stdout
     same = pq.read_table(tiny_run[0] / "results/toy/scenes.parquet")
     assert pq.read_table(tmp_path / "results/toy/scenes.parquet").equals(same)
 
@@ -120,6 +148,9 @@ def test_full_config_builds_the_paper_scale_dag(tmp_path):
     assert counts["scene_specs"] == "2"
     assert counts["render_shard"] == "230"
     assert counts["embed_images"] == counts["embed_texts"] == "4"
+    assert counts["paper_a_probes"] == counts["paper_a_binding"] == "4"
+    assert counts["labclip_train"] == "8"
+    assert counts["paper_a_figure"] == "5" and counts["paper_a_tables"] == "1"
 
 
 def test_lint_is_clean():

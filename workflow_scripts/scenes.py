@@ -98,6 +98,11 @@ def caption(pairs) -> str:
     return " and ".join(f"{color} {shape}" for color, shape in pairs)
 
 
+def parse_caption(text: str) -> list[tuple[str, str]]:
+    """The (color, shape) pairs of a caption written by `caption`."""
+    return [tuple(phrase.split(" ")) for phrase in text.split(" and ")]
+
+
 def binding_key(pairs) -> tuple:
     """Order-free identity of a set of attribute-object pairs."""
     return tuple(sorted(pairs))
@@ -278,14 +283,19 @@ def assign_splits(rng, groups: list, fractions: dict[str, float]) -> list[str]:
 
 def generate_scenes(dataset: str, spec: dict, width: int, height: int, seed: int) -> pa.Table:
     """The scene table of one CLEVR-style dataset: `spec['scenes_per_count']` scenes for each object
-    count in `spec['objects_per_scene']`, with splits and render shards."""
+    count in `spec['objects_per_scene']`, with splits (per object count) and render shards."""
     rng = dataset_rng(seed, dataset)
     scenes = [
         sample_scene(rng, n, spec["negatives_per_scene"], width, height)
         for n in spec["objects_per_scene"]
         for _ in range(spec["scenes_per_count"])
     ]
-    splits = assign_splits(rng, [s.pop("group") for s in scenes], spec["splits"])
+    groups = [s.pop("group") for s in scenes]
+    splits = [""] * len(scenes)
+    for n in spec["objects_per_scene"]:  # each object count is split on its own, like a dataset of its own
+        members = [i for i, s in enumerate(scenes) if s["n_objects"] == n]
+        for i, split in zip(members, assign_splits(rng, [groups[i] for i in members], spec["splits"])):
+            splits[i] = split
     shards = spec["shards"]
     rows = []
     for index, (scene, split) in enumerate(zip(scenes, splits)):

@@ -43,3 +43,16 @@ def embedding_matrix(column) -> np.ndarray:
     """The (n, d) float32 matrix held in a fixed_size_list<float32> column."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     return column.values.to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """A GitHub-flavoured Markdown table of `columns`; floats with 3 decimals, missing values blank."""
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return ""
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+PAPER_A = "results/{dataset}/paper_a/{model}"
+EMBEDDINGS = dict(
+    scenes="results/{dataset}/scenes.parquet",
+    images="results/{dataset}/embeddings/{model}/images.parquet",
+    texts="results/{dataset}/embeddings/{model}/texts.parquet",
+)
+
+
+rule paper_a_probes:
+    input:
+        **EMBEDDINGS,
+    output:
+        probes=f"{PAPER_A}/probes.parquet",
+        weights=f"{PAPER_A}/probe_weights.npz",
+    params:
+        probes=config["paper_a"]["probes"],
+        seed=config["seed"],
+    threads: 2
+    log:
+        "results/logs/paper_a_probes/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/paper_a_probes/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/paper_a.py"
+
+
+rule labclip_train:
+    input:
+        **EMBEDDINGS,
+    output:
+        weights=f"{PAPER_A}/labclip_{{mode}}.safetensors",
+        history=f"{PAPER_A}/labclip_{{mode}}_history.parquet",
+    params:
+        labclip=config["paper_a"]["labclip"],
+        seed=config["seed"],
+    threads: 2
+    log:
+        "results/logs/labclip_train/{dataset}/{model}_{mode}.log",
+    benchmark:
+        "results/benchmarks/labclip_train/{dataset}/{model}_{mode}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/paper_a.py"
+
+
+rule paper_a_binding:
+    input:
+        **EMBEDDINGS,
+        probe_weights=f"{PAPER_A}/probe_weights.npz",
+        labclip=expand(
+            f"{PAPER_A}/labclip_{{mode}}.safetensors",
+            mode=config["paper_a"]["labclip"]["modes"],
+            allow_missing=True,
+        ),
+    output:
+        binding=f"{PAPER_A}/binding.parquet",
+        cosines=f"{PAPER_A}/caption_cosines.parquet",
+    params:
+        probes=config["paper_a"]["probes"],
+        seed=config["seed"],
+    threads: 2
+    log:
+        "results/logs/paper_a_binding/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/paper_a_binding/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/paper_a.py"
+
+
+rule paper_a_tables:
+    input:
+        probes=expand(f"{PAPER_A}/probes.parquet", dataset=DATASETS, model=MODELS),
+        binding=expand(f"{PAPER_A}/binding.parquet", dataset=DATASETS, model=MODELS),
+    output:
+        probes_csv="results/paper_a/tables/probes.csv",
+        probes_md="results/paper_a/tables/probes.md",
+        binding_csv="results/paper_a/tables/binding.csv",
+        binding_md="results/paper_a/tables/binding.md",
+    log:
+        "results/logs/paper_a_tables/tables.log",
+    benchmark:
+        "results/benchmarks/paper_a_tables/tables.tsv"
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/paper_a_tables.py"
+
+
+rule paper_a_figure:
+    input:
+        probes="results/paper_a/tables/probes.csv",
+        binding="results/paper_a/tables/binding.csv",
+        cosines=expand(f"{PAPER_A}/caption_cosines.parquet", dataset=DATASETS, model=MODELS),
+    output:
+        png="results/paper_a/figures/{figure}.png",
+        pdf="results/paper_a/figures/{figure}.pdf",
+    log:
+        "results/logs/paper_a_figure/{figure}.log",
+    benchmark:
+        "results/benchmarks/paper_a_figure/{figure}.tsv"
+    localrule: True
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow_scripts/figures.py"

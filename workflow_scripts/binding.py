@@ -1,0 +1,45 @@
+"""Cross-modal binding measures: does similarity prefer the right binding of attributes to objects?"""
+import numpy as np
+
+from workflow_scripts.scenes import binding_key, parse_caption
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (normalise(a) * normalise(b)).sum(axis=-1)
+
+
+def preference(better: np.ndarray, worse: np.ndarray) -> np.ndarray:
+    """1 where `better` wins, 0 where it loses, 0.5 for a tie (what a coin flip would score)."""
+    return (better > worse) + 0.5 * (better == worse)
+
+
+def image_to_text_accuracy(image, caption, negative) -> float:
+    """Share of images more similar (cosine) to their caption than to its attribute-swapped version."""
+    return float(preference(rowwise_cosine(image, caption), rowwise_cosine(image, negative)).mean())
+
+
+def twin_pairs(scenes: list[dict]) -> list[tuple[int, int]]:
+    """(i, j) where scene j shows exactly the binding of scene i's first hard negative."""
+    scenes_of = {}
+    for j, scene in enumerate(scenes):
+        scenes_of.setdefault(binding_key(parse_caption(scene["caption"])), []).append(j)
+    return [(i, j) for i, scene in enumerate(scenes)
+            for j in scenes_of.get(binding_key(parse_caption(scene["negative_captions"][0])), [])]
+
+
+def text_to_image_accuracy(image, caption, pairs) -> float:
+    """Share of (i, j) twin pairs where caption i is more similar to image i than to image j, whose scene
+    is its attribute-swapped version. NaN when no pair exists."""
+    if not pairs:
+        return float("nan")
+    i, j = np.array(pairs).T
+    return float(preference(rowwise_cosine(caption[i], image[i]), rowwise_cosine(caption[i], image[j])).mean())
+
+
+def modality_gap(image, text) -> float:
+    """Distance between the centroids of the L2-normalised image and text embeddings."""
+    return float(np.linalg.norm(normalise(image).mean(axis=0) - normalise(text).mean(axis=0)))

@@ -1,0 +1,101 @@
+"""Paper A's figures (seaborn), each drawn from the tables and saved as PNG and PDF."""
+import sys
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from workflow_scripts import reference  # noqa: E402
+
+
+def weights_note(frame: pd.DataFrame) -> str:
+    """What produced the numbers, for the title; random weights are said to be random."""
+    weights = sorted(set(frame["weights"]))
+    if any(w.startswith("random") for w in weights):
+        return "RANDOM WEIGHTS: shows the pipeline, not CLIP's behaviour"
+    return "weights: " + "; ".join(weights)
+
+
+def chance_line(grid, value: float, label: str = "chance") -> None:
+    for ax in grid.axes.flat:
+        ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
+
+
+def probe_accuracy(probes, binding, cosines):
+    categories = probes[(probes["shape"] != "mean")]
+    smallest = categories.groupby("dataset")["n_objects"].transform("min")
+    data = categories[categories["n_objects"] == smallest]
+    grid = sns.catplot(data=data, kind="bar", x="shape", y="test_accuracy", hue="modality", col="dataset",
+                       row="model_id", height=3.2, aspect=1.2, errorbar=None)
+    chance_line(grid, float(data["chance"].mean()))
+    grid.set_axis_labels("object category", "probe test accuracy")
+    return grid.figure, f"Linear probes, fewest objects per dataset; {weights_note(data)}"
+
+
+def probes_vs_objects(probes, binding, cosines):
+    data = probes[probes["shape"] == "mean"]
+    grid = sns.relplot(data=data, kind="line", x="n_objects", y="test_accuracy", hue="modality", style="model_id",
+                       col="dataset", marker="o", height=3.2, aspect=1.2)
+    for ax, (_, subset) in zip(grid.axes.flat, data.groupby("dataset")):
+        chance = subset.groupby("n_objects")["chance"].mean()
+        ax.plot(chance.index, chance.values, color="gray", linestyle="--", linewidth=1, label="chance")
+    grid.set_axis_labels("objects per scene", "mean probe test accuracy")
+    return grid.figure, f"Probe accuracy vs number of objects; {weights_note(data)}"
+
+
+def binding_accuracy(probes, binding, cosines):
+    grid = sns.catplot(data=binding, kind="bar", x="variant", y="image_to_text_accuracy", hue="model_id",
+                       col="dataset", height=3.2, aspect=1.3, errorbar=None)
+    chance_line(grid, 0.5)
+    for ax in grid.axes.flat:
+        variants = [t.get_text() for t in ax.get_xticklabels()]
+        ax.scatter(variants, [reference.BINDING_ACCURACY.get(v) for v in variants], marker="x", color="black",
+                   zorder=3, label="paper (ViT-B/32)")
+    grid.set_axis_labels("", "image-to-text binding accuracy")
+    return grid.figure, f"Cross-modal binding, test split; {weights_note(binding)}"
+
+
+def caption_cosines(probes, binding, cosines):
+    grid = sns.displot(data=cosines, kind="hist", x="cosine", hue="variant", col="dataset", row="model_id",
+                       element="step", stat="density", common_norm=False, height=3.2, aspect=1.3)
+    grid.set_axis_labels("cosine(caption, attribute-swapped caption)", "density")
+    return grid.figure, f"Caption vs permuted caption, before and after LABCLIP; {weights_note(cosines)}"
+
+
+def modality_gap(probes, binding, cosines):
+    grid = sns.catplot(data=binding, kind="bar", x="variant", y="modality_gap", hue="model_id", col="dataset",
+                       height=3.2, aspect=1.3, errorbar=None)
+    grid.set_axis_labels("", "distance between image and text centroids")
+    return grid.figure, f"Modality gap, test split; {weights_note(binding)}"
+
+
+FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines, modality_gap)}
+
+
+def draw(name: str, probes: pd.DataFrame, binding: pd.DataFrame, cosines: pd.DataFrame, png, pdf) -> None:
+    figure, title = FIGURES[name](probes, binding, cosines)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    for path in (png, pdf):
+        figure.savefig(path, dpi=150)
+    plt.close(figure)
+
+
+def main(snakemake) -> None:
+    from workflow_scripts.paper_a_tables import read_results
+    from workflow_scripts.rule_logging import log_to
+
+    log_to(snakemake.log[0])
+    draw(snakemake.wildcards.figure, pd.read_csv(snakemake.input.probes), pd.read_csv(snakemake.input.binding),
+         read_results(snakemake.input.cosines), snakemake.output.png, snakemake.output.pdf)
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,9 @@
+"""Paper A's reference numbers, as gathered in shared/REFERENCE.md: second-hand figures for ViT-B/32
+(OpenAI) on the authors' CLEVR data. Tables print them beside ours with this source."""
+
+SOURCE = "paper A, ViT-B/32 on CLEVR (second-hand figures from REFERENCE.md)"
+
+PROBE_ACCURACY = {"image": 0.96, "text": 1.00}
+# The paper's LABCLIP is trained with hard negatives; both our modes are shown against it.
+BINDING_ACCURACY = {"CLIP": 0.58, "LABCLIP-SB": 0.95, "LABCLIP-HNB": 0.95}
+PROBE_WEIGHT_COSINE = {"CLIP": 0.20, "LABCLIP-SB": 0.75, "LABCLIP-HNB": 0.75}
