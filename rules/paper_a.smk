@@ -55,11 +55,13 @@ rule paper_a_binding:
             mode=config["paper_a"]["labclip"]["modes"],
             allow_missing=True,
         ),
+        published=list(config["paper_a"]["published_maps"].values()),
     output:
         binding=f"{PAPER_A}/binding.parquet",
         cosines=f"{PAPER_A}/caption_cosines.parquet",
     params:
         probes=config["paper_a"]["probes"],
+        published_maps=config["paper_a"]["published_maps"],
         seed=config["seed"],
     threads: 2
     log:

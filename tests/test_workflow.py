@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import REPO
 from workflow_scripts.embed import load_model
-from workflow_scripts.labclip import load_labclip
+from workflow_scripts.labclip import LabClip, export_authors_weights, load_labclip
 from workflow_scripts.tables import embedding_matrix, read_provenance
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -45,7 +45,11 @@ def write_config(folder: Path, config: dict) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny")
-    config = write_config(workdir, TINY)
+    maps = {"identity": LabClip(512), "too_small": LabClip(4)}  # the second fits no model: skipped
+    for name, model in maps.items():
+        export_authors_weights(model, workdir / f"{name}.pt")
+    published = {name: str(workdir / f"{name}.pt") for name in maps}
+    config = write_config(workdir, {**TINY, "paper_a": {**TINY["paper_a"], "published_maps": published}})
     run = snakemake("--cores", 2, "--directory", workdir, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     return workdir, config
@@ -79,8 +83,12 @@ def test_tiny_run_leaves_scenes_pngs_and_embeddings(tiny_run):
 def test_tiny_run_writes_paper_a_tables_and_figures(tiny_run):
     workdir, _ = tiny_run
     tables = workdir / "results/paper_a/tables"
-    binding = pd.read_csv(tables / "binding.csv")
-    assert sorted(binding["variant"]) == ["CLIP", "LABCLIP-HNB", "LABCLIP-SB"]
+    binding = pd.read_csv(tables / "binding.csv").set_index("variant")
+    assert sorted(binding.index) == ["CLIP", "LABCLIP-HNB", "LABCLIP-SB", "published:identity"]
+    # The identity map only normalises, which cosine similarity ignores: it must score exactly as CLIP.
+    for column in ["image_to_text_accuracy", "caption_negative_cosine", "modality_gap"]:
+        assert binding.loc["published:identity", column] == pytest.approx(binding.loc["CLIP", column], abs=1e-6)
+    assert "too_small" in (workdir / "results/logs/paper_a_binding/toy/rand.log").read_text()
     assert set(binding["weights"]) == {"random initialisation, torch seed 5"}
     assert binding["image_to_text_accuracy"].between(0, 1).all()
     probes = pd.read_csv(tables / "probes.csv")

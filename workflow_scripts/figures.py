@@ -56,7 +56,7 @@ def binding_accuracy(probes, binding, cosines):
     chance_line(grid, 0.5)
     for ax in grid.axes.flat:
         variants = [t.get_text() for t in ax.get_xticklabels()]
-        ax.scatter(variants, [reference.BINDING_ACCURACY.get(v) for v in variants], marker="x", color="black",
+        ax.scatter(variants, [reference.BINDING_ACCURACY.get(v, float("nan")) for v in variants], marker="x", color="black",
                    zorder=3, label="paper (ViT-B/32)")
     grid.set_axis_labels("", "image-to-text binding accuracy")
     return grid.figure, f"Cross-modal binding, test split; {weights_note(binding)}"

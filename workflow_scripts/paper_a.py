@@ -120,10 +120,19 @@ def main(snakemake) -> None:
     elif snakemake.rule == "paper_a_binding":
         from workflow_scripts.labclip import load_labclip, map_text
 
+        from workflow_scripts.labclip import import_authors_weights
+
         variants = {"CLIP": lambda text: text}
         for path in snakemake.input.labclip:
             model, saved = load_labclip(path)
             variants[f"LABCLIP-{saved['mode']}"] = lambda text, model=model: map_text(model, text)
+        for name, path in snakemake.params.published_maps.items():
+            model = import_authors_weights(path)
+            if model.dim != data.caption.shape[1]:
+                logger.warning("published map %s (%s) is %d x %d; model %s embeds in %d dimensions: skipped", name,
+                               path, model.dim, model.dim, snakemake.wildcards.model, data.caption.shape[1])
+                continue
+            variants[f"published:{name}"] = lambda text, model=model: map_text(model, text)
         rows, cosines = binding_rows(data, variants, snakemake.params.probes,
                                      load_probe_weights(snakemake.input.probe_weights), snakemake.params.seed)
         write_table(rows, snakemake.output.binding, provenance)
