@@ -17,6 +17,7 @@ include: "rules/scenes.smk"
 include: "rules/render.smk"
 include: "rules/embed.smk"
 include: "rules/paper_a.smk"
+include: "rules/paper_b.smk"
 
 
 rule all:

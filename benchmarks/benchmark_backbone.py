@@ -29,12 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
 
+from benchmarks.report import say, table  # noqa: E402
+
 SPEC = dict(objects_per_scene=[2], negatives_per_scene=1, shards=1, splits=dict(train=.8, val=.1, test=.1))
-OUT = os.fdopen(os.dup(1), "w", buffering=1)  # the real stdout: results go here, Blender's chatter not
-
-
-def say(*args) -> None:
-    print(*args, file=OUT)
 
 
 @contextmanager
@@ -53,14 +50,6 @@ def quiet_stdout():
         os.close(saved)
         os.close(devnull)
 
-
-def table(header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for i, row in enumerate(cells):
-        say("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            say("  ".join("-" * w for w in widths))
 
 
 def resolution(text: str) -> tuple[int, int]:
@@ -179,7 +168,8 @@ def main() -> None:
 
     import torch
 
-    from workflow_scripts.embed import load_model, resolve_device
+    from workflow_scripts.devices import resolve_device
+    from workflow_scripts.embed import load_model
 
     args.device = resolve_device(args.device)
     loaded = None if args.skip_embed else load_model(args.model, args.pretrained, args.device, args.seed)

@@ -32,29 +32,11 @@ SPEC = dict(objects_per_scene=[2], negatives_per_scene=1, shards=1, splits=dict(
 WIDTH, HEIGHT = 320, 240  # only constrain object placement; nothing is rendered
 MODALITIES = ("image", "text")
 
-
-def say(*args) -> None:
-    print(*args, flush=True)
+from benchmarks.report import say, table  # noqa: E402
 
 
-def table(header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for i, row in enumerate(cells):
-        say("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            say("  ".join("-" * w for w in widths))
 
 
-def resolve_device(requested: str) -> str:
-    """As workflow_scripts.embed.resolve_device, without importing open_clip."""
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {requested}: torch sees no CUDA device here")
-    return requested
 
 
 def make_data(args):
@@ -176,6 +158,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
+    from workflow_scripts.devices import resolve_device
+
     args.device = resolve_device(args.device)
     say(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
         f"device {args.device}" + (f" ({torch.cuda.get_device_name(args.device)})" if args.device != "cpu" else ""))

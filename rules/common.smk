@@ -22,6 +22,7 @@ PAPER_A_FIGURES = [
     "caption_cosines",
     "modality_gap",
 ]
+PAPER_B_FIGURES = ["tor_position_bias"]
 
 
 wildcard_constraints:
@@ -29,7 +30,6 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     shard=r"\d{3}",
     mode="SB|HNB",
-    figure="|".join(PAPER_A_FIGURES),
 
 
 def shard_dirs(wildcards):
@@ -56,6 +56,12 @@ def all_targets():
         *expand(
             "results/paper_a/figures/{figure}.{ext}",
             figure=PAPER_A_FIGURES,
+            ext=["png", "pdf"],
+        ),
+        *expand("results/paper_b/tables/tor.{ext}", ext=["csv", "md"]),
+        *expand(
+            "results/paper_b/figures/{figure}.{ext}",
+            figure=PAPER_B_FIGURES,
             ext=["png", "pdf"],
         ),
     ]

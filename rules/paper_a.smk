@@ -102,6 +102,8 @@ rule paper_a_figure:
     output:
         png="results/paper_a/figures/{figure}.png",
         pdf="results/paper_a/figures/{figure}.pdf",
+    wildcard_constraints:
+        figure="|".join(PAPER_A_FIGURES),
     log:
         "results/logs/paper_a_figure/{figure}.log",
     benchmark:

@@ -77,3 +77,9 @@ def test_every_problem_is_listed():
 )
 def test_inconsistent_values(change, expected):
     assert expected in invalid(change)
+
+
+def test_tor_objects_default_to_the_simco_vocabulary():
+    from workflow_scripts.scenes import SIMCO_SHAPES
+
+    assert validate_config(copy.deepcopy(MINIMAL))["paper_b"]["tor"]["objects"] == list(SIMCO_SHAPES)

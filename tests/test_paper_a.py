@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from workflow_scripts import reference
-from workflow_scripts.figures import FIGURES, draw
+from workflow_scripts.figures import PAPER_A_FIGURES, draw
 from workflow_scripts.labclip import map_text, train_labclip
 from workflow_scripts.paper_a import binding_rows, load_probe_weights, probe_table, save_probe_weights
 from workflow_scripts.paper_a_tables import binding_markdown, binding_table, probe_markdown
@@ -85,13 +85,13 @@ def test_tables_put_the_references_beside_ours(data, results):
     assert "| LABCLIP-HNB |" in markdown and "0.580" in markdown
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES))
+@pytest.mark.parametrize("name", sorted(PAPER_A_FIGURES))
 def test_every_figure_is_drawn_as_png_and_pdf(name, data, results, tmp_path):
     probes, binding, cosines = results
     probe_rows = probe_summary(labelled(probes, "random initialisation, torch seed 0"))
-    draw(name, probe_rows, labelled(binding, "random initialisation, torch seed 0"),
-         labelled(cosines.set_index("variant"), "random initialisation, torch seed 0"),
-         tmp_path / "f.png", tmp_path / "f.pdf")
+    tables = {"probes": probe_rows, "binding": labelled(binding, "random initialisation, torch seed 0"),
+              "cosines": labelled(cosines.set_index("variant"), "random initialisation, torch seed 0")}
+    draw(name, tables, tmp_path / "f.png", tmp_path / "f.pdf")
     with Image.open(tmp_path / "f.png") as png:
         assert png.size[0] > 300 and png.size[1] > 200
     assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")

@@ -4,10 +4,10 @@ from itertools import permutations
 import numpy as np
 import pytest
 
+from workflow_scripts.scenes import SIMCO_SHAPES
 from workflow_scripts.retrieval import (
     LONG_PHRASES,
     LONG_PREFIX,
-    SIMCO_SHAPES,
     aggregate_object_embeddings,
     ior_metrics,
     matching_accuracy,

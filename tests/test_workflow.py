@@ -25,6 +25,7 @@ TINY = {
     "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
     "embedding": {"device": "cpu", "precision": "fp32", "batch_size": 8, "num_workers": 0},
     "paper_a": {"probes": {"solver": "lbfgs"}, "labclip": {"epochs": 3, "batch_size": 8, "device": "cpu"}},
+    "paper_b": {"tor": {"objects_per_caption": [2, 3], "captions_per_count": 20}},
 }
 PAPER_A_FIGURES = ["probe_accuracy", "probes_vs_objects", "binding_accuracy", "caption_cosines", "modality_gap"]
 
@@ -103,6 +104,17 @@ def test_tiny_run_writes_paper_a_tables_and_figures(tiny_run):
     assert load_labclip(model / "labclip_HNB.safetensors")[1]["weights"] == "random initialisation, torch seed 5"
 
 
+def test_tiny_run_writes_paper_b_tor(tiny_run):
+    workdir, _ = tiny_run
+    tor = pd.read_csv(workdir / "results/paper_b/tables/tor.csv")
+    assert set(zip(tor["template"], tor["n_objects"], tor["method"])) == {
+        (t, n, m) for t in ("short", "long") for n in (2, 3) for m in ("caption", "split-mean")}
+    shares = tor[[f"first_retrieved_share_{p}" for p in (1, 2, 3)]].sum(axis=1) + tor["not_mentioned_share"]
+    assert np.allclose(shares[tor["n_objects"] == 3], 1.0)
+    assert set(tor["weights"]) == {"random initialisation, torch seed 5"}
+    assert (workdir / "results/paper_b/figures/tor_position_bias.pdf").stat().st_size > 1000
+
+
 def test_workflow_embeddings_equal_open_clip_on_the_rendered_png(tiny_run):
     workdir, _ = tiny_run
     results = workdir / "results" / "toy"
@@ -159,6 +171,7 @@ def test_full_config_builds_the_paper_scale_dag(tmp_path):
     assert counts["paper_a_probes"] == counts["paper_a_binding"] == "4"
     assert counts["labclip_train"] == "8"
     assert counts["paper_a_figure"] == "5" and counts["paper_a_tables"] == "1"
+    assert counts["paper_b_tor"] == "2" and counts["paper_b_figure"] == "1"
 
 
 def test_lint_is_clean():

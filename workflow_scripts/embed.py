@@ -5,6 +5,7 @@ is reachable, read from its cache otherwise), a local checkpoint path, or "none"
 """
 
 import hashlib
+import logging
 import os
 import socket
 import sys
@@ -154,12 +155,19 @@ def embed_texts(model, tokenizer, texts, device="cpu", batch_size=256, precision
     return vectors[[row_of[t] for t in texts]]
 
 
-def resolve_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"config embedding.device is {requested!r}, but torch sees no CUDA device here")
-    return requested
+def load_configured_model(snakemake):
+    """(model, preprocess, tokenizer, provenance, device) for a rule whose params hold the config's
+    `model` entry, `embedding` settings and `seed`; torch uses the rule's threads."""
+    from workflow_scripts.devices import resolve_device
+
+    settings, model_cfg = snakemake.params.embedding, snakemake.params.model
+    device = resolve_device(settings["device"])
+    torch.set_num_threads(max(1, snakemake.threads))
+    model, preprocess, tokenizer, provenance = load_model(
+        model_cfg["name"], model_cfg["pretrained"], device, snakemake.params.seed
+    )
+    logging.getLogger("clip_binding").info("model %s on %s: %s", model_cfg["id"], device, provenance["weights"])
+    return model, preprocess, tokenizer, {**provenance, "model_id": model_cfg["id"]}, device
 
 
 def text_items(scenes: pa.Table) -> dict[str, list]:
@@ -185,13 +193,8 @@ def main(snakemake) -> None:
     from workflow_scripts.tables import embedding_array, write_table
 
     logger = log_to(snakemake.log[0])
-    settings, model_cfg = snakemake.params.embedding, snakemake.params.model
-    device = resolve_device(settings["device"])
-    torch.set_num_threads(max(1, snakemake.threads))
-    model, preprocess, tokenizer, provenance = load_model(
-        model_cfg["name"], model_cfg["pretrained"], device, snakemake.params.seed
-    )
-    logger.info("model %s on %s: %s", model_cfg["id"], device, provenance["weights"])
+    settings = snakemake.params.embedding
+    model, preprocess, tokenizer, provenance, device = load_configured_model(snakemake)
     scenes = pq.read_table(snakemake.input.scenes)
     if snakemake.params.kind == "images":
         dataset_dir = Path(snakemake.input.scenes).parent
@@ -205,7 +208,7 @@ def main(snakemake) -> None:
                               settings["precision"], progress=True)
     table = pa.table({**columns, "embedding": embedding_array(vectors)})
     provenance.update(
-        model_id=model_cfg["id"], dim=int(vectors.shape[1]), dataset=snakemake.wildcards.dataset,
+        dim=int(vectors.shape[1]), dataset=snakemake.wildcards.dataset,
         kind=snakemake.params.kind, device=device,
         precision=settings["precision"] if device.startswith("cuda") else "fp32",
         open_clip=open_clip.__version__, torch=torch.__version__,

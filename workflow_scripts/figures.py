@@ -1,4 +1,4 @@
-"""Paper A's figures (seaborn), each drawn from the tables and saved as PNG and PDF."""
+"""The papers' figures (seaborn), each drawn from the tables and saved as PNG and PDF."""
 import sys
 from pathlib import Path
 
@@ -28,7 +28,8 @@ def chance_line(grid, value: float, label: str = "chance") -> None:
         ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
 
 
-def probe_accuracy(probes, binding, cosines):
+def probe_accuracy(tables):
+    probes = tables["probes"]
     categories = probes[(probes["shape"] != "mean")]
     smallest = categories.groupby("dataset")["n_objects"].transform("min")
     data = categories[categories["n_objects"] == smallest]
@@ -39,7 +40,8 @@ def probe_accuracy(probes, binding, cosines):
     return grid.figure, f"Linear probes, fewest objects per dataset; {weights_note(data)}"
 
 
-def probes_vs_objects(probes, binding, cosines):
+def probes_vs_objects(tables):
+    probes = tables["probes"]
     data = probes[probes["shape"] == "mean"]
     grid = sns.relplot(data=data, kind="line", x="n_objects", y="test_accuracy", hue="modality", style="model_id",
                        col="dataset", marker="o", height=3.2, aspect=1.2)
@@ -50,7 +52,8 @@ def probes_vs_objects(probes, binding, cosines):
     return grid.figure, f"Probe accuracy vs number of objects; {weights_note(data)}"
 
 
-def binding_accuracy(probes, binding, cosines):
+def binding_accuracy(tables):
+    binding = tables["binding"]
     grid = sns.catplot(data=binding, kind="bar", x="variant", y="image_to_text_accuracy", hue="model_id",
                        col="dataset", height=3.2, aspect=1.3, errorbar=None)
     chance_line(grid, 0.5)
@@ -62,25 +65,47 @@ def binding_accuracy(probes, binding, cosines):
     return grid.figure, f"Cross-modal binding, test split; {weights_note(binding)}"
 
 
-def caption_cosines(probes, binding, cosines):
+def caption_cosines(tables):
+    cosines = tables["cosines"]
     grid = sns.displot(data=cosines, kind="hist", x="cosine", hue="variant", col="dataset", row="model_id",
                        element="step", stat="density", common_norm=False, height=3.2, aspect=1.3)
     grid.set_axis_labels("cosine(caption, attribute-swapped caption)", "density")
     return grid.figure, f"Caption vs permuted caption, before and after LABCLIP; {weights_note(cosines)}"
 
 
-def modality_gap(probes, binding, cosines):
+def modality_gap(tables):
+    binding = tables["binding"]
     grid = sns.catplot(data=binding, kind="bar", x="variant", y="modality_gap", hue="model_id", col="dataset",
                        height=3.2, aspect=1.3, errorbar=None)
     grid.set_axis_labels("", "distance between image and text centroids")
     return grid.figure, f"Modality gap, test split; {weights_note(binding)}"
 
 
-FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines, modality_gap)}
+def tor_position_bias(tables):
+    tor = tables["tor"]
+    shares = [c for c in tor.columns if c.startswith("first_retrieved_share_")]
+    data = tor.melt(id_vars=["model_id", "weights", "template", "n_objects", "method"], value_vars=shares,
+                    var_name="position", value_name="share").dropna(subset=["share"])
+    data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
+    grid = sns.catplot(data=data, kind="bar", x="position", y="share", hue="method", col="n_objects",
+                       row="template", height=2.8, aspect=1.1, errorbar=None)
+    positions = sorted(reference.TOR_FIRST_RETRIEVED_SHARE)
+    for ax in grid.axes.flat:
+        if "n_objects = 4" in ax.get_title():  # the paper's figures are for four objects
+            ax.scatter([p - 1 for p in positions], [reference.TOR_FIRST_RETRIEVED_SHARE[p] for p in positions],
+                       marker="x", color="black", zorder=3)
+    grid.set_axis_labels("caption position", "share retrieved first")
+    return grid.figure, f"Text-based object retrieval by caption position (x: paper, 4 objects); {weights_note(tor)}"
 
 
-def draw(name: str, probes: pd.DataFrame, binding: pd.DataFrame, cosines: pd.DataFrame, png, pdf) -> None:
-    figure, title = FIGURES[name](probes, binding, cosines)
+PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
+                                           modality_gap)}
+PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias,)}
+FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES}
+
+
+def draw(name: str, tables: dict[str, pd.DataFrame], png, pdf) -> None:
+    figure, title = FIGURES[name](tables)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     for path in (png, pdf):
@@ -93,8 +118,10 @@ def main(snakemake) -> None:
     from workflow_scripts.rule_logging import log_to
 
     log_to(snakemake.log[0])
-    draw(snakemake.wildcards.figure, pd.read_csv(snakemake.input.probes), pd.read_csv(snakemake.input.binding),
-         read_results(snakemake.input.cosines), snakemake.output.png, snakemake.output.pdf)
+    tables = {}
+    for key, path in snakemake.input.items():
+        tables[key] = pd.read_csv(path) if isinstance(path, str) and path.endswith(".csv") else read_results(path)
+    draw(snakemake.wildcards.figure, tables, snakemake.output.png, snakemake.output.pdf)
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -100,7 +100,7 @@ def main(snakemake) -> None:
     elif snakemake.rule == "labclip_train":
         import torch
 
-        from workflow_scripts.embed import resolve_device
+        from workflow_scripts.devices import resolve_device
         from workflow_scripts.labclip import save_labclip, train_labclip
 
         settings, mode = snakemake.params.labclip, snakemake.wildcards.mode

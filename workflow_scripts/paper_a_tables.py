@@ -18,14 +18,15 @@ RANDOM_NOTE = ("Rows whose weights are a random initialisation show that the pip
 
 
 def read_results(paths) -> pd.DataFrame:
-    """Concatenate per-(dataset, model) result files, adding dataset, model_id and weights columns."""
+    """Concatenate per-(dataset, model) or per-model result files, adding the dataset (where the file has
+    one), model_id and weights columns from their provenance."""
     frames = []
     for path in paths:
         provenance = read_provenance(path)
         frame = pq.read_table(path).to_pandas()
-        frame.insert(0, "weights", provenance["weights"])
-        frame.insert(0, "model_id", provenance["model_id"])
-        frame.insert(0, "dataset", provenance["dataset"])
+        for key in ("weights", "model_id", "dataset"):
+            if key in provenance:
+                frame.insert(0, key, provenance[key])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

@@ -10,9 +10,6 @@ import numpy as np
 
 from workflow_scripts.binding import normalise, preference, rowwise_cosine
 
-SIMCO_SHAPES = ("cube", "sphere", "cylinder", "mug", "pentagon", "heart", "cone", "pyramid", "diamond",
-                "moon", "cross", "snowflake", "leaf", "arrow", "star", "torus", "pot", "cap")
-
 MAX_OBJECTS = 5
 LONG_PREFIX = "This vibrant display features"
 # One descriptive phrase per caption position, after the paper's long TOR template.

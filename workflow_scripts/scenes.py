@@ -19,6 +19,9 @@ from workflow_scripts.camera import project, segment_point_distance
 from workflow_scripts.paths import image_path
 
 SHAPES = ("cube", "sphere", "cylinder")
+# Paper B's SIMCO vocabulary: 18 simple shapes (built in workflow_scripts/simco_shapes.py).
+SIMCO_SHAPES = ("cube", "sphere", "cylinder", "mug", "pentagon", "heart", "cone", "pyramid", "diamond",
+                "moon", "cross", "snowflake", "leaf", "arrow", "star", "torus", "pot", "cap")
 # CLEVR's colours, sRGB 0-255.
 COLORS = {
     "gray": (87, 87, 87),
