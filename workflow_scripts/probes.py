@@ -202,10 +202,11 @@ def run_probes(data: Embedded, modality: str, solver: str, seed: int = 0,
     split = data.split
     counts = np.array([s["n_objects"] for s in data.scenes])
     captions = [s["caption"] for s in data.scenes]
+    targets_of = {shape: probe_targets(data.scenes, shape) for shape in SHAPES}
     rows, weights = [], {}
     for n_objects in sorted(set(counts.tolist())):
         for shape in SHAPES:
-            mask, targets = probe_targets(data.scenes, shape)
+            mask, targets = targets_of[shape]
             index = {}
             for name in SPLITS:
                 chosen = np.flatnonzero(mask & (counts == n_objects) & (split == name))
