@@ -11,7 +11,7 @@ from conftest import REPO
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {
     "PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_torch",
-    "mathutils": "bpy", "bpy_extras": "bpy",
+    "mathutils": "bpy", "bpy_extras": "bpy", "bmesh": "bpy",
 }
 RULE = re.compile(r"^rule (\w+):(.*?)(?=^rule |\Z)", re.MULTILINE | re.DOTALL)
 

@@ -1,7 +1,8 @@
-"""Render one shard of a CLEVR-style scene table with Blender's Cycles, in one bpy process.
+"""Render one shard of a CLEVR-style or SIMCO scene table with Blender's Cycles, in one bpy process.
 
-Everything in the image comes from code: primitives, Principled BSDF rubber and metal, a ground plane,
-three area lights jittered by the scene's render seed, and the scene's own camera.
+Everything in the image comes from code: primitives (CLEVR's three shapes) and procedural meshes (the other
+SIMCO shapes, workflow_scripts/simco_shapes.py), Principled BSDF rubber and metal, a ground plane, three
+area lights jittered by the scene's render seed, and the scene's own camera.
 """
 
 import os
@@ -16,7 +17,7 @@ import numpy as np
 from mathutils import Matrix
 
 from workflow_scripts.camera import camera_matrix_world
-from workflow_scripts.scenes import COLORS, centre_height
+from workflow_scripts.scenes import COLORS, SHAPES, centre_height, object_origin
 
 # (location, energy in W, area size) of CLEVR-like key, fill and back lights, each aimed at the origin.
 LIGHTS = {
@@ -128,7 +129,16 @@ def object_material(color: str, kind: str, cache: dict):
 
 
 def add_object(spec: dict, material) -> None:
+    """Add one object row's shape: CLEVR's shapes as CLEVR primitives centred on the row's position; any other
+    (SIMCO) shape as simco_shapes' mesh of largest extent 2 * radius standing on the ground at
+    scenes.object_origin (the row's position is then a point on it, not necessarily its centre)."""
     shape, radius = spec["shape"], spec["radius"]
+    if shape not in SHAPES:
+        from workflow_scripts.simco_shapes import add_simco_shape  # simco_shapes imports this module
+
+        x, y = object_origin(spec)
+        add_simco_shape(shape, radius, (x, y, 0.0), spec["rotation_deg"], material)
+        return
     x, y, _ = spec["position"]
     location = (x, y, centre_height(shape, radius))
     rotation = (0.0, 0.0, np.radians(spec["rotation_deg"]))

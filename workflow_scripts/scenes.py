@@ -1,5 +1,15 @@
 """Seeded CLEVR-style scene specifications: objects, camera, captions, hard negatives and splits.
 
+Two kinds of dataset share one table schema (SCENE_SCHEMA) and one placement code path:
+- CLEVR-style (paper A, `generate_scenes`): CLEVR's three shapes, colour-shape captions, hard negatives.
+- SIMCO (paper B, `generate_simco_scenes`, `generate_simco_references`): 2-5 distinct shapes of the 18
+  SIMCO shapes, captions naming the shapes only, one distractor caption, and single-object references.
+
+An object's "position" is a point the camera sees the object at: for CLEVR's shapes (also inside SIMCO
+scenes, which build them with CLEVR's primitives) it is CLEVR's centre; for the other SIMCO shapes it is
+the centre of the object's bounding box (at half its height), except where that point lies in a hole of
+the shape (`SIMCO_ANCHORS`: torus, moon). `object_origin` gives back where the object stands.
+
 Pure Python: the renderer reads the table this module writes and adds nothing random of its own
 beyond what each scene's render seed determines.
 """
@@ -35,6 +45,45 @@ COLORS = {
 }
 MATERIALS = ("rubber", "metal")
 SIZES = {"large": 0.7, "small": 0.35}  # CLEVR's object radius in Blender units
+
+# SIMCO shapes built by workflow_scripts/simco_shapes.py (all but CLEVR's three, which keep CLEVR's
+# primitives), in units of the object's size (its "radius"; largest extent 2 * size), measured from the
+# meshes (tests/test_simco_scenes.py re-measures them): (footprint, reach, height) where footprint is the
+# largest horizontal distance of the mesh from its vertical axis through the bounding box centre, reach the
+# largest distance from the bounding box centre, height the vertical extent. Both radii are rounded up and
+# do not change with the rotation about that axis.
+SIMCO_GEOMETRY = {
+    "mug": (1.0000, 1.2761, 1.5854),
+    "pentagon": (1.0219, 1.1536, 1.9021),
+    "heart": (1.0199, 1.1566, 1.8076),
+    "cone": (1.0001, 1.4143, 2.0000),
+    "pyramid": (1.4143, 1.6008, 1.5000),
+    "diamond": (1.0824, 1.1399, 1.5153),
+    "moon": (0.8511, 1.1386, 2.0000),
+    "cross": (0.6161, 1.0434, 2.0000),
+    "snowflake": (0.9230, 1.0223, 2.0000),
+    "leaf": (0.7638, 1.2123, 2.0000),
+    "arrow": (1.0199, 1.0339, 1.0000),
+    "star": (1.0219, 1.1536, 1.9021),
+    "torus": (1.0001, 1.0001, 0.5600),
+    "pot": (1.0001, 1.0220, 1.5048),
+    "cap": (1.0001, 1.0516, 0.6588),
+}
+# Extruded outlines that stand upright facing -Y at rotation 0 (simco_shapes.py): turned towards the camera,
+# give or take FACING_JITTER_DEG, so the camera sees the outline rather than its edge.
+FLAT_SIMCO_SHAPES = ("pentagon", "heart", "moon", "cross", "snowflake", "leaf", "arrow", "star")
+FACING_JITTER_DEG = 20.0
+# Stored positions of the SIMCO shapes whose bounding box centre lies in a hole, in units of size in the
+# object's frame at rotation 0 (origin: the bottom centre of its bounding box, -Y towards the camera once
+# turned): the moon's lower horn where it crosses the vertical axis (the centre is in the crescent's cut-out),
+# and the torus's tube on the side nearest the camera (the centre is in the hole; the torus is turned by
+# exactly the facing angle, which changes nothing in its look, so that -Y is that side).
+SIMCO_ANCHORS = {"moon": (0.0, 0.0, 0.235), "torus": (0.0, -0.72, 0.28)}
+FACE_CAMERA_EXACTLY = ("torus",)  # every shape whose anchor is off its axis must be listed here
+assert all(shape in FACE_CAMERA_EXACTLY for shape, (ax, ay, _) in SIMCO_ANCHORS.items() if (ax, ay) != (0, 0))
+SIMCO_LAYOUTS = ("mixed", "one_large")
+SIMCO_OBJECT_COUNTS = (2, 3, 4, 5)
+SIMCO_MATERIAL = "rubber"
 
 # Camera in the spirit of CLEVR's base scene, jittered per scene.
 CAMERA_LOCATION = (7.36, -6.93, 4.96)
@@ -117,13 +166,67 @@ def split_group_key(pairs) -> tuple:
 
 
 def bounding_radius(shape: str, radius: float) -> float:
-    """Radius of a sphere around the object's centre that contains it."""
+    """Radius of a sphere around the object's centre (for SIMCO's own shapes: its bounding box centre)
+    that contains it."""
+    if shape in SIMCO_GEOMETRY:
+        return SIMCO_GEOMETRY[shape][1] * radius
     return {"sphere": 1.0, "cube": np.sqrt(3 / 2), "cylinder": np.sqrt(2)}[shape] * radius
 
 
 def centre_height(shape: str, radius: float) -> float:
-    """Height of the centre of an object resting on the ground (cubes have half-side radius/sqrt 2)."""
+    """Height of the centre of an object resting on the ground (cubes have half-side radius/sqrt 2;
+    SIMCO's own shapes: half the height of their bounding box)."""
+    if shape in SIMCO_GEOMETRY:
+        return SIMCO_GEOMETRY[shape][2] / 2 * radius
     return radius / np.sqrt(2) if shape == "cube" else radius
+
+
+def footprint_radius(shape: str, radius: float) -> float:
+    """Radius of a vertical cylinder around the object's axis that contains it: CLEVR's shapes `radius`
+    (a cube's corners reach it too), SIMCO's own shapes their measured footprint."""
+    if shape in SIMCO_GEOMETRY:
+        return SIMCO_GEOMETRY[shape][0] * radius
+    return radius
+
+
+def facing_angle(x: float, y: float, camera_location) -> float:
+    """rotation_deg (about Z, in [0, 360)) that turns an object's -Y axis towards the camera in the ground plane."""
+    dx, dy = camera_location[0] - x, camera_location[1] - y
+    return float(np.degrees(np.arctan2(dx, -dy)) % 360.0)
+
+
+def _rotated_anchor(shape: str, radius: float, rotation_deg: float) -> np.ndarray:
+    ax, ay, az = SIMCO_ANCHORS[shape]
+    a = np.radians(rotation_deg)
+    return radius * np.array([ax * np.cos(a) - ay * np.sin(a), ax * np.sin(a) + ay * np.cos(a), az])
+
+
+def object_anchor(shape: str, radius: float, x: float, y: float, rotation_deg: float) -> np.ndarray:
+    """The stored "position" of an object standing at (x, y): a point inside it, or (mug) inside the
+    walls that surround it, that the camera sees on the object (see the module's docstring)."""
+    if shape not in SIMCO_ANCHORS:
+        return np.array([x, y, centre_height(shape, radius)])
+    return np.array([x, y, 0.0]) + _rotated_anchor(shape, radius, rotation_deg)
+
+
+def object_origin(obj: dict) -> tuple[float, float]:
+    """Where an object row's shape stands: the (x, y) of its vertical axis (inverse of `object_anchor`)."""
+    x, y, _ = obj["position"]
+    if obj["shape"] not in SIMCO_ANCHORS:
+        return x, y
+    dx, dy, _ = _rotated_anchor(obj["shape"], obj["radius"], obj["rotation_deg"])
+    return x - dx, y - dy
+
+
+def object_rotation(rng, shape: str, x: float, y: float, camera: dict) -> float:
+    """rotation_deg of an object at (x, y): flat SIMCO outlines face the camera within +-FACING_JITTER_DEG
+    (one uniform draw), FACE_CAMERA_EXACTLY shapes face it exactly (no draw), others uniform in [0, 360)."""
+    if shape in FLAT_SIMCO_SHAPES:
+        jitter = float(rng.uniform(-FACING_JITTER_DEG, FACING_JITTER_DEG))
+        return (facing_angle(x, y, camera["location"]) + jitter) % 360.0
+    if shape in FACE_CAMERA_EXACTLY:
+        return facing_angle(x, y, camera["location"])
+    return float(rng.uniform(0, 360))
 
 
 def sample_attributes(rng, n: int) -> tuple[list[str], list[str]]:
@@ -186,49 +289,79 @@ def in_frame(centre, reach, camera, width, height) -> bool:
     )
 
 
-def unobstructed(centre, reach, placed, camera) -> bool:
-    """Whether the sight lines to this object's centre and to every placed object's centre stay
-    clear of the other objects' bounding spheres."""
+def unobstructed(centre, reach, placed, camera, anchor=None) -> bool:
+    """Whether the sight lines to this object's anchor (default: its centre) and to every placed object's
+    anchor stay clear of the other objects' bounding spheres (around their centres)."""
     eye = camera["location"]
+    anchor = centre if anchor is None else anchor
     for other in placed:
-        if segment_point_distance(eye, centre, other["centre"]) <= other["reach"]:
+        if segment_point_distance(eye, anchor, other["centre"]) <= other["reach"]:
             return False
-        if segment_point_distance(eye, other["centre"], centre) <= reach:
+        if segment_point_distance(eye, other["anchor"], centre) <= reach:
             return False
     return True
 
 
-def place_objects(rng, shapes, camera, width, height) -> list[dict] | None:
-    """Sizes, materials, positions and rotations for the shapes, or None if they do not fit."""
+def place_objects(rng, shapes, camera, width, height, sizes=None, material=None) -> list[dict] | None:
+    """Sizes, materials, positions and rotations for the shapes, or None if they do not fit.
+
+    `sizes` (a size name per shape) and `material` fix what is otherwise drawn at random per object
+    (CLEVR's way: size before the position, material then rotation after it). Objects keep their
+    footprints MIN_GAP apart, their bounding spheres inside the frame, and their anchors (`object_anchor`)
+    in sight. Each placed dict has "centre" (bounding sphere centre) and "anchor" (the stored position).
+    """
     placed = []
-    for shape in shapes:
-        size = str(rng.choice(list(SIZES)))
+    for index, shape in enumerate(shapes):
+        size = str(rng.choice(list(SIZES))) if sizes is None else sizes[index]
         radius = SIZES[size]
         reach = bounding_radius(shape, radius)
+        footprint = footprint_radius(shape, radius)
         for _ in range(MAX_PLACEMENT_TRIES):
             x, y = rng.uniform(-GROUND_HALF_EXTENT, GROUND_HALF_EXTENT, 2)
             centre = np.array([x, y, centre_height(shape, radius)])
+            anchor = centre if shape not in SIMCO_ANCHORS else object_anchor(
+                shape, radius, x, y, facing_angle(x, y, camera["location"]))  # off-axis anchors face the camera
             if all(
-                np.hypot(x - o["centre"][0], y - o["centre"][1]) >= radius + o["radius"] + MIN_GAP
+                np.hypot(x - o["centre"][0], y - o["centre"][1]) >= footprint + o["footprint"] + MIN_GAP
                 for o in placed
             ) and in_frame(centre, reach, camera, width, height) and unobstructed(
-                centre, reach, placed, camera
+                centre, reach, placed, camera, anchor
             ):
                 break
         else:
             return None
+        chosen_material = str(rng.choice(MATERIALS)) if material is None else material
+        rotation_deg = object_rotation(rng, shape, x, y, camera)
         placed.append(
             {
                 "shape": shape,
-                "material": str(rng.choice(MATERIALS)),
+                "material": chosen_material,
                 "size": size,
                 "radius": radius,
                 "centre": centre,
+                "anchor": anchor,
                 "reach": reach,
-                "rotation_deg": float(rng.uniform(0, 360)),
+                "footprint": footprint,
+                "rotation_deg": rotation_deg,
             }
         )
     return placed
+
+
+def object_rows(placed: list[dict], colors: list[str]) -> list[dict]:
+    """The table's object structs for placed objects and their colours."""
+    return [
+        {
+            "shape": p["shape"],
+            "color": color,
+            "material": p["material"],
+            "size": p["size"],
+            "radius": p["radius"],
+            "position": p["anchor"].tolist(),
+            "rotation_deg": p["rotation_deg"],
+        }
+        for p, color in zip(placed, colors)
+    ]
 
 
 def sample_scene(rng, n_objects: int, negatives_per_scene: int, width: int, height: int) -> dict:
@@ -245,21 +378,9 @@ def sample_scene(rng, n_objects: int, negatives_per_scene: int, width: int, heig
             f"after {MAX_SCENE_TRIES} tries; lower objects_per_scene"
         )
     pairs = list(zip(colors, shapes))
-    objects = [
-        {
-            "shape": p["shape"],
-            "color": color,
-            "material": p["material"],
-            "size": p["size"],
-            "radius": p["radius"],
-            "position": p["centre"].tolist(),
-            "rotation_deg": p["rotation_deg"],
-        }
-        for p, color in zip(placed, colors)
-    ]
     return {
         "n_objects": n_objects,
-        "objects": objects,
+        "objects": object_rows(placed, colors),
         "caption": caption(pairs),
         "negative_captions": [caption(n) for n in hard_negatives(rng, shapes, colors, negatives_per_scene)],
         "render_seed": int(rng.integers(0, 2**31 - 1)),
@@ -284,22 +405,21 @@ def assign_splits(rng, groups: list, fractions: dict[str, float]) -> list[str]:
     return [split_of[g] for g in groups]
 
 
-def generate_scenes(dataset: str, spec: dict, width: int, height: int, seed: int) -> pa.Table:
-    """The scene table of one CLEVR-style dataset: `spec['scenes_per_count']` scenes for each object
-    count in `spec['objects_per_scene']`, with splits (per object count) and render shards."""
-    rng = dataset_rng(seed, dataset)
-    scenes = [
-        sample_scene(rng, n, spec["negatives_per_scene"], width, height)
-        for n in spec["objects_per_scene"]
-        for _ in range(spec["scenes_per_count"])
-    ]
+def splits_per_count(rng, scenes: list[dict], counts, fractions: dict[str, float]) -> list[str]:
+    """Split name per scene; pops each scene's "group". Each object count is split on its own, like a
+    dataset of its own."""
     groups = [s.pop("group") for s in scenes]
     splits = [""] * len(scenes)
-    for n in spec["objects_per_scene"]:  # each object count is split on its own, like a dataset of its own
+    for n in counts:
         members = [i for i, s in enumerate(scenes) if s["n_objects"] == n]
-        for i, split in zip(members, assign_splits(rng, [groups[i] for i in members], spec["splits"])):
+        for i, split in zip(members, assign_splits(rng, [groups[i] for i in members], fractions)):
             splits[i] = split
-    shards = spec["shards"]
+    return splits
+
+
+def scene_table(dataset: str, scenes: list[dict], splits: list[str], shards: int, width: int,
+                height: int) -> pa.Table:
+    """SCENE_SCHEMA rows for scenes in order: ids, contiguous shards, image paths."""
     rows = []
     for index, (scene, split) in enumerate(zip(scenes, splits)):
         scene_id = f"{dataset}-{index:06d}"
@@ -317,6 +437,131 @@ def generate_scenes(dataset: str, spec: dict, width: int, height: int, seed: int
             }
         )
     return pa.Table.from_pylist(rows, schema=SCENE_SCHEMA)
+
+
+def generate_scenes(dataset: str, spec: dict, width: int, height: int, seed: int) -> pa.Table:
+    """The scene table of one CLEVR-style dataset: `spec['scenes_per_count']` scenes for each object
+    count in `spec['objects_per_scene']`, with splits (per object count) and render shards."""
+    rng = dataset_rng(seed, dataset)
+    scenes = [
+        sample_scene(rng, n, spec["negatives_per_scene"], width, height)
+        for n in spec["objects_per_scene"]
+        for _ in range(spec["scenes_per_count"])
+    ]
+    splits = splits_per_count(rng, scenes, spec["objects_per_scene"], spec["splits"])
+    return scene_table(dataset, scenes, splits, spec["shards"], width, height)
+
+
+# ---------------------------------------------------------------- SIMCO (paper B)
+
+def simco_caption(shapes) -> str:
+    """Paper B's caption: the shape names in order joined with " and " (retrieval.render_caption's
+    "short" template, which this module cannot import: retrieval imports binding, which imports it)."""
+    return " and ".join(shapes)
+
+
+def sample_simco_scene(rng, n_objects: int, large_position: int | None, width: int, height: int) -> dict:
+    """One SIMCO scene: n distinct shapes in caption order, distinct colours, rubber, one distractor caption.
+
+    `large_position` None: sizes drawn at random per object (CLEVR's way); otherwise the object at that
+    position is large and the others small. Draws, per try: shapes, colours, camera, placement (per object:
+    its size when random, positions, its rotation as `object_rotation` draws it); then the distractor's
+    position and shape, and the render seed.
+    """
+    if n_objects not in SIMCO_OBJECT_COUNTS:
+        raise ValueError(
+            f"SIMCO scenes take {SIMCO_OBJECT_COUNTS[0]}..{SIMCO_OBJECT_COUNTS[-1]} objects, got {n_objects}")
+    sizes = None if large_position is None else [
+        "large" if i == large_position else "small" for i in range(n_objects)]
+    for _ in range(MAX_SCENE_TRIES):
+        shapes = [str(s) for s in rng.choice(SIMCO_SHAPES, n_objects, replace=False)]
+        colors = [str(c) for c in rng.choice(list(COLORS), n_objects, replace=False)]
+        camera = sample_camera(rng)
+        placed = place_objects(rng, shapes, camera, width, height, sizes=sizes, material=SIMCO_MATERIAL)
+        if placed is not None:
+            break
+    else:
+        raise ValueError(
+            f"could not place {n_objects} SIMCO objects visibly in a {width}x{height} image "
+            f"after {MAX_SCENE_TRIES} tries; lower objects_per_scene"
+        )
+    replaced = int(rng.integers(n_objects))
+    absent = [s for s in SIMCO_SHAPES if s not in shapes]
+    distractor = list(shapes)
+    distractor[replaced] = str(rng.choice(absent))
+    return {
+        "n_objects": n_objects,
+        "objects": object_rows(placed, colors),
+        "caption": simco_caption(shapes),
+        "negative_captions": [simco_caption(distractor)],
+        "render_seed": int(rng.integers(0, 2**31 - 1)),
+        "camera": camera,
+        "group": tuple(sorted(shapes)),
+    }
+
+
+def generate_simco_scenes(dataset: str, spec: dict, width: int, height: int, seed: int) -> pa.Table:
+    """The scene table of one SIMCO dataset (paper B), in SCENE_SCHEMA.
+
+    spec: objects_per_scene (counts in 2..5), scenes_per_count, shards, layout and optionally splits
+    (default all "test"; grouped by the set of shapes, per object count, as CLEVR's).
+    layout "mixed": every object's size drawn at random (large or small);
+    layout "one_large": exactly one object large (SIZES["large"]), the others small, the large one's position
+    in the object list (and caption) cycling 0, 1, ..., n-1, 0, ... over the scenes of each count.
+    Objects: distinct shapes of SIMCO_SHAPES, distinct colours drawn from CLEVR's COLORS, rubber. Caption: the
+    shape names in object order joined with " and "; negative_captions: one distractor in which one object,
+    at a random position, is replaced by a random shape absent from the scene.
+    """
+    layout = spec["layout"]
+    if layout not in SIMCO_LAYOUTS:
+        raise ValueError(f"unknown SIMCO layout {layout!r}; expected one of {SIMCO_LAYOUTS}")
+    rng = dataset_rng(seed, dataset)
+    scenes = [
+        sample_simco_scene(rng, n, j % n if layout == "one_large" else None, width, height)
+        for n in spec["objects_per_scene"]
+        for j in range(spec["scenes_per_count"])
+    ]
+    splits = splits_per_count(rng, scenes, spec["objects_per_scene"], spec.get("splits", {"test": 1.0}))
+    return scene_table(dataset, scenes, splits, spec["shards"], width, height)
+
+
+def reference_camera() -> dict:
+    """CLEVR's camera without jitter, aimed at the origin."""
+    return {
+        "location": list(CAMERA_LOCATION),
+        "target": [0.0, 0.0, 0.0],
+        "focal_length_mm": FOCAL_LENGTH_MM,
+        "sensor_width_mm": SENSOR_WIDTH_MM,
+    }
+
+
+def generate_simco_references(dataset: str, width: int, height: int, seed: int) -> pa.Table:
+    """One single-object scene per SIMCO shape (in SIMCO_SHAPES order), for IOR's reference embeddings.
+
+    Each shape stands alone at the origin, large, rubber, turned by the facing angle (flat outlines face the
+    camera exactly; the others show the side a flat outline would), seen by `reference_camera`; its colour is
+    drawn from CLEVR's COLORS. Caption: the shape's name; no negative captions; split "test"; one shard.
+    """
+    rng = dataset_rng(seed, dataset)
+    camera = reference_camera()
+    radius = SIZES["large"]
+    rotation = facing_angle(0.0, 0.0, camera["location"])
+    scenes = []
+    for shape in SIMCO_SHAPES:
+        centre = np.array([0.0, 0.0, centre_height(shape, radius)])
+        if not in_frame(centre, bounding_radius(shape, radius), camera, width, height):
+            raise ValueError(f"a large {shape} at the origin does not fit a {width}x{height} image")
+        placed = {"shape": shape, "material": SIMCO_MATERIAL, "size": "large", "radius": radius,
+                  "anchor": object_anchor(shape, radius, 0.0, 0.0, rotation), "rotation_deg": rotation}
+        scenes.append({
+            "n_objects": 1,
+            "objects": object_rows([placed], [str(rng.choice(list(COLORS)))]),
+            "caption": simco_caption([shape]),
+            "negative_captions": [],
+            "render_seed": int(rng.integers(0, 2**31 - 1)),
+            "camera": camera,
+        })
+    return scene_table(dataset, scenes, ["test"] * len(scenes), 1, width, height)
 
 
 def main(snakemake) -> None:
