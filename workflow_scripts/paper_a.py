@@ -38,16 +38,17 @@ def binding_rows(data: Embedded, variants: dict, probes_cfg: dict, probe_weights
     """One row per variant (CLIP and each LABCLIP map) of test-split binding diagnostics, and the
     per-scene cosine between each test caption and its hard negative. `variants` maps a name to a
     function of text embeddings; CLIP's text probes are those in `probe_weights`, the maps' are trained here."""
-    test = data.subset(data.split == "test")
+    is_test = data.split == "test"
+    test = data.subset(is_test)
     pairs = twin_pairs(test.scenes)
     rows, cosines = [], []
     for variant, map_text in variants.items():
+        mapped = Embedded(data.scenes, data.image, map_text(data.caption), map_text(data.negative), data.weights)
         if variant == "CLIP":
             text_weights = probe_weights["text"]
         else:
-            mapped = Embedded(data.scenes, data.image, map_text(data.caption), map_text(data.negative), data.weights)
             _, text_weights = run_probes(mapped, "text", probes_cfg["solver"], seed, **probe_settings(probes_cfg))
-        caption, negative = map_text(test.caption), map_text(test.negative)
+        caption, negative = mapped.caption[is_test], mapped.negative[is_test]
         pair_cosine = rowwise_cosine(caption, negative)
         rows.append({
             "variant": variant,

@@ -9,6 +9,7 @@ from math import perm
 import numpy as np
 
 from workflow_scripts.binding import normalise, preference, rowwise_cosine
+from workflow_scripts.scenes import simco_caption
 
 MAX_OBJECTS = 5
 LONG_PREFIX = "This vibrant display features"
@@ -28,7 +29,7 @@ def render_caption(names: Sequence[str], template: str = "short") -> str:
     """The caption naming `names` in order: "short" joins them with " and ", "long" wraps each in the
     phrase for its position (at most len(LONG_PHRASES) objects)."""
     if template == "short":
-        return " and ".join(names)
+        return simco_caption(names)
     if template != "long":
         raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
     if not 1 <= len(names) <= len(LONG_PHRASES):

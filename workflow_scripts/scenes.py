@@ -266,14 +266,19 @@ def hard_negatives(rng, shapes, colors, count: int) -> list[list[tuple[str, str]
     )
 
 
-def sample_camera(rng) -> dict:
-    location = np.asarray(CAMERA_LOCATION) + rng.uniform(-CAMERA_JITTER, CAMERA_JITTER, 3)
+def camera_at(location) -> dict:
+    """The scene camera at `location`, aimed at the origin."""
     return {
-        "location": location.tolist(),
+        "location": [float(c) for c in location],
         "target": [0.0, 0.0, 0.0],
         "focal_length_mm": FOCAL_LENGTH_MM,
         "sensor_width_mm": SENSOR_WIDTH_MM,
     }
+
+
+def sample_camera(rng) -> dict:
+    """CLEVR's camera, its location jittered."""
+    return camera_at(np.asarray(CAMERA_LOCATION) + rng.uniform(-CAMERA_JITTER, CAMERA_JITTER, 3))
 
 
 def in_frame(centre, reach, camera, width, height) -> bool:
@@ -319,8 +324,8 @@ def place_objects(rng, shapes, camera, width, height, sizes=None, material=None)
         for _ in range(MAX_PLACEMENT_TRIES):
             x, y = rng.uniform(-GROUND_HALF_EXTENT, GROUND_HALF_EXTENT, 2)
             centre = np.array([x, y, centre_height(shape, radius)])
-            anchor = centre if shape not in SIMCO_ANCHORS else object_anchor(
-                shape, radius, x, y, facing_angle(x, y, camera["location"]))  # off-axis anchors face the camera
+            # Shapes with an off-axis anchor face the camera (FACE_CAMERA_EXACTLY); for the others it is the centre.
+            anchor = object_anchor(shape, radius, x, y, facing_angle(x, y, camera["location"]))
             if all(
                 np.hypot(x - o["centre"][0], y - o["centre"][1]) >= footprint + o["footprint"] + MIN_GAP
                 for o in placed
@@ -455,8 +460,7 @@ def generate_scenes(dataset: str, spec: dict, width: int, height: int, seed: int
 # ---------------------------------------------------------------- SIMCO (paper B)
 
 def simco_caption(shapes) -> str:
-    """Paper B's caption: the shape names in order joined with " and " (retrieval.render_caption's
-    "short" template, which this module cannot import: retrieval imports binding, which imports it)."""
+    """Paper B's caption: the shape names in order joined with " and " (TOR's "short" template)."""
     return " and ".join(shapes)
 
 
@@ -525,25 +529,15 @@ def generate_simco_scenes(dataset: str, spec: dict, width: int, height: int, see
     return scene_table(dataset, scenes, splits, spec["shards"], width, height)
 
 
-def reference_camera() -> dict:
-    """CLEVR's camera without jitter, aimed at the origin."""
-    return {
-        "location": list(CAMERA_LOCATION),
-        "target": [0.0, 0.0, 0.0],
-        "focal_length_mm": FOCAL_LENGTH_MM,
-        "sensor_width_mm": SENSOR_WIDTH_MM,
-    }
-
-
 def generate_simco_references(dataset: str, width: int, height: int, seed: int) -> pa.Table:
     """One single-object scene per SIMCO shape (in SIMCO_SHAPES order), for IOR's reference embeddings.
 
     Each shape stands alone at the origin, large, rubber, turned by the facing angle (flat outlines face the
-    camera exactly; the others show the side a flat outline would), seen by `reference_camera`; its colour is
+    camera exactly; the others show the side a flat outline would), seen by CLEVR's camera without jitter; its colour is
     drawn from CLEVR's COLORS. Caption: the shape's name; no negative captions; split "test"; one shard.
     """
     rng = dataset_rng(seed, dataset)
-    camera = reference_camera()
+    camera = camera_at(CAMERA_LOCATION)
     radius = SIZES["large"]
     rotation = facing_angle(0.0, 0.0, camera["location"])
     scenes = []
