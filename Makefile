@@ -16,7 +16,7 @@ $(INSTALLED): requirements.txt requirements.lock
 venv: $(INSTALLED)
 
 demo: venv
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile configs/demo.yaml
+	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --configfile configs/demo.yaml
 
 test: venv
 	$(VENV)/bin/python -m pytest tests

@@ -5,6 +5,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "report/workflow.rst"
+
+
 # A config given with --configfile replaces config.yaml rather than being merged into it, so that a
 # user's datasets and models are exactly the ones they list.
 if not workflow.overwrite_configfiles:
@@ -13,6 +16,7 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+include: "rules/weights.smk"
 include: "rules/scenes.smk"
 include: "rules/render.smk"
 include: "rules/embed.smk"

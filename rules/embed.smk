@@ -1,7 +1,9 @@
+# Not marked `cache: True`: see rules/render.smk (a cached rule may not have a benchmark: directive).
 rule embed_images:
     input:
         scenes="results/{dataset}/scenes.parquet",
         shards=shard_dirs,
+        weights=ancient(WEIGHTS_RECORD),
     output:
         "results/{dataset}/embeddings/{model}/images.parquet",
     params:
@@ -23,6 +25,7 @@ rule embed_images:
 rule embed_texts:
     input:
         scenes="results/{dataset}/scenes.parquet",
+        weights=ancient(WEIGHTS_RECORD),
     output:
         "results/{dataset}/embeddings/{model}/texts.parquet",
     params:

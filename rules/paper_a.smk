@@ -9,6 +9,8 @@ EMBEDDINGS = dict(
 rule paper_a_probes:
     input:
         **EMBEDDINGS,
+    wildcard_constraints:
+        dataset="|".join(CLEVR_DATASETS),
     output:
         probes=f"{PAPER_A}/probes.parquet",
         weights=f"{PAPER_A}/probe_weights.npz",
@@ -29,6 +31,8 @@ rule paper_a_probes:
 rule labclip_train:
     input:
         **EMBEDDINGS,
+    wildcard_constraints:
+        dataset="|".join(CLEVR_DATASETS),
     output:
         weights=f"{PAPER_A}/labclip_{{mode}}.safetensors",
         history=f"{PAPER_A}/labclip_{{mode}}_history.parquet",
@@ -56,6 +60,8 @@ rule paper_a_binding:
             allow_missing=True,
         ),
         published=list(config["paper_a"]["published_maps"].values()),
+    wildcard_constraints:
+        dataset="|".join(CLEVR_DATASETS),
     output:
         binding=f"{PAPER_A}/binding.parquet",
         cosines=f"{PAPER_A}/caption_cosines.parquet",
@@ -76,13 +82,37 @@ rule paper_a_binding:
 
 rule paper_a_tables:
     input:
-        probes=expand(f"{PAPER_A}/probes.parquet", dataset=DATASETS, model=MODELS),
-        binding=expand(f"{PAPER_A}/binding.parquet", dataset=DATASETS, model=MODELS),
+        probes=expand(f"{PAPER_A}/probes.parquet", dataset=CLEVR_DATASETS, model=MODELS),
+        binding=expand(f"{PAPER_A}/binding.parquet", dataset=CLEVR_DATASETS, model=MODELS),
     output:
-        probes_csv="results/paper_a/tables/probes.csv",
-        probes_md="results/paper_a/tables/probes.md",
-        binding_csv="results/paper_a/tables/binding.csv",
-        binding_md="results/paper_a/tables/binding.md",
+        probes_csv=report(
+            "results/paper_a/tables/probes.csv",
+            caption="../report/paper_a_probes.rst",
+            category="Paper A",
+            subcategory="Tables",
+            labels={"table": "probes", "format": "CSV"},
+        ),
+        probes_md=report(
+            "results/paper_a/tables/probes.md",
+            caption="../report/paper_a_probes.rst",
+            category="Paper A",
+            subcategory="Tables",
+            labels={"table": "probes", "format": "Markdown"},
+        ),
+        binding_csv=report(
+            "results/paper_a/tables/binding.csv",
+            caption="../report/paper_a_binding.rst",
+            category="Paper A",
+            subcategory="Tables",
+            labels={"table": "binding", "format": "CSV"},
+        ),
+        binding_md=report(
+            "results/paper_a/tables/binding.md",
+            caption="../report/paper_a_binding.rst",
+            category="Paper A",
+            subcategory="Tables",
+            labels={"table": "binding", "format": "Markdown"},
+        ),
     log:
         "results/logs/paper_a_tables/tables.log",
     benchmark:
@@ -98,9 +128,15 @@ rule paper_a_figure:
     input:
         probes="results/paper_a/tables/probes.csv",
         binding="results/paper_a/tables/binding.csv",
-        cosines=expand(f"{PAPER_A}/caption_cosines.parquet", dataset=DATASETS, model=MODELS),
+        cosines=expand(f"{PAPER_A}/caption_cosines.parquet", dataset=CLEVR_DATASETS, model=MODELS),
     output:
-        png="results/paper_a/figures/{figure}.png",
+        png=report(
+            "results/paper_a/figures/{figure}.png",
+            caption="../report/paper_a_figure.rst",
+            category="Paper A",
+            subcategory="Figures",
+            labels={"figure": "{figure}"},
+        ),
         pdf="results/paper_a/figures/{figure}.pdf",
     wildcard_constraints:
         figure="|".join(PAPER_A_FIGURES),

@@ -1,6 +1,10 @@
+# Not marked `cache: True` for between-workflow caching: Snakemake (9.x) refuses that on a rule with a
+# benchmark: directive, and every rule here keeps its benchmark. Reruns within a workflow are already
+# limited to what a changed input, param or script invalidates (see the tests in test_workflow.py).
 rule render_shard:
     input:
         scenes="results/{dataset}/scenes.parquet",
+        meshes=mesh_table,
     output:
         images=directory("results/{dataset}/images/shard-{shard}"),
     params:

@@ -1,5 +1,72 @@
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+# The tiny config that tiny_run renders, embeds and analyses end to end (several minutes on two cores).
+TINY = {
+    "seed": 5,
+    "datasets": {
+        "toy": {"objects_per_scene": [2, 3], "scenes_per_count": 10, "shards": 2},
+        "shapes": {"kind": "simco", "objects_per_scene": [2, 3], "scenes_per_count": 3},
+        # Its mesh folder is written by the tiny_run fixture; where it does not exist, the dataset is skipped.
+        "objects": {"kind": "comco", "meshes": "meshes", "objects_per_scene": [2, 3], "scenes_per_count": 2},
+    },
+    "render": {"resolution": [64, 64], "samples": 4},
+    "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
+    "embedding": {"device": "cpu", "precision": "fp32", "batch_size": 8, "num_workers": 0},
+    "paper_a": {"probes": {"solver": "lbfgs"}, "labclip": {"epochs": 3, "batch_size": 8, "device": "cpu"}},
+    "paper_b": {"tor": {"objects_per_caption": [2, 3], "captions_per_count": 20}},
+}
+
+
+def snakemake(*args, cwd=REPO):
+    return subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *map(str, args)],
+        cwd=cwd, capture_output=True, text=True,
+    )
+
+
+def write_config(folder: Path, config: dict) -> Path:
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def write_meshes(folder: Path) -> None:
+    """Six ComCO categories as boxes of different proportions, in the three accepted formats."""
+    from test_comco import BOXES, write_box  # imports bpy: only where meshes are written
+
+    folder.mkdir()
+    for name, (dims, suffix) in BOXES.items():
+        write_box(folder / f"{name}{suffix}", dims)
+
+
+def prepare_tiny(workdir: Path) -> Path:
+    """The tiny run's inputs in `workdir`: ComCO meshes, two published LABCLIP maps (one fits no model) and
+    the config naming them. Returns the config's path."""
+    from workflow_scripts.labclip import LabClip, export_authors_weights
+
+    write_meshes(workdir / "meshes")
+    maps = {"identity": LabClip(512), "too_small": LabClip(4)}  # the second fits no model: skipped
+    for name, model in maps.items():
+        export_authors_weights(model, workdir / f"{name}.pt")
+    published = {name: str(workdir / f"{name}.pt") for name in maps}
+    return write_config(workdir, {**TINY, "paper_a": {**TINY["paper_a"], "published_maps": published}})
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny config run end to end, once per test session: (workdir, config path). Tests may read the
+    workdir and run dry runs or reports in it, but must not change its results."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    config = prepare_tiny(workdir)
+    run = snakemake("--cores", 2, "--directory", workdir, "--configfile", config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return workdir, config

@@ -83,3 +83,27 @@ def test_tor_objects_default_to_the_simco_vocabulary():
     from workflow_scripts.scenes import SIMCO_SHAPES
 
     assert validate_config(copy.deepcopy(MINIMAL))["paper_b"]["tor"]["objects"] == list(SIMCO_SHAPES)
+
+
+def test_simco_and_comco_datasets_get_their_own_defaults():
+    config = copy.deepcopy(MINIMAL)
+    config["datasets"]["shapes"] = {"kind": "simco", "objects_per_scene": [2, 5], "scenes_per_count": 4}
+    config["datasets"]["objects"] = {"kind": "comco", "meshes": "m", "objects_per_scene": [3], "scenes_per_count": 4}
+    datasets = validate_config(config)["datasets"]
+    for name in ("shapes", "objects"):
+        assert datasets[name]["layout"] == "one_large"
+        assert datasets[name]["splits"] == {"train": 0.0, "val": 0.0, "test": 1.0}
+        assert "negatives_per_scene" not in datasets[name]
+    assert datasets["toy"]["negatives_per_scene"] == 1 and "layout" not in datasets["toy"]
+
+
+@pytest.mark.parametrize("dataset, expected", [
+    ({"kind": "simco", "negatives_per_scene": 1}, "datasets.toy.negatives_per_scene: not a key of kind simco"),
+    ({"layout": "mixed"}, "datasets.toy.layout: not a key of kind clevr"),
+    ({"kind": "simco", "meshes": "m"}, "datasets.toy.meshes: not a key of kind simco"),
+    ({"kind": "simco", "objects_per_scene": [2, 6]}, "datasets.toy.objects_per_scene: simco scenes hold 2..5"),
+    ({"kind": "comco"}, "datasets.toy: 'meshes' is a required property"),
+    ({"kind": "simco", "layout": "diagonal"}, "datasets.toy.layout: 'diagonal' is not one of"),
+])
+def test_kind_specific_keys_are_checked(dataset, expected):
+    assert expected in invalid(lambda c: c["datasets"]["toy"].update(dataset))

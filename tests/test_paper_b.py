@@ -8,9 +8,9 @@ from PIL import Image
 
 from workflow_scripts import reference
 from workflow_scripts.figures import draw
-from workflow_scripts.paper_b import tor_rows
-from workflow_scripts.paper_b_tables import tor_markdown, tor_table
-from workflow_scripts.scenes import SIMCO_SHAPES
+from workflow_scripts.paper_b import ior_rows, matching_rows, matching_variants, tor_rows
+from workflow_scripts.paper_b_tables import ior_markdown, ior_table, matching_markdown, tor_markdown, tor_table
+from workflow_scripts.scenes import SIMCO_SHAPES, generate_simco_scenes
 
 POSITION_WEIGHTS = (0.4, 0.3, 0.2, 0.1, 0.05)
 TOR = {"objects": list(SIMCO_SHAPES), "objects_per_caption": [2, 4], "captions_per_count": 400,
@@ -72,3 +72,106 @@ def test_table_marks_the_rows_the_paper_reports_and_the_figure_draws(rows, tmp_p
     draw("tor_position_bias", {"tor": table}, tmp_path / "t.png", tmp_path / "t.pdf")
     with Image.open(tmp_path / "t.png") as png:
         assert png.size[0] > 300
+
+
+# ---------------------------------------------------------------- IOR and matching on SIMCO scene tables
+
+def simco_scenes(layout="one_large", counts=(2, 3, 4, 5), per_count=20):
+    spec = {"objects_per_scene": list(counts), "scenes_per_count": per_count, "shards": 1, "layout": layout}
+    return generate_simco_scenes("paper_b_test", spec, 224, 224, seed=3).to_pylist()
+
+
+SHAPE_VECTORS = dict(zip(SIMCO_SHAPES, np.eye(32)[:len(SIMCO_SHAPES)]))
+
+
+def image_embeddings(scenes, weigh, noise=0.01):
+    """Each image: the sum of its objects' vectors, object i of n weighted by weigh(object, i)."""
+    rng = np.random.default_rng(1)
+    return np.array([sum(weigh(o, i) * SHAPE_VECTORS[o["shape"]] for i, o in enumerate(s["objects"]))
+                     + noise * rng.standard_normal(32) for s in scenes])
+
+
+def test_ior_reports_a_planted_large_object_bias_at_every_caption_position():
+    scenes = simco_scenes()
+    images = image_embeddings(scenes, lambda o, i: 1.0 if o["size"] == "large" else 0.1)
+    rows = pd.DataFrame(ior_rows(scenes, images, list(SIMCO_SHAPES), np.stack(list(SHAPE_VECTORS.values()))))
+    assert (rows["large_first_share"] == 1.0).all()
+    small = rows[[c for c in rows.columns if c.startswith("small_first_share_")]]
+    assert np.nansum(small.to_numpy()) == 0
+    four = rows[rows["n_objects"] == 4].set_index("large_position")
+    assert list(four.index) == ["all", "1", "2", "3", "4"]
+    assert list(four["n_images"]) == [20, 5, 5, 5, 5]
+    # The large object is named at each position equally often, so each position is retrieved first as often.
+    assert [four.loc["all", f"first_retrieved_share_{p}"] for p in range(1, 5)] == [0.25] * 4
+    assert four.loc["all", "top_n_accuracy"] == 1.0
+
+
+def test_ior_tells_caption_position_from_size_when_images_favour_the_first_object():
+    scenes = simco_scenes()
+    images = image_embeddings(scenes, lambda o, i: 1.0 if i == 0 else 0.1)
+    rows = pd.DataFrame(ior_rows(scenes, images, list(SIMCO_SHAPES), np.stack(list(SHAPE_VECTORS.values()))))
+    four = rows[rows["n_objects"] == 4].set_index("large_position")
+    assert four.loc["1", "large_first_share"] == 1.0
+    assert four.loc[["2", "3", "4"], "large_first_share"].tolist() == [0.0] * 3
+    assert four.loc["all", "first_retrieved_share_1"] == 1.0
+
+
+def first_object_encoder(texts):
+    """A text encoder that sees only the first object a caption names."""
+    return np.array([SHAPE_VECTORS[text.split(" and ")[0]] for text in texts])
+
+
+def with_large_object_distractor(scene):
+    """The scene with a distractor that replaces its large object by an absent shape."""
+    names = [o["shape"] for o in scene["objects"]]
+    large = next(i for i, o in enumerate(scene["objects"]) if o["size"] == "large")
+    names[large] = next(s for s in SIMCO_SHAPES if s not in names)
+    return {**scene, "negative_captions": [" and ".join(names)]}
+
+
+def test_matching_measures_both_planted_biases_and_the_split_removes_the_order_effect():
+    scenes = [with_large_object_distractor(s) for s in simco_scenes(counts=(3,), per_count=12)]
+    images = image_embeddings(scenes, lambda o, i: 1.0 if o["size"] == "large" else 0.0, noise=0.0)
+    rows = pd.DataFrame(matching_rows(scenes, images, first_object_encoder, ["mean"]))
+    caption = rows[rows["method"] == "caption"].set_index("condition")["accuracy"]
+    # Caption and distractor differ only in the large object: a first-object text encoder tells them apart
+    # only when the large object is named first, and ties (0.5) otherwise.
+    assert caption["large to first"] == 1.0
+    assert caption["large to last"] == 0.5
+    assert caption["small to first"] == 0.5
+    assert caption["large named 1"] == 1.0
+    assert caption["large named 2"] == caption["large named 3"] == 0.5
+    assert caption["original"] == pytest.approx((1.0 + 0.5 + 0.5) / 3)
+    split = rows[rows["method"] == "split-mean"]
+    assert (split["accuracy"] == 1.0).all()
+    assert set(split["condition"]) == set(caption.index)
+    assert rows.set_index(["method", "condition"]).loc[("caption", "large to first"), "n_pairs"] == 8  # 12 - 4 first
+
+
+def test_matching_counts_every_move_that_changes_the_caption():
+    scene = simco_scenes(counts=(4,), per_count=1)[0]
+    conditions = [c for c, _, _ in matching_variants(scene)]
+    assert conditions.count("original") == 1
+    assert sum(c.endswith("to first") for c in conditions) == 3
+    assert sum(c.endswith("to last") for c in conditions) == 3
+    assert conditions[-1] == "large named 1"
+    for condition, order, distractor in matching_variants(scene):
+        assert sum(a != b for a, b in zip(order, distractor)) == 1, condition
+
+
+def test_ior_and_matching_tables_and_figures(tmp_path):
+    scenes = simco_scenes(counts=(2, 4), per_count=8)
+    images = image_embeddings(scenes, lambda o, i: 1.0 if o["size"] == "large" else 0.2)
+    ior = pd.DataFrame(ior_rows(scenes, images, list(SIMCO_SHAPES), np.stack(list(SHAPE_VECTORS.values()))))
+    matching = pd.DataFrame(matching_rows(scenes, images, first_object_encoder, ["mean", "max"]))
+    labels = {"dataset": "simco", "model_id": "syn", "weights": "random initialisation, torch seed 0"}
+    ior_t = ior_table(ior.assign(**labels))
+    reported = ior_t.dropna(subset=["reference_large_first_share"])
+    assert list(zip(reported["n_objects"], reported["large_position"])) == [(4, "all")]
+    assert reported["reference_small_first_share_3"].iloc[0] == reference.IOR_SMALL_FIRST_SHARE[2]
+    assert "| simco | syn |" in ior_markdown(ior_t)
+    assert "large named 2" in matching_markdown(matching.assign(**labels))
+    for name, table in (("ior_large_object", {"ior": ior_t}), ("matching_conditions", {"matching": matching.assign(**labels)})):
+        draw(name, table, tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
+        with Image.open(tmp_path / f"{name}.png") as png:
+            assert png.size[0] > 300

@@ -257,7 +257,7 @@ def first_hits(scene, row, targets=None) -> tuple[list, list]:
     built = []
     for spec in row["objects"]:
         before = set(scene.objects)
-        add_object(spec, material)
+        add_object(spec, material, {})
         (new,) = set(scene.objects) - before
         built.append(new)
     depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -315,9 +315,10 @@ def chromaticity(rgb) -> np.ndarray:
     return rgb / (rgb.sum(axis=-1, keepdims=True) + 1e-6)
 
 
-def nearest_colors(pixels) -> np.ndarray:
-    """Index into COLORS of the colour with the closest chromaticity (brightness removed), per pixel."""
-    palette = chromaticity(list(COLORS.values()))
+def nearest_colors(pixels, names=tuple(COLORS)) -> np.ndarray:
+    """Index into `names` (colours of COLORS) of the one with the closest chromaticity (brightness removed),
+    per pixel."""
+    palette = chromaticity([COLORS[name] for name in names])
     distances = ((chromaticity(pixels)[..., None, :] - palette) ** 2).sum(axis=-1)
     return distances.argmin(axis=-1)
 

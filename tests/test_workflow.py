@@ -1,7 +1,6 @@
 """The workflow itself, run by Snakemake: a tiny config end to end, the full DAG, lint, bad configs."""
+import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,48 +11,15 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import REPO
+# TINY, snakemake and write_config live in conftest (with the session-wide tiny_run fixture); test_profiles
+# imports them from here.
+from conftest import REPO, TINY, snakemake, write_config, write_meshes  # noqa: F401
+from test_comco import BOXES
 from workflow_scripts.embed import load_model
-from workflow_scripts.labclip import LabClip, export_authors_weights, load_labclip
+from workflow_scripts.labclip import load_labclip
 from workflow_scripts.tables import embedding_matrix, read_provenance
 
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-TINY = {
-    "seed": 5,
-    "datasets": {"toy": {"objects_per_scene": [2, 3], "scenes_per_count": 10, "shards": 2}},
-    "render": {"resolution": [64, 64], "samples": 4},
-    "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
-    "embedding": {"device": "cpu", "precision": "fp32", "batch_size": 8, "num_workers": 0},
-    "paper_a": {"probes": {"solver": "lbfgs"}, "labclip": {"epochs": 3, "batch_size": 8, "device": "cpu"}},
-    "paper_b": {"tor": {"objects_per_caption": [2, 3], "captions_per_count": 20}},
-}
 PAPER_A_FIGURES = ["probe_accuracy", "probes_vs_objects", "binding_accuracy", "caption_cosines", "modality_gap"]
-
-
-def snakemake(*args, cwd=REPO):
-    return subprocess.run(
-        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *map(str, args)],
-        cwd=cwd, capture_output=True, text=True,
-    )
-
-
-def write_config(folder: Path, config: dict) -> Path:
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny")
-    maps = {"identity": LabClip(512), "too_small": LabClip(4)}  # the second fits no model: skipped
-    for name, model in maps.items():
-        export_authors_weights(model, workdir / f"{name}.pt")
-    published = {name: str(workdir / f"{name}.pt") for name in maps}
-    config = write_config(workdir, {**TINY, "paper_a": {**TINY["paper_a"], "published_maps": published}})
-    run = snakemake("--cores", 2, "--directory", workdir, "--configfile", config)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return workdir, config
 
 
 def test_tiny_run_leaves_scenes_pngs_and_embeddings(tiny_run):
@@ -115,6 +81,41 @@ def test_tiny_run_writes_paper_b_tor(tiny_run):
     assert (workdir / "results/paper_b/figures/tor_position_bias.pdf").stat().st_size > 1000
 
 
+def test_tiny_run_renders_simco_and_comco_with_their_references(tiny_run):
+    workdir, _ = tiny_run
+    results = workdir / "results"
+    shapes = pq.read_table(results / "shapes/scenes.parquet").to_pylist()
+    assert len(shapes) == 6 and all(s["caption"].count(" and ") == s["n_objects"] - 1 for s in shapes)
+    assert len(pq.read_table(results / "shapes-references/scenes.parquet")) == 18
+    measured = json.loads((results / "objects/meshes.json").read_text())
+    assert sorted(measured) == sorted(name.replace("_", " ") for name in BOXES)
+    references = pq.read_table(results / "objects-references/scenes.parquet").column("caption").to_pylist()
+    assert references == list(measured)
+    for dataset, count in (("shapes", 6), ("shapes-references", 18), ("objects", 4), ("objects-references", 6)):
+        assert len(list((results / dataset / "images").rglob("*.png"))) == count, dataset
+        assert len(pq.read_table(results / dataset / "embeddings/rand/images.parquet")) == count, dataset
+
+
+def test_tiny_run_writes_paper_b_ior_and_matching(tiny_run):
+    workdir, _ = tiny_run
+    tables = workdir / "results/paper_b/tables"
+    ior = pd.read_csv(tables / "ior.csv")
+    assert set(ior["dataset"]) == {"shapes", "objects"} and set(ior["n_objects"]) == {2, 3}
+    assert set(ior["weights"]) == {"random initialisation, torch seed 5"}
+    everything = ior[ior["large_position"] == "all"]
+    shares = everything[["large_first_share", "small_first_share_1", "small_first_share_2"]].sum(axis=1, min_count=1)
+    assert (shares <= 1 + 1e-9).all()
+    matching = pd.read_csv(tables / "matching.csv")
+    assert {"original", "large to first", "small to last", "large named 1"} <= set(matching["condition"])
+    assert set(matching["method"]) == {"caption", "split-mean"}
+    assert matching["accuracy"].between(0, 1).all()
+    assert set(matching["dataset"]) == {"shapes", "objects"}
+    for name in ("ior", "matching"):
+        assert "random initialisation" in (tables / f"{name}.md").read_text()
+    for figure in ("ior_large_object", "matching_conditions"):
+        assert (workdir / f"results/paper_b/figures/{figure}.pdf").stat().st_size > 1000
+
+
 def test_workflow_embeddings_equal_open_clip_on_the_rendered_png(tiny_run):
     workdir, _ = tiny_run
     results = workdir / "results" / "toy"
@@ -137,6 +138,52 @@ def test_finished_run_has_nothing_left_to_do(tiny_run):
     workdir, config = tiny_run
     run = snakemake("-n", "--cores", 1, "--directory", workdir, "--configfile", config)
     assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
+
+
+# What a rerun may redo. Scene specs, renders and embeddings are the expensive part and depend on none of the
+# analysis settings; everything else reads embeddings and takes seconds.
+UPSTREAM_RULES = {"prefetch_weights", "mesh_geometry", "scene_specs", "render_shard", "embed_images", "embed_texts"}
+ANALYSIS_RULES = {"paper_a_probes", "labclip_train", "paper_a_binding", "paper_a_tables", "paper_a_figure",
+                  "paper_b_tor", "paper_b_images", "paper_b_table", "paper_b_figure", "all"}
+
+
+def planned_after_change(tiny_run, folder: Path, key: str, value) -> dict[str, int]:
+    """The jobs (rule -> count) a dry run with the default rerun triggers plans in the finished tiny run when
+    the config's dotted `key` is set to `value`."""
+    workdir, config_path = tiny_run
+    config = yaml.safe_load(config_path.read_text())
+    *parents, last = key.split(".")
+    node = config
+    for name in parents:
+        node = node.setdefault(name, {})
+    assert node.get(last) != value, key
+    node[last] = value
+    run = snakemake("-n", "--cores", 1, "--directory", workdir, "--configfile", write_config(folder, config))
+    assert run.returncode == 0, run.stderr[-2000:]
+    planned = {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE)}
+    planned.pop("total", None)
+    return planned
+
+
+@pytest.mark.parametrize("key, value, first", [
+    ("paper_a.probes.lbfgs.l2_grid", [0.0, 0.1], "paper_a_probes"),
+    ("paper_a.labclip.epochs", 4, "labclip_train"),
+    ("paper_b.tor.captions_per_count", 10, "paper_b_tor"),
+])
+def test_changed_analysis_setting_reruns_only_the_analysis(tiny_run, tmp_path, key, value, first):
+    planned = planned_after_change(tiny_run, tmp_path, key, value)
+    assert first in planned, planned
+    assert not UPSTREAM_RULES & set(planned), planned
+    assert set(planned) <= ANALYSIS_RULES, planned
+
+
+def test_changed_render_setting_rerenders_every_shard(tiny_run, tmp_path):
+    planned = planned_after_change(tiny_run, tmp_path, "render.samples", 8)
+    # toy's two shards, and one each for shapes, objects and their references
+    assert planned.get("render_shard") == 6, planned
+    assert planned.get("embed_images") == 5, planned
+    # Scene specs and captions do not depend on the sample count.
+    assert not {"scene_specs", "embed_texts", "mesh_geometry"} & set(planned), planned
 
 
 def test_one_output_can_be_built_alone(tiny_run, tmp_path):
@@ -165,13 +212,38 @@ def test_full_config_builds_the_paper_scale_dag(tmp_path):
     run = snakemake("-n", "--cores", 1, "--directory", tmp_path, "--configfile", REPO / "config.yaml")
     assert run.returncode == 0, run.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE))
-    assert counts["scene_specs"] == "2"
-    assert counts["render_shard"] == "230"
-    assert counts["embed_images"] == counts["embed_texts"] == "4"
+    # Two CLEVR and two SIMCO datasets with two sets of references; the ComCO dataset has no meshes here.
+    assert "ComCO dataset 'comco_large' skipped" in run.stdout + run.stderr
+    assert counts["scene_specs"] == "6"
+    assert counts["render_shard"] == str(230 + 40 + 20 + 2)
+    assert counts["embed_images"] == "12" and counts["embed_texts"] == "8"
     assert counts["paper_a_probes"] == counts["paper_a_binding"] == "4"
     assert counts["labclip_train"] == "8"
     assert counts["paper_a_figure"] == "5" and counts["paper_a_tables"] == "1"
-    assert counts["paper_b_tor"] == "2" and counts["paper_b_figure"] == "1"
+    assert counts["paper_b_tor"] == "2" and counts["paper_b_images"] == "4"
+    assert counts["paper_b_table"] == "3" and counts["paper_b_figure"] == "3"
+
+
+def test_comco_with_a_missing_category_stops_naming_the_file(tmp_path):
+    write_meshes(tmp_path / "meshes")
+    categories = ["cake", "clock", "dog", "vase", "bowl", "teddy bear"]
+    datasets = {"objects": {**TINY["datasets"]["objects"], "categories": categories}}
+    config = write_config(tmp_path, {**TINY, "datasets": datasets})
+    run = snakemake("-n", "--cores", 1, "--directory", tmp_path, "--configfile", config)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "datasets.objects.meshes: no mesh file for category 'dog'" in output and "meshes/dog.glb" in output
+
+
+def test_comco_with_a_bad_mesh_stops_before_any_scene_naming_the_file(tmp_path):
+    write_meshes(tmp_path / "meshes")
+    (tmp_path / "meshes/vase.glb").write_bytes(b"not a mesh")
+    config = write_config(tmp_path, {**TINY, "datasets": {"objects": TINY["datasets"]["objects"]}})
+    run = snakemake("results/objects/scenes.parquet", "--cores", 1, "--directory", tmp_path, "--configfile", config)
+    assert run.returncode != 0
+    assert "vase.glb could not be imported" in run.stderr + (tmp_path / "results/logs/mesh_geometry/objects.log").read_text()
+    assert not (tmp_path / "results/objects/meshes.json").exists()
+    assert not (tmp_path / "results/objects/scenes.parquet").exists()
 
 
 def test_lint_is_clean():

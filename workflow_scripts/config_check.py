@@ -10,6 +10,14 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
 
+# Dataset keys that belong to one kind of dataset only.
+KIND_KEYS = {
+    "clevr": {"negatives_per_scene"},
+    "simco": {"layout"},
+    "comco": {"layout", "meshes", "categories"},
+}
+
+
 class ConfigError(ValueError):
     """A config that the workflow cannot run; the message names every offending key."""
 
@@ -46,7 +54,13 @@ def semantic_errors(config: dict) -> list[str]:
         total = len(spec["objects_per_scene"]) * spec["scenes_per_count"]
         if spec["shards"] > total:
             errors.append(f"datasets.{name}.shards: {spec['shards']} shards for {total} scenes; use at most {total}")
-        if 2 in spec["objects_per_scene"] and spec["negatives_per_scene"] > 1:
+        allowed = KIND_KEYS[spec["kind"]]
+        for key in sorted(set(spec) & set().union(*KIND_KEYS.values()) - allowed):
+            errors.append(f"datasets.{name}.{key}: not a key of kind {spec['kind']} datasets")
+        if spec["kind"] != "clevr" and max(spec["objects_per_scene"]) > 5:
+            errors.append(f"datasets.{name}.objects_per_scene: {spec['kind']} scenes hold 2..5 objects, "
+                          f"got {spec['objects_per_scene']}")
+        if spec["kind"] == "clevr" and 2 in spec["objects_per_scene"] and spec["negatives_per_scene"] > 1:
             errors.append(
                 f"datasets.{name}.negatives_per_scene: a two-object caption has one hard negative, "
                 f"got {spec['negatives_per_scene']}"

@@ -24,9 +24,9 @@ class Embedded:
                         self.negative[index], self.weights)
 
 
-def load_embedded(scenes_path, images_path, texts_path) -> Embedded:
-    """Join the scene table with its image and text embedding files by scene_id; fail naming the file
-    when they do not cover the same scenes."""
+def load_images(scenes_path, images_path) -> tuple[list[dict], np.ndarray, str]:
+    """(scene rows, (n, d) image embeddings in scene order, the weights that produced them); fails naming
+    the file when a scene has no embedding."""
     import pyarrow.parquet as pq
 
     from workflow_scripts.tables import embedding_matrix, read_provenance
@@ -39,6 +39,18 @@ def load_embedded(scenes_path, images_path, texts_path) -> Embedded:
     if missing:
         raise ValueError(f"{images_path}: no image embedding for {len(missing)} scenes of {scenes_path}, e.g. {missing[0]}")
     image = embedding_matrix(images.column("embedding"))[[row_of[i] for i in ids]]
+    return scenes, image, read_provenance(images_path)["weights"]
+
+
+def load_embedded(scenes_path, images_path, texts_path) -> Embedded:
+    """Join the scene table with its image and text embedding files by scene_id; fail naming the file
+    when they do not cover the same scenes."""
+    import pyarrow.parquet as pq
+
+    from workflow_scripts.tables import embedding_matrix
+
+    scenes, image, weights = load_images(scenes_path, images_path)
+    ids = [s["scene_id"] for s in scenes]
 
     texts = pq.read_table(texts_path)
     vectors = embedding_matrix(texts.column("embedding"))
@@ -54,6 +66,5 @@ def load_embedded(scenes_path, images_path, texts_path) -> Embedded:
     if missing:
         raise ValueError(f"{texts_path}: no caption or negative embedding for scene {missing[0]} of {scenes_path}")
     return Embedded(
-        scenes, image, vectors[[caption_row[i] for i in ids]], vectors[[negative_row[i] for i in ids]],
-        read_provenance(images_path)["weights"],
+        scenes, image, vectors[[caption_row[i] for i in ids]], vectors[[negative_row[i] for i in ids]], weights,
     )

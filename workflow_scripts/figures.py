@@ -91,22 +91,58 @@ def tor_position_bias(tables):
                        row="template", height=2.8, aspect=1.1, errorbar=None)
     positions = sorted(reference.TOR_FIRST_RETRIEVED_SHARE)
     for ax in grid.axes.flat:
-        if "n_objects = 4" in ax.get_title():  # the paper's figures are for four objects
+        if "n_objects = 4" in ax.get_title() and "template = short" in ax.get_title():  # the paper's case
             ax.scatter([p - 1 for p in positions], [reference.TOR_FIRST_RETRIEVED_SHARE[p] for p in positions],
                        marker="x", color="black", zorder=3)
     grid.set_axis_labels("caption position", "share retrieved first")
     return grid.figure, f"Text-based object retrieval by caption position (x: paper, 4 objects); {weights_note(tor)}"
 
 
+def ior_large_object(tables):
+    ior = tables["ior"].copy()
+    ior["large_position"] = ior["large_position"].astype(str)
+    shares = ["large_first_share"] + [c for c in ior.columns if c.startswith("small_first_share_")]
+    data = ior.melt(id_vars=["dataset", "model_id", "n_objects", "large_position"], value_vars=shares,
+                    var_name="object", value_name="share").dropna(subset=["share"])
+    data["object"] = data["object"].str.replace("_first_share", "").str.replace("_", " ")
+    data["panel"] = data["dataset"] + " / " + data["model_id"]
+    grid = sns.catplot(data=data, kind="bar", x="large_position", y="share", hue="object", col="n_objects",
+                       row="panel", height=2.8, aspect=1.2, errorbar=None, sharex=False)
+    grid.set_titles("{row_name}, {col_name} objects")
+    for ax in grid.axes.flat:
+        if ax.get_title().endswith(", 4 objects"):  # the paper's figure: one large and three small objects
+            labels = [t.get_text() for t in ax.get_xticklabels()]
+            if "all" in labels:
+                x = labels.index("all")
+                references = [reference.IOR_LARGE_FIRST_SHARE, *reference.IOR_SMALL_FIRST_SHARE]
+                ax.scatter([x] * len(references), references, marker="x", color="black", zorder=3)
+    grid.set_axis_labels("caption position of the large object", "share retrieved first")
+    return grid.figure, (f"Image-based object retrieval: large vs small objects (x: paper, 4 objects); "
+                         f"{weights_note(ior)}")
+
+
+def matching_conditions(tables):
+    matching = tables["matching"].copy()
+    matching["panel"] = matching["dataset"] + " / " + matching["model_id"]
+    grid = sns.catplot(data=matching, kind="bar", x="condition", y="accuracy", hue="method", col="n_objects",
+                       row="panel", height=3.0, aspect=1.5, errorbar=None, sharex=False)
+    chance_line(grid, 0.5)
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", labelrotation=60)
+    grid.set_titles("{row_name}, {col_name} objects")
+    grid.set_axis_labels("", "caption vs distractor accuracy")
+    return grid.figure, f"Image-text matching under reordering and resizing; {weights_note(matching)}"
+
+
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
                                            modality_gap)}
-PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias,)}
+PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias, ior_large_object, matching_conditions)}
 FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES}
 
 
 def draw(name: str, tables: dict[str, pd.DataFrame], png, pdf) -> None:
     figure, title = FIGURES[name](tables)
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(title, fontsize=9, wrap=True)  # wrapped to the figure's width, which narrow grids need
     figure.tight_layout()
     for path in (png, pdf):
         figure.savefig(path, dpi=150)

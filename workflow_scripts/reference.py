@@ -11,3 +11,8 @@ PROBE_WEIGHT_COSINE = {"CLIP": 0.20, "LABCLIP-SB": 0.75, "LABCLIP-HNB": 0.75}
 PAPER_B_SOURCE = "paper B, OpenAI CLIP, TOR with 4 objects (second-hand figures from REFERENCE.md)"
 # Share of captions whose most similar object is the one mentioned at each position (1st and 4th known).
 TOR_FIRST_RETRIEVED_SHARE = {1: 0.5031, 4: 0.0679}
+
+PAPER_B_IOR_SOURCE = "paper B, IOR with one large and three small objects (second-hand figures from REFERENCE.md)"
+# Share of images whose most similar single-object image is the large object, and each of the three small ones.
+IOR_LARGE_FIRST_SHARE = 0.8545
+IOR_SMALL_FIRST_SHARE = (0.0636, 0.0545, 0.0273)

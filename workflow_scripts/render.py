@@ -128,11 +128,17 @@ def object_material(color: str, kind: str, cache: dict):
     return cache[key]
 
 
-def add_object(spec: dict, material) -> None:
-    """Add one object row's shape: CLEVR's shapes as CLEVR primitives centred on the row's position; any other
-    (SIMCO) shape as simco_shapes' mesh of largest extent 2 * radius standing on the ground at
-    scenes.object_origin (the row's position is then a point on it, not necessarily its centre)."""
+def add_object(spec: dict, material, meshes: dict) -> None:
+    """Add one object row's shape: a ComCO category as its imported mesh (`meshes`) and any other non-CLEVR
+    (SIMCO) shape as simco_shapes' mesh, both of largest extent 2 * radius standing on the ground at
+    scenes.object_origin (the row's position is then a point on it, not necessarily its centre); CLEVR's
+    shapes as CLEVR primitives centred on the row's position."""
     shape, radius = spec["shape"], spec["radius"]
+    if shape in meshes:
+        from workflow_scripts.meshes import add_mesh_object
+
+        add_mesh_object(meshes[shape], radius, object_origin(spec), spec["rotation_deg"], material)
+        return
     if shape not in SHAPES:
         from workflow_scripts.simco_shapes import add_simco_shape  # simco_shapes imports this module
 
@@ -159,12 +165,12 @@ def add_object(spec: dict, material) -> None:
     obj[OBJECT_TAG] = True
 
 
-def set_scene(scene, row: dict, lights: dict, materials: dict) -> None:
+def set_scene(scene, row: dict, lights: dict, materials: dict, meshes: dict) -> None:
     """Replace the previous scene's objects, camera and light jitter with this row's."""
     for obj in [o for o in scene.objects if o.get(OBJECT_TAG)]:
         bpy.data.objects.remove(obj, do_unlink=True)
     for spec in row["objects"]:
-        add_object(spec, object_material(spec["color"], spec["material"], materials))
+        add_object(spec, object_material(spec["color"], spec["material"], materials), meshes)
 
     camera = row["camera"]
     scene.camera.data.lens = camera["focal_length_mm"]
@@ -179,8 +185,10 @@ def set_scene(scene, row: dict, lights: dict, materials: dict) -> None:
     scene.cycles.seed = row["render_seed"] % 2**31
 
 
-def render_scenes(rows: list[dict], out_dir, render_cfg: dict, threads: int = 1, progress: bool = False) -> None:
-    """Render each scene row (as read from the scene table) to `out_dir/<scene_id>.png`."""
+def render_scenes(rows: list[dict], out_dir, render_cfg: dict, threads: int = 1, progress: bool = False,
+                  mesh_files: dict | None = None) -> None:
+    """Render each scene row (as read from the scene table) to `out_dir/<scene_id>.png`; `mesh_files`
+    {category: file} holds the meshes of a ComCO table's objects."""
     from tqdm import tqdm
 
     if not rows:
@@ -191,9 +199,14 @@ def render_scenes(rows: list[dict], out_dir, render_cfg: dict, threads: int = 1,
     scene = bpy.context.scene
     configure_cycles(scene, render_cfg, rows[0]["image_width"], rows[0]["image_height"], threads)
     lights = build_stage(scene)
-    materials = {}
+    materials, meshes = {}, {}
+    if mesh_files:
+        from workflow_scripts.meshes import import_mesh
+
+        used = {o["shape"] for row in rows for o in row["objects"]}
+        meshes = {c: import_mesh(path, c) for c, path in mesh_files.items() if c in used}
     for row in tqdm(rows, desc="render", unit="image", disable=not progress):
-        set_scene(scene, row, lights, materials)
+        set_scene(scene, row, lights, materials, meshes)
         target = out_dir / f"{row['scene_id']}.png"
         partial = out_dir / f".{row['scene_id']}.partial.png"
         scene.render.filepath = str(partial)
@@ -211,7 +224,13 @@ def main(snakemake) -> None:
     shard = int(snakemake.wildcards.shard)
     table = pq.read_table(snakemake.input.scenes, filters=[("shard", "=", shard)])
     logger.info("shard %d: %d scenes, render settings %s", shard, table.num_rows, snakemake.params.render)
-    render_scenes(table.to_pylist(), snakemake.output.images, snakemake.params.render, snakemake.threads, True)
+    mesh_files = None
+    if snakemake.input.meshes:
+        import json
+
+        mesh_files = {c: m["file"] for c, m in json.loads(Path(snakemake.input.meshes[0]).read_text()).items()}
+    render_scenes(table.to_pylist(), snakemake.output.images, snakemake.params.render, snakemake.threads, True,
+                  mesh_files)
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -84,6 +84,10 @@ assert all(shape in FACE_CAMERA_EXACTLY for shape, (ax, ay, _) in SIMCO_ANCHORS.
 SIMCO_LAYOUTS = ("mixed", "one_large")
 SIMCO_OBJECT_COUNTS = (2, 3, 4, 5)
 SIMCO_MATERIAL = "rubber"
+# SIMCO and ComCO scenes: CLEVR's camera zoomed in on a smaller floor, so that CLIP's 224 px input
+# sees each object over more pixels than in CLEVR's wide view.
+SIMCO_FOCAL_LENGTH_MM = 60.0
+SIMCO_GROUND_HALF_EXTENT = 2.0
 
 # Camera in the spirit of CLEVR's base scene, jittered per scene.
 CAMERA_LOCATION = (7.36, -6.93, 4.96)
@@ -165,27 +169,30 @@ def split_group_key(pairs) -> tuple:
     return tuple(sorted(c for c, _ in pairs)), tuple(sorted(s for _, s in pairs))
 
 
-def bounding_radius(shape: str, radius: float) -> float:
-    """Radius of a sphere around the object's centre (for SIMCO's own shapes: its bounding box centre)
-    that contains it."""
-    if shape in SIMCO_GEOMETRY:
-        return SIMCO_GEOMETRY[shape][1] * radius
+def bounding_radius(shape: str, radius: float, geometry=None) -> float:
+    """Radius of a sphere around the object's centre (for SIMCO's own shapes and meshes: its bounding box
+    centre) that contains it. `geometry`: (footprint, reach, height) per shape, default SIMCO_GEOMETRY."""
+    geometry = SIMCO_GEOMETRY if geometry is None else geometry
+    if shape in geometry:
+        return geometry[shape][1] * radius
     return {"sphere": 1.0, "cube": np.sqrt(3 / 2), "cylinder": np.sqrt(2)}[shape] * radius
 
 
-def centre_height(shape: str, radius: float) -> float:
+def centre_height(shape: str, radius: float, geometry=None) -> float:
     """Height of the centre of an object resting on the ground (cubes have half-side radius/sqrt 2;
-    SIMCO's own shapes: half the height of their bounding box)."""
-    if shape in SIMCO_GEOMETRY:
-        return SIMCO_GEOMETRY[shape][2] / 2 * radius
+    SIMCO's own shapes and meshes: half the height of their bounding box)."""
+    geometry = SIMCO_GEOMETRY if geometry is None else geometry
+    if shape in geometry:
+        return geometry[shape][2] / 2 * radius
     return radius / np.sqrt(2) if shape == "cube" else radius
 
 
-def footprint_radius(shape: str, radius: float) -> float:
+def footprint_radius(shape: str, radius: float, geometry=None) -> float:
     """Radius of a vertical cylinder around the object's axis that contains it: CLEVR's shapes `radius`
-    (a cube's corners reach it too), SIMCO's own shapes their measured footprint."""
-    if shape in SIMCO_GEOMETRY:
-        return SIMCO_GEOMETRY[shape][0] * radius
+    (a cube's corners reach it too), SIMCO's own shapes and meshes their measured footprint."""
+    geometry = SIMCO_GEOMETRY if geometry is None else geometry
+    if shape in geometry:
+        return geometry[shape][0] * radius
     return radius
 
 
@@ -201,11 +208,12 @@ def _rotated_anchor(shape: str, radius: float, rotation_deg: float) -> np.ndarra
     return radius * np.array([ax * np.cos(a) - ay * np.sin(a), ax * np.sin(a) + ay * np.cos(a), az])
 
 
-def object_anchor(shape: str, radius: float, x: float, y: float, rotation_deg: float) -> np.ndarray:
+def object_anchor(shape: str, radius: float, x: float, y: float, rotation_deg: float,
+                  geometry=None) -> np.ndarray:
     """The stored "position" of an object standing at (x, y): a point inside it, or (mug) inside the
     walls that surround it, that the camera sees on the object (see the module's docstring)."""
     if shape not in SIMCO_ANCHORS:
-        return np.array([x, y, centre_height(shape, radius)])
+        return np.array([x, y, centre_height(shape, radius, geometry)])
     return np.array([x, y, 0.0]) + _rotated_anchor(shape, radius, rotation_deg)
 
 
@@ -266,19 +274,19 @@ def hard_negatives(rng, shapes, colors, count: int) -> list[list[tuple[str, str]
     )
 
 
-def camera_at(location) -> dict:
+def camera_at(location, focal_length_mm: float = FOCAL_LENGTH_MM) -> dict:
     """The scene camera at `location`, aimed at the origin."""
     return {
         "location": [float(c) for c in location],
         "target": [0.0, 0.0, 0.0],
-        "focal_length_mm": FOCAL_LENGTH_MM,
+        "focal_length_mm": focal_length_mm,
         "sensor_width_mm": SENSOR_WIDTH_MM,
     }
 
 
-def sample_camera(rng) -> dict:
+def sample_camera(rng, focal_length_mm: float = FOCAL_LENGTH_MM) -> dict:
     """CLEVR's camera, its location jittered."""
-    return camera_at(np.asarray(CAMERA_LOCATION) + rng.uniform(-CAMERA_JITTER, CAMERA_JITTER, 3))
+    return camera_at(np.asarray(CAMERA_LOCATION) + rng.uniform(-CAMERA_JITTER, CAMERA_JITTER, 3), focal_length_mm)
 
 
 def in_frame(centre, reach, camera, width, height) -> bool:
@@ -307,25 +315,27 @@ def unobstructed(centre, reach, placed, camera, anchor=None) -> bool:
     return True
 
 
-def place_objects(rng, shapes, camera, width, height, sizes=None, material=None) -> list[dict] | None:
+def place_objects(rng, shapes, camera, width, height, sizes=None, material=None,
+                  half_extent=GROUND_HALF_EXTENT, geometry=None) -> list[dict] | None:
     """Sizes, materials, positions and rotations for the shapes, or None if they do not fit.
 
     `sizes` (a size name per shape) and `material` fix what is otherwise drawn at random per object
     (CLEVR's way: size before the position, material then rotation after it). Objects keep their
     footprints MIN_GAP apart, their bounding spheres inside the frame, and their anchors (`object_anchor`)
-    in sight. Each placed dict has "centre" (bounding sphere centre) and "anchor" (the stored position).
+    in sight, on the ground within [-half_extent, half_extent]^2. `geometry` as for `bounding_radius`.
+    Each placed dict has "centre" (bounding sphere centre) and "anchor" (the stored position).
     """
     placed = []
     for index, shape in enumerate(shapes):
         size = str(rng.choice(list(SIZES))) if sizes is None else sizes[index]
         radius = SIZES[size]
-        reach = bounding_radius(shape, radius)
-        footprint = footprint_radius(shape, radius)
+        reach = bounding_radius(shape, radius, geometry)
+        footprint = footprint_radius(shape, radius, geometry)
         for _ in range(MAX_PLACEMENT_TRIES):
-            x, y = rng.uniform(-GROUND_HALF_EXTENT, GROUND_HALF_EXTENT, 2)
-            centre = np.array([x, y, centre_height(shape, radius)])
+            x, y = rng.uniform(-half_extent, half_extent, 2)
+            centre = np.array([x, y, centre_height(shape, radius, geometry)])
             # Shapes with an off-axis anchor face the camera (FACE_CAMERA_EXACTLY); for the others it is the centre.
-            anchor = object_anchor(shape, radius, x, y, facing_angle(x, y, camera["location"]))
+            anchor = object_anchor(shape, radius, x, y, facing_angle(x, y, camera["location"]), geometry)
             if all(
                 np.hypot(x - o["centre"][0], y - o["centre"][1]) >= footprint + o["footprint"] + MIN_GAP
                 for o in placed
@@ -464,24 +474,30 @@ def simco_caption(shapes) -> str:
     return " and ".join(shapes)
 
 
-def sample_simco_scene(rng, n_objects: int, large_position: int | None, width: int, height: int) -> dict:
-    """One SIMCO scene: n distinct shapes in caption order, distinct colours, rubber, one distractor caption.
+def sample_simco_scene(rng, n_objects: int, large_position: int | None, width: int, height: int,
+                       vocabulary=SIMCO_SHAPES, geometry=None) -> dict:
+    """One SIMCO scene: n distinct shapes of `vocabulary` in caption order, distinct colours, rubber, one
+    distractor caption, under the SIMCO camera (closer than CLEVR's: SIMCO_FOCAL_LENGTH_MM).
 
     `large_position` None: sizes drawn at random per object (CLEVR's way); otherwise the object at that
     position is large and the others small. Draws, per try: shapes, colours, camera, placement (per object:
     its size when random, positions, its rotation as `object_rotation` draws it); then the distractor's
-    position and shape, and the render seed.
+    position and shape, and the render seed. `geometry` as for `bounding_radius` (ComCO's meshes).
     """
     if n_objects not in SIMCO_OBJECT_COUNTS:
         raise ValueError(
             f"SIMCO scenes take {SIMCO_OBJECT_COUNTS[0]}..{SIMCO_OBJECT_COUNTS[-1]} objects, got {n_objects}")
+    if n_objects >= len(vocabulary):
+        raise ValueError(f"{n_objects} distinct objects and a distractor need more than {len(vocabulary)} "
+                         f"object kinds ({', '.join(vocabulary)})")
     sizes = None if large_position is None else [
         "large" if i == large_position else "small" for i in range(n_objects)]
     for _ in range(MAX_SCENE_TRIES):
-        shapes = [str(s) for s in rng.choice(SIMCO_SHAPES, n_objects, replace=False)]
+        shapes = [str(s) for s in rng.choice(vocabulary, n_objects, replace=False)]
         colors = [str(c) for c in rng.choice(list(COLORS), n_objects, replace=False)]
-        camera = sample_camera(rng)
-        placed = place_objects(rng, shapes, camera, width, height, sizes=sizes, material=SIMCO_MATERIAL)
+        camera = sample_camera(rng, SIMCO_FOCAL_LENGTH_MM)
+        placed = place_objects(rng, shapes, camera, width, height, sizes=sizes, material=SIMCO_MATERIAL,
+                               half_extent=SIMCO_GROUND_HALF_EXTENT, geometry=geometry)
         if placed is not None:
             break
     else:
@@ -490,7 +506,7 @@ def sample_simco_scene(rng, n_objects: int, large_position: int | None, width: i
             f"after {MAX_SCENE_TRIES} tries; lower objects_per_scene"
         )
     replaced = int(rng.integers(n_objects))
-    absent = [s for s in SIMCO_SHAPES if s not in shapes]
+    absent = [s for s in vocabulary if s not in shapes]
     distractor = list(shapes)
     distractor[replaced] = str(rng.choice(absent))
     return {
@@ -504,15 +520,17 @@ def sample_simco_scene(rng, n_objects: int, large_position: int | None, width: i
     }
 
 
-def generate_simco_scenes(dataset: str, spec: dict, width: int, height: int, seed: int) -> pa.Table:
-    """The scene table of one SIMCO dataset (paper B), in SCENE_SCHEMA.
+def generate_simco_scenes(dataset: str, spec: dict, width: int, height: int, seed: int,
+                          vocabulary=SIMCO_SHAPES, geometry=None) -> pa.Table:
+    """The scene table of one SIMCO dataset (paper B), in SCENE_SCHEMA; ComCO's when `vocabulary` and
+    `geometry` describe its meshes (`mesh_geometry`).
 
     spec: objects_per_scene (counts in 2..5), scenes_per_count, shards, layout and optionally splits
     (default all "test"; grouped by the set of shapes, per object count, as CLEVR's).
     layout "mixed": every object's size drawn at random (large or small);
     layout "one_large": exactly one object large (SIZES["large"]), the others small, the large one's position
     in the object list (and caption) cycling 0, 1, ..., n-1, 0, ... over the scenes of each count.
-    Objects: distinct shapes of SIMCO_SHAPES, distinct colours drawn from CLEVR's COLORS, rubber. Caption: the
+    Objects: distinct shapes of `vocabulary`, distinct colours drawn from CLEVR's COLORS, rubber. Caption: the
     shape names in object order joined with " and "; negative_captions: one distractor in which one object,
     at a random position, is replaced by a random shape absent from the scene.
     """
@@ -521,7 +539,7 @@ def generate_simco_scenes(dataset: str, spec: dict, width: int, height: int, see
         raise ValueError(f"unknown SIMCO layout {layout!r}; expected one of {SIMCO_LAYOUTS}")
     rng = dataset_rng(seed, dataset)
     scenes = [
-        sample_simco_scene(rng, n, j % n if layout == "one_large" else None, width, height)
+        sample_simco_scene(rng, n, j % n if layout == "one_large" else None, width, height, vocabulary, geometry)
         for n in spec["objects_per_scene"]
         for j in range(spec["scenes_per_count"])
     ]
@@ -529,24 +547,26 @@ def generate_simco_scenes(dataset: str, spec: dict, width: int, height: int, see
     return scene_table(dataset, scenes, splits, spec["shards"], width, height)
 
 
-def generate_simco_references(dataset: str, width: int, height: int, seed: int) -> pa.Table:
-    """One single-object scene per SIMCO shape (in SIMCO_SHAPES order), for IOR's reference embeddings.
+def generate_simco_references(dataset: str, width: int, height: int, seed: int, vocabulary=SIMCO_SHAPES,
+                              geometry=None) -> pa.Table:
+    """One single-object scene per shape of `vocabulary` (in its order), for IOR's reference embeddings.
 
     Each shape stands alone at the origin, large, rubber, turned by the facing angle (flat outlines face the
-    camera exactly; the others show the side a flat outline would), seen by CLEVR's camera without jitter; its colour is
-    drawn from CLEVR's COLORS. Caption: the shape's name; no negative captions; split "test"; one shard.
+    camera exactly; the others show the side a flat outline would), seen by the SIMCO camera without jitter;
+    its colour is drawn from CLEVR's COLORS. Caption: the shape's name; no negative captions; split "test";
+    one shard.
     """
     rng = dataset_rng(seed, dataset)
-    camera = camera_at(CAMERA_LOCATION)
+    camera = camera_at(CAMERA_LOCATION, SIMCO_FOCAL_LENGTH_MM)
     radius = SIZES["large"]
     rotation = facing_angle(0.0, 0.0, camera["location"])
     scenes = []
-    for shape in SIMCO_SHAPES:
-        centre = np.array([0.0, 0.0, centre_height(shape, radius)])
-        if not in_frame(centre, bounding_radius(shape, radius), camera, width, height):
+    for shape in vocabulary:
+        centre = np.array([0.0, 0.0, centre_height(shape, radius, geometry)])
+        if not in_frame(centre, bounding_radius(shape, radius, geometry), camera, width, height):
             raise ValueError(f"a large {shape} at the origin does not fit a {width}x{height} image")
         placed = {"shape": shape, "material": SIMCO_MATERIAL, "size": "large", "radius": radius,
-                  "anchor": object_anchor(shape, radius, 0.0, 0.0, rotation), "rotation_deg": rotation}
+                  "anchor": object_anchor(shape, radius, 0.0, 0.0, rotation, geometry), "rotation_deg": rotation}
         scenes.append({
             "n_objects": 1,
             "objects": object_rows([placed], [str(rng.choice(list(COLORS)))]),
@@ -558,6 +578,27 @@ def generate_simco_references(dataset: str, width: int, height: int, seed: int) 
     return scene_table(dataset, scenes, ["test"] * len(scenes), 1, width, height)
 
 
+def read_mesh_geometry(path) -> tuple[list[str], dict]:
+    """(categories, {category: (footprint, reach, height)}) from mesh_geometry's JSON, in its order."""
+    import json
+
+    measured = json.loads(Path(path).read_text())
+    return list(measured), {c: (m["footprint"], m["reach"], m["height"]) for c, m in measured.items()}
+
+
+def scenes_for(dataset: str, spec: dict, width: int, height: int, seed: int, mesh_geometry=None) -> pa.Table:
+    """The scene table scene_specs writes for `spec` (a dataset's config entry, or the references entry the
+    Snakefile makes: kind "references", of_kind); `mesh_geometry`: ComCO's measured meshes (JSON path)."""
+    vocabulary, geometry = SIMCO_SHAPES, None
+    if mesh_geometry is not None:
+        vocabulary, geometry = read_mesh_geometry(mesh_geometry)
+    if spec["kind"] == "clevr":
+        return generate_scenes(dataset, spec, width, height, seed)
+    if spec["kind"] == "references":
+        return generate_simco_references(dataset, width, height, seed, vocabulary, geometry)
+    return generate_simco_scenes(dataset, spec, width, height, seed, vocabulary, geometry)
+
+
 def main(snakemake) -> None:
     from workflow_scripts.rule_logging import log_to
     from workflow_scripts.tables import write_table
@@ -566,7 +607,8 @@ def main(snakemake) -> None:
     dataset = snakemake.wildcards.dataset
     spec = snakemake.params.spec
     width, height = snakemake.params.resolution
-    table = generate_scenes(dataset, spec, width, height, snakemake.params.seed)
+    meshes = snakemake.input.meshes[0] if snakemake.input.meshes else None
+    table = scenes_for(dataset, spec, width, height, snakemake.params.seed, meshes)
     write_table(
         table,
         snakemake.output.scenes,
