@@ -5,6 +5,7 @@ import pytest
 
 from workflow_scripts.binding import (
     image_to_text_accuracy,
+    image_to_text_preference,
     modality_gap,
     preference,
     text_to_image_accuracy,
@@ -33,6 +34,13 @@ def test_image_to_text_on_hand_made_vectors():
     caption = np.array([[2.0, 0.1], [1.0, 0.0], [1.0, 1.0]])  # right, wrong, tie
     negative = np.array([[0.0, 1.0], [0.0, 3.0], [2.0, 2.0]])
     assert image_to_text_accuracy(image, caption, negative) == pytest.approx(1.5 / 3)
+
+
+def test_image_to_text_preference_scores_each_image():
+    image = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    caption = np.array([[1.0, 0.1], [1.0, 0.0], [1.0, 1.0]])  # right, wrong, tie
+    distractor = np.array([[0.0, 1.0], [0.0, 1.0], [2.0, 2.0]])
+    assert image_to_text_preference(image, caption, distractor).tolist() == [1.0, 0.0, 0.5]
 
 
 def test_text_to_image_on_hand_made_vectors():

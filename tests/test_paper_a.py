@@ -1,6 +1,5 @@
 """Paper A end to end on known-answer embeddings: probes, LABCLIP, diagnostics, tables and figures."""
 import pandas as pd
-import pyarrow as pa
 import pytest
 from PIL import Image
 

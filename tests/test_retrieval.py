@@ -10,7 +10,6 @@ from workflow_scripts.retrieval import (
     LONG_PREFIX,
     aggregate_object_embeddings,
     ior_metrics,
-    matching_accuracy,
     move_object,
     render_caption,
     replace_object,
@@ -146,13 +145,6 @@ def test_ior_metrics_without_large_objects_gives_nan():
 def test_ior_metrics_rejects_bad_large_position():
     with pytest.raises(ValueError, match="large"):
         ior_metrics(np.eye(3)[:1], np.eye(3), np.array([[0, 1]]), np.array([2]))
-
-
-def test_matching_accuracy_on_hand_made_vectors():
-    image = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    caption = np.array([[1.0, 0.1], [1.0, 0.0], [1.0, 1.0]])  # right, wrong, tie
-    distractor = np.array([[0.0, 1.0], [0.0, 1.0], [2.0, 2.0]])
-    assert matching_accuracy(image, caption, distractor) == pytest.approx(1.5 / 3)
 
 
 def test_move_object():

@@ -17,9 +17,15 @@ def preference(better: np.ndarray, worse: np.ndarray) -> np.ndarray:
     return (better > worse) + 0.5 * (better == worse)
 
 
+def image_to_text_preference(image, caption, negative) -> np.ndarray:
+    """Per image: 1 when it is more similar (cosine) to its caption than to the negative caption, 0 when less,
+    0.5 for a tie."""
+    return preference(rowwise_cosine(image, caption), rowwise_cosine(image, negative))
+
+
 def image_to_text_accuracy(image, caption, negative) -> float:
     """Share of images more similar (cosine) to their caption than to its attribute-swapped version."""
-    return float(preference(rowwise_cosine(image, caption), rowwise_cosine(image, negative)).mean())
+    return float(image_to_text_preference(image, caption, negative).mean())
 
 
 def twin_pairs(scenes: list[dict]) -> list[tuple[int, int]]:

@@ -13,8 +13,6 @@ Weights are written as safetensors with the provenance in the metadata; the auth
 import copy
 import json
 import logging
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +21,7 @@ from torch import nn
 
 from workflow_scripts.binding import image_to_text_accuracy
 from workflow_scripts.embedded import Embedded
+from workflow_scripts.files import write_atomically
 
 log = logging.getLogger("clip_binding")
 
@@ -171,17 +170,6 @@ def map_text(model: LabClip, text: np.ndarray) -> np.ndarray:
     return mapped.cpu().numpy().astype(np.float32)
 
 
-def _atomic_write(path, write) -> None:
-    """Call write(temporary path), then give the result its final name: a half-written file never has it."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        write(str(partial))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def _state(model: LabClip) -> dict[str, torch.Tensor]:
     return {
         WEIGHT_KEY: model.linear.weight.detach().cpu().contiguous().clone(),
@@ -213,7 +201,7 @@ def save_labclip(model: LabClip, path, provenance: dict) -> None:
     from safetensors.torch import save_file
 
     metadata = {"provenance": json.dumps(provenance)}
-    _atomic_write(path, lambda partial: save_file(_state(model), partial, metadata=metadata))
+    write_atomically(path, lambda partial: save_file(_state(model), partial, metadata=metadata))
 
 
 def load_labclip(path) -> tuple[LabClip, dict]:
@@ -241,4 +229,4 @@ def import_authors_weights(path) -> LabClip:
 
 def export_authors_weights(model: LabClip, path) -> None:
     """Write the authors' released format, a torch state_dict {"t": scalar, "linear.weight": D x D}."""
-    _atomic_write(path, lambda partial: torch.save(_state(model), partial))
+    write_atomically(path, lambda partial: torch.save(_state(model), partial))

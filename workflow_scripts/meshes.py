@@ -6,7 +6,6 @@ it, before any scene is generated or rendered.
 """
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from mathutils import Matrix
 
 from workflow_scripts.comco import MESH_SUFFIXES
+from workflow_scripts.files import write_atomically
 from workflow_scripts.render import OBJECT_TAG
 
 
@@ -133,9 +133,8 @@ def main(snakemake) -> None:
     logger = log_to(snakemake.log[0])
     bpy.ops.wm.read_factory_settings(use_empty=True)
     measured = measure_meshes(snakemake.params.meshes)
-    partial = Path(snakemake.output.geometry).with_suffix(".partial")
-    partial.write_text(json.dumps(measured, indent=1))
-    os.replace(partial, snakemake.output.geometry)
+    text = json.dumps(measured, indent=1)
+    write_atomically(snakemake.output.geometry, lambda partial: Path(partial).write_text(text))
     logger.info("%d meshes measured: %s", len(measured), ", ".join(measured))
 
 

@@ -17,6 +17,7 @@ from workflow_scripts.binding import (
     twin_pairs,
 )
 from workflow_scripts.embedded import Embedded, load_embedded
+from workflow_scripts.files import write_atomically
 from workflow_scripts.probes import probe_weight_cosine, run_probes
 
 
@@ -68,9 +69,12 @@ def binding_rows(data: Embedded, variants: dict, probes_cfg: dict, probe_weights
 def save_probe_weights(weights: dict, path) -> None:
     """Probe weight matrices as an .npz with keys 'modality/n_objects/shape'."""
     arrays = {f"{modality}/{n}/{shape}": w for modality, found in weights.items() for (n, shape), w in found.items()}
-    partial = Path(str(path) + ".partial.npz")
-    np.savez(partial, **arrays)
-    partial.replace(path)
+
+    def write(partial):
+        with open(partial, "wb") as handle:  # a file object: np.savez would add ".npz" to a path
+            np.savez(handle, **arrays)
+
+    write_atomically(path, write)
 
 
 def load_probe_weights(path) -> dict:

@@ -11,7 +11,7 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 
 import numpy as np
 
-from workflow_scripts.binding import preference, rowwise_cosine
+from workflow_scripts.binding import image_to_text_preference
 from workflow_scripts.retrieval import (
     MAX_OBJECTS,
     aggregate_object_embeddings,
@@ -144,10 +144,10 @@ def matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text: Callab
         methods[f"split-{how}"] = tuple(  # row by row: captions of several lengths
             np.concatenate([aggregate_object_embeddings(np.stack([[name_emb[n] for n in o]]), how) for o in side])
             for side in (orders, distractors))
+    images = image_emb[index]
     rows = []
     for method, (caption_emb, distractor_emb) in methods.items():
-        correct = preference(rowwise_cosine(image_emb[index], caption_emb),
-                             rowwise_cosine(image_emb[index], distractor_emb))
+        correct = image_to_text_preference(images, caption_emb, distractor_emb)
         for n in sorted(set(counts)):
             for condition in sorted(set(conditions[counts == n]), key=condition_rank):
                 mask = (counts == n) & (conditions == condition)

@@ -25,8 +25,8 @@ from workflow_scripts.embed import (
     hub_offline_reason,
     is_checkpoint_path,
     load_model,
-    sha256_of,
 )
+from workflow_scripts.files import sha256_of, write_atomically
 
 
 def file_record(path) -> dict:
@@ -79,7 +79,8 @@ def main(snakemake) -> None:
     model = snakemake.params.model
     record = {"model_id": model["id"], **prefetch(model["name"], model["pretrained"], snakemake.params.seed)}
     Path(snakemake.output[0]).parent.mkdir(parents=True, exist_ok=True)
-    Path(snakemake.output[0]).write_text(json.dumps(record, indent=2) + "\n")
+    text = json.dumps(record, indent=2) + "\n"
+    write_atomically(snakemake.output[0], lambda partial: Path(partial).write_text(text))
     logger.info("model %s: %s; %s", model["id"], record["weights"], record["verified"])
     for file in record["files"]:
         logger.info("%s sha256 %s", file["path"], file["sha256"])

@@ -8,7 +8,7 @@ from math import perm
 
 import numpy as np
 
-from workflow_scripts.binding import normalise, preference, rowwise_cosine
+from workflow_scripts.binding import normalise
 from workflow_scripts.scenes import simco_caption
 
 MAX_OBJECTS = 5
@@ -147,12 +147,6 @@ def ior_metrics(image_emb: np.ndarray, reference_emb: np.ndarray, objects: np.nd
         "small_first_share": small_share,
         "first_retrieved_share_by_position": _first_share_by_position(first, objects),
     }
-
-
-def matching_accuracy(image_emb: np.ndarray, caption_emb: np.ndarray, distractor_emb: np.ndarray) -> float:
-    """Share of images more similar (cosine) to their caption than to the distractor caption; ties score 0.5."""
-    return float(preference(rowwise_cosine(image_emb, caption_emb),
-                            rowwise_cosine(image_emb, distractor_emb)).mean())
 
 
 def _check_position(order: tuple, k: int) -> None:

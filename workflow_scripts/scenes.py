@@ -169,28 +169,25 @@ def split_group_key(pairs) -> tuple:
     return tuple(sorted(c for c, _ in pairs)), tuple(sorted(s for _, s in pairs))
 
 
-def bounding_radius(shape: str, radius: float, geometry=None) -> float:
+def bounding_radius(shape: str, radius: float, geometry=SIMCO_GEOMETRY) -> float:
     """Radius of a sphere around the object's centre (for SIMCO's own shapes and meshes: its bounding box
-    centre) that contains it. `geometry`: (footprint, reach, height) per shape, default SIMCO_GEOMETRY."""
-    geometry = SIMCO_GEOMETRY if geometry is None else geometry
+    centre) that contains it. `geometry`: (footprint, reach, height) per shape, in units of its size."""
     if shape in geometry:
         return geometry[shape][1] * radius
     return {"sphere": 1.0, "cube": np.sqrt(3 / 2), "cylinder": np.sqrt(2)}[shape] * radius
 
 
-def centre_height(shape: str, radius: float, geometry=None) -> float:
+def centre_height(shape: str, radius: float, geometry=SIMCO_GEOMETRY) -> float:
     """Height of the centre of an object resting on the ground (cubes have half-side radius/sqrt 2;
     SIMCO's own shapes and meshes: half the height of their bounding box)."""
-    geometry = SIMCO_GEOMETRY if geometry is None else geometry
     if shape in geometry:
         return geometry[shape][2] / 2 * radius
     return radius / np.sqrt(2) if shape == "cube" else radius
 
 
-def footprint_radius(shape: str, radius: float, geometry=None) -> float:
+def footprint_radius(shape: str, radius: float, geometry=SIMCO_GEOMETRY) -> float:
     """Radius of a vertical cylinder around the object's axis that contains it: CLEVR's shapes `radius`
     (a cube's corners reach it too), SIMCO's own shapes and meshes their measured footprint."""
-    geometry = SIMCO_GEOMETRY if geometry is None else geometry
     if shape in geometry:
         return geometry[shape][0] * radius
     return radius
@@ -209,7 +206,7 @@ def _rotated_anchor(shape: str, radius: float, rotation_deg: float) -> np.ndarra
 
 
 def object_anchor(shape: str, radius: float, x: float, y: float, rotation_deg: float,
-                  geometry=None) -> np.ndarray:
+                  geometry=SIMCO_GEOMETRY) -> np.ndarray:
     """The stored "position" of an object standing at (x, y): a point inside it, or (mug) inside the
     walls that surround it, that the camera sees on the object (see the module's docstring)."""
     if shape not in SIMCO_ANCHORS:
@@ -316,7 +313,7 @@ def unobstructed(centre, reach, placed, camera, anchor=None) -> bool:
 
 
 def place_objects(rng, shapes, camera, width, height, sizes=None, material=None,
-                  half_extent=GROUND_HALF_EXTENT, geometry=None) -> list[dict] | None:
+                  half_extent=GROUND_HALF_EXTENT, geometry=SIMCO_GEOMETRY) -> list[dict] | None:
     """Sizes, materials, positions and rotations for the shapes, or None if they do not fit.
 
     `sizes` (a size name per shape) and `material` fix what is otherwise drawn at random per object
@@ -475,7 +472,7 @@ def simco_caption(shapes) -> str:
 
 
 def sample_simco_scene(rng, n_objects: int, large_position: int | None, width: int, height: int,
-                       vocabulary=SIMCO_SHAPES, geometry=None) -> dict:
+                       vocabulary=SIMCO_SHAPES, geometry=SIMCO_GEOMETRY) -> dict:
     """One SIMCO scene: n distinct shapes of `vocabulary` in caption order, distinct colours, rubber, one
     distractor caption, under the SIMCO camera (closer than CLEVR's: SIMCO_FOCAL_LENGTH_MM).
 
@@ -521,7 +518,7 @@ def sample_simco_scene(rng, n_objects: int, large_position: int | None, width: i
 
 
 def generate_simco_scenes(dataset: str, spec: dict, width: int, height: int, seed: int,
-                          vocabulary=SIMCO_SHAPES, geometry=None) -> pa.Table:
+                          vocabulary=SIMCO_SHAPES, geometry=SIMCO_GEOMETRY) -> pa.Table:
     """The scene table of one SIMCO dataset (paper B), in SCENE_SCHEMA; ComCO's when `vocabulary` and
     `geometry` describe its meshes (`mesh_geometry`).
 
@@ -548,7 +545,7 @@ def generate_simco_scenes(dataset: str, spec: dict, width: int, height: int, see
 
 
 def generate_simco_references(dataset: str, width: int, height: int, seed: int, vocabulary=SIMCO_SHAPES,
-                              geometry=None) -> pa.Table:
+                              geometry=SIMCO_GEOMETRY) -> pa.Table:
     """One single-object scene per shape of `vocabulary` (in its order), for IOR's reference embeddings.
 
     Each shape stands alone at the origin, large, rubber, turned by the facing angle (flat outlines face the
@@ -589,7 +586,7 @@ def read_mesh_geometry(path) -> tuple[list[str], dict]:
 def scenes_for(dataset: str, spec: dict, width: int, height: int, seed: int, mesh_geometry=None) -> pa.Table:
     """The scene table scene_specs writes for `spec` (a dataset's config entry, or the references entry the
     Snakefile makes: kind "references", of_kind); `mesh_geometry`: ComCO's measured meshes (JSON path)."""
-    vocabulary, geometry = SIMCO_SHAPES, None
+    vocabulary, geometry = SIMCO_SHAPES, SIMCO_GEOMETRY
     if mesh_geometry is not None:
         vocabulary, geometry = read_mesh_geometry(mesh_geometry)
     if spec["kind"] == "clevr":

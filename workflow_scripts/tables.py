@@ -1,12 +1,13 @@
 """Parquet I/O shared by every stage: provenance in the file metadata, atomic writes, embedding columns."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from workflow_scripts.files import write_atomically
 
 PROVENANCE_KEY = b"clip_binding"
 
@@ -20,9 +21,7 @@ def write_table(table: pa.Table, path, provenance: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = dict(table.schema.metadata or {})
     metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
-    partial = path.with_name(path.name + ".partial")
-    pq.write_table(table.replace_schema_metadata(metadata), partial)
-    os.replace(partial, path)
+    write_atomically(path, lambda partial: pq.write_table(table.replace_schema_metadata(metadata), partial))
 
 
 def read_provenance(path) -> dict:
