@@ -1,5 +1,6 @@
 # Reproduces "CLIP Behaves like a Bag-of-Words Model Cross-modally but not Uni-modally" (arXiv 2502.03566)
-# and "CLIP Under the Microscope" (arXiv 2502.19842): scene specs -> Blender renders -> CLIP embeddings.
+# and "CLIP Under the Microscope" (arXiv 2502.19842). The chain, one rules/*.smk per stage: datasets (item tables)
+# -> render (Blender) -> models (CLIP embeddings) -> analyses -> summary (tables, figures).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -16,12 +17,11 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
-include: "rules/weights.smk"
-include: "rules/scenes.smk"
+include: "rules/datasets.smk"
 include: "rules/render.smk"
-include: "rules/embed.smk"
-include: "rules/paper_a.smk"
-include: "rules/paper_b.smk"
+include: "rules/models.smk"
+include: "rules/analyses.smk"
+include: "rules/summary.smk"
 
 
 rule all:

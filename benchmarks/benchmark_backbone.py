@@ -58,13 +58,13 @@ def resolution(text: str) -> tuple[int, int]:
 
 
 def scene_rows(n: int, width: int, height: int, seed: int) -> list[dict]:
-    from workflow_scripts.scenes import generate_scenes
+    from workflow_scripts.datasets.clevr import generate_scenes
 
     return generate_scenes("bench", dict(SPEC, scenes_per_count=n), width, height, seed).to_pylist()
 
 
 def timed_render(rows, out_dir, samples: int, threads: int) -> float:
-    from workflow_scripts.render import render_scenes
+    from workflow_scripts.render.shard import render_scenes
 
     cfg = dict(samples=samples, denoise=True, device="CPU", gpu_backend="CUDA")
     with quiet_stdout():
@@ -97,7 +97,7 @@ def embed_paths(args, out_dir: Path) -> list[Path]:
     (width, height), samples = args.resolutions[0], args.samples[0]
     where = out_dir / "embed" / f"{width}x{height}-s{samples}"
     rows = scene_rows(args.embed_images, width, height, args.seed)
-    paths = [where / f"{row['scene_id']}.png" for row in rows]
+    paths = [where / f"{row['item_id']}.png" for row in rows]
     if not all(p.is_file() for p in paths):
         seconds = timed_render(rows, where, samples, args.render_threads)
         say(f"\nrendered {len(rows)} images for embedding ({width}x{height}, {samples} samples) in {seconds:.1f} s")
@@ -109,7 +109,7 @@ def bench_embed(args, loaded, paths) -> None:
     import torch
     from PIL import Image
 
-    from workflow_scripts.embed import autocast, embed_images
+    from workflow_scripts.models.embed import autocast, embed_images
 
     model, preprocess, _, _ = loaded
 
@@ -168,8 +168,8 @@ def main() -> None:
 
     import torch
 
-    from workflow_scripts.devices import resolve_device
-    from workflow_scripts.embed import load_model
+    from workflow_scripts.common.devices import resolve_device
+    from workflow_scripts.models.loading import load_model
 
     args.device = resolve_device(args.device)
     loaded = None if args.skip_embed else load_model(args.model, args.pretrained, args.device, args.seed)

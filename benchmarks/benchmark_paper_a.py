@@ -8,7 +8,7 @@
    train_labclip: training seconds, seconds per epoch, the epoch kept, and test binding accuracy
    (image-to-text, with the map) beside the vanilla one (no map).
 
-The embeddings come from workflow_scripts.synthetic (binding linearly decodable inside each modality,
+The embeddings come from tests/synthetic.py (binding linearly decodable inside each modality,
 invisible to cross-modal cosine), not from CLIP: no pretrained weights are needed or used. The figures
 are about speed and about whether the solvers agree, not about CLIP. Only prints; nothing is asserted.
 Run from the repository root:
@@ -26,7 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the repository root
+sys.path.insert(0, str(REPO / "tests"))  # the synthetic known-answer embeddings
 
 SPEC = dict(objects_per_scene=[2], negatives_per_scene=1, shards=1, splits=dict(train=.8, val=.1, test=.1))
 WIDTH, HEIGHT = 320, 240  # only constrain object placement; nothing is rendered
@@ -40,8 +42,8 @@ from benchmarks.report import say, table  # noqa: E402
 
 
 def make_data(args):
-    from workflow_scripts.scenes import generate_scenes
-    from workflow_scripts.synthetic import synthetic_embedded
+    from synthetic import synthetic_embedded
+    from workflow_scripts.datasets.clevr import generate_scenes
 
     rows = generate_scenes("bench", dict(SPEC, scenes_per_count=args.scenes), WIDTH, HEIGHT, args.seed).to_pylist()
     return synthetic_embedded(rows, args.dim, args.noise, args.seed)
@@ -50,12 +52,17 @@ def make_data(args):
 def bench_probes(args, data) -> None:
     import numpy as np
 
-    from workflow_scripts.probes import N_CLASSES, run_probes, train_probe_lbfgs, train_probe_sgd
+    from workflow_scripts.analyses.probes import run_probes, train_probe_lbfgs, train_probe_sgd
+    from workflow_scripts.config import validate_config
 
+    minimal = {"datasets": {"d": {"objects_per_scene": [2], "scenes_per_count": 1}},
+               "models": [{"id": "m", "name": "ViT-B-32", "pretrained": "none"}]}
+    l2_grid = validate_config(minimal)["paper_a"]["probes"]["lbfgs"]["l2_grid"]  # the schema's default
     settings = {
         "sgd": dict(lr=args.sgd_lr, batch_size=args.sgd_batch_size, epochs=args.sgd_epochs),
-        "lbfgs": dict(max_iter=args.lbfgs_max_iter),  # l2_grid: the module's default
+        "lbfgs": dict(l2_grid=l2_grid, max_iter=args.lbfgs_max_iter),
     }
+    classes = len(data.vocabulary.attributes)
     described = {
         "sgd": f"SGD lr {args.sgd_lr:g}, batch {args.sgd_batch_size}, {args.sgd_epochs} epochs, best val epoch",
         "lbfgs": f"L-BFGS full batch, default l2 grid, max_iter {args.lbfgs_max_iter}, best val l2",
@@ -65,7 +72,7 @@ def bench_probes(args, data) -> None:
     for solver, text in described.items():
         say(f"  {solver}: {text}")
     start = time.perf_counter()  # warm-up: first-call costs of torch's autograd, SGD and L-BFGS
-    x, y = data.image[:64], np.eye(N_CLASSES, dtype=np.float32)[np.arange(64) % N_CLASSES]
+    x, y = data.image[:64], np.eye(classes, dtype=np.float32)[np.arange(64) % classes]
     train_probe_sgd(x, y, x, y, **dict(settings["sgd"], epochs=1), seed=args.seed)
     train_probe_lbfgs(x, y, x, y, **settings["lbfgs"])
     say(f"warm-up (both solvers once on {len(x)} rows, not in the table): {time.perf_counter() - start:.2f} s")
@@ -75,13 +82,13 @@ def bench_probes(args, data) -> None:
             start = time.perf_counter()
             found, _ = run_probes(data, modality, solver, args.seed, **settings[solver])
             seconds = time.perf_counter() - start
-            accuracy = {r["shape"]: r["test_accuracy"] for r in found}
+            accuracy = {r["object"]: r["test_accuracy"] for r in found}
             results[modality, solver] = seconds, accuracy
             n_train = sorted(r["n_train"] for r in found)
             rows.append([modality, solver, len(found), f"{n_train[0]}-{n_train[-1]}" if found else "-", seconds,
                          float(np.mean(list(accuracy.values()))) if found else "-",
                          float(np.mean([r["chance"] for r in found])) if found else "-",
-                         ", ".join(f"{r['shape']}: {r['chosen']}" for r in found)])
+                         ", ".join(f"{r['object']}: {r['chosen']}" for r in found)])
     table(["modality", "solver", "probes", "n_train", "seconds", "mean test acc", "chance", "chosen on val"], rows)
 
     say("\nsgd against lbfgs (difference: lbfgs - sgd)")
@@ -100,8 +107,8 @@ def bench_probes(args, data) -> None:
 def bench_labclip(args, data) -> None:
     import torch
 
-    from workflow_scripts.binding import image_to_text_accuracy
-    from workflow_scripts.labclip import map_text, train_labclip
+    from workflow_scripts.analyses.labclip import map_text, train_labclip
+    from workflow_scripts.analyses.similarity import image_to_text_accuracy
 
     def sync():
         if args.device.startswith("cuda"):
@@ -158,7 +165,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
-    from workflow_scripts.devices import resolve_device
+    from workflow_scripts.common.devices import resolve_device
 
     args.device = resolve_device(args.device)
     say(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
@@ -167,7 +174,7 @@ def main() -> None:
     data = make_data(args)
     split = data.split
     say(f"data: synthetic known-answer embeddings (dim {args.dim}, noise {args.noise:g}, seed {args.seed}), "
-        f"{len(data.scenes)} two-object scenes (train {(split == 'train').sum()}, val {(split == 'val').sum()}, "
+        f"{len(data.items)} two-object scenes (train {(split == 'train').sum()}, val {(split == 'val').sum()}, "
         f"test {(split == 'test').sum()}), made in {time.perf_counter() - start:.1f} s")
     say("no pretrained CLIP weights here: the figures are about speed and solver agreement, not about CLIP")
 

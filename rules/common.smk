@@ -1,119 +1,117 @@
+# Everything the rules share: the validated config, the planned datasets (through the registry of dataset kinds,
+# workflow_scripts/datasets/), the paths of items, embeddings and analysis results, and the target lists.
 import re
 import sys
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.comco import mesh_files
-from workflow_scripts.config_check import ConfigError, validate_config
-from workflow_scripts.paths import shard_dir
+from workflow_scripts.config import ConfigError, validate_config
+from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
+from workflow_scripts.datasets.items import shard_dir
+from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES
 
 try:
     validate_config(config)
-except ConfigError as error:
+    DATASETS, SKIPPED = plan_datasets(config, dataset_kinds(config["kind_modules"]))
+except (ConfigError, ValueError) as error:
     raise WorkflowError(str(error)) from None
+for name, reason in SKIPPED.items():
+    logger.warning(f"dataset {name!r} skipped: {reason}")
 
 MODELS = {model["id"]: model for model in config["models"]}
-CLEVR_DATASETS = []  # paper A's
-PAPER_B_DATASETS = []  # SIMCO and ComCO, each with its "<name>-references" single-object renders
-MESHES = {}  # ComCO dataset -> {category: mesh file}
-for name, spec in sorted(config["datasets"].items()):
-    if spec["kind"] == "clevr":
-        CLEVR_DATASETS.append(name)
-        continue
-    if spec["kind"] == "comco":
-        folder = Path(spec["meshes"]).expanduser()
-        if not folder.is_dir():
-            logger.warning(
-                f"ComCO dataset {name!r} skipped: its mesh folder {folder} (datasets.{name}.meshes) does not "
-                "exist, so none of its targets are requested. Put one .glb/.obj/.blend file per COCO category there."
-            )
-            continue
-        try:
-            MESHES[name] = mesh_files(folder, spec.get("categories"))
-        except (OSError, ValueError) as error:
-            raise WorkflowError(f"datasets.{name}.meshes: {error}") from None
-        needed = max(spec["objects_per_scene"]) + 1  # distinct objects and a distractor
-        if len(MESHES[name]) < needed:
-            raise WorkflowError(
-                f"datasets.{name}.meshes: {folder} has {len(MESHES[name])} categories "
-                f"({', '.join(MESHES[name])}); scenes of {needed - 1} objects and a distractor need {needed}"
-            )
-    PAPER_B_DATASETS.append(name)
-REFERENCES = {f"{name}-references": name for name in PAPER_B_DATASETS}
-SCENE_SETS = CLEVR_DATASETS + PAPER_B_DATASETS + list(REFERENCES)  # everything rendered and embedded
-PAPER_A_FIGURES = [
-    "probe_accuracy",
-    "probes_vs_objects",
-    "binding_accuracy",
-    "caption_cosines",
-    "modality_gap",
-]
-PAPER_B_TABLES = ["tor"] + (["ior", "matching"] if PAPER_B_DATASETS else [])
-PAPER_B_FIGURES = {"tor_position_bias": "tor", "ior_large_object": "ior", "matching_conditions": "matching"}
+
+# Paths: every dataset's items and embeddings, and every analysis' results in one layout.
+ITEMS = "results/{dataset}/items.parquet"
+EMBEDDINGS = {
+    "images": "results/{dataset}/embeddings/{model}/images.parquet",
+    "texts": "results/{dataset}/embeddings/{model}/texts.parquet",
+}
+REFERENCES = {  # a dataset's single-object references, beside its own items
+    "reference_items": "results/{dataset}-references/items.parquet",
+    "reference_images": "results/{dataset}-references/embeddings/{model}/images.parquet",
+}
+
+
+def analysis_dir(analysis: str) -> str:
+    return f"results/{{dataset}}/{analysis}/{{model}}"
+
+
+def datasets_for(analysis: str) -> list[str]:
+    """The datasets an analysis runs on (their kind's default analyses, or the entry's own list)."""
+    return [name for name, planned in DATASETS.items() if analysis in planned.analyses]
+
+
+def one_of(names) -> str:
+    """A wildcard constraint matching exactly these names (none: matching nothing)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
 wildcard_constraints:
-    dataset="|".join(map(re.escape, SCENE_SETS)),
-    model="|".join(map(re.escape, MODELS)),
+    dataset=one_of(DATASETS),
+    model=one_of(MODELS),
     shard=r"\d{3}",
-    mode="SB|HNB",
+    mode=one_of(config["paper_a"]["labclip"]["modes"]),
 
 
-def scene_spec(dataset: str) -> dict:
-    """What scene_specs generates for a dataset: its config entry, or for "<name>-references" the single-object
-    references of dataset <name>."""
-    if dataset in REFERENCES:
-        of = REFERENCES[dataset]
-        return {"kind": "references", "of": of, "of_kind": config["datasets"][of]["kind"], "shards": 1}
-    return config["datasets"][dataset]
+def item_inputs(wildcards) -> dict:
+    """The files a dataset's item builder reads (its kind's `inputs`)."""
+    return DATASETS[wildcards.dataset].inputs()
 
 
 def shard_dirs(wildcards):
-    """Every render shard folder of a dataset."""
+    """Every render shard folder of a rendered dataset; nothing for one whose images are files on disk."""
+    planned = DATASETS[wildcards.dataset]
+    if not planned.kind.rendered:
+        return []
+    return [f"results/{wildcards.dataset}/{shard_dir(shard)}" for shard in range(planned.shards)]
+
+
+def analysis_results(analysis: str, output: str) -> list[str]:
+    """One analysis output over every dataset it runs on and every model (labclip: every mode)."""
+    return expand(getattr(getattr(rules, analysis).output, output), dataset=datasets_for(analysis), model=MODELS,
+                  mode=config["paper_a"]["labclip"]["modes"])
+
+
+def table_path(table: str, ext: str) -> str:
+    return f"results/{TABLES[table][0]}/tables/{table}.{ext}"
+
+
+def figure_sources(figure: str, paper: str) -> dict:
+    """A figure's inputs: the tables it draws, or analysis results it reads directly."""
+    if FIGURES[figure][0] != paper:
+        raise WorkflowError(f"figure {figure} belongs to {FIGURES[figure][0]}: "
+                            f"results/{FIGURES[figure][0]}/figures/{figure}.png")
+    return {key: table_path(source, "csv") if isinstance(source, str) else analysis_results(*source)
+            for key, source in FIGURES[figure][1].items()}
+
+
+def table_results(wildcards) -> list[str]:
+    paper, analysis, output = TABLES[wildcards.table]
+    if paper != wildcards.paper:
+        raise WorkflowError(f"table {wildcards.table} belongs to {paper}: {table_path(wildcards.table, 'csv')}")
+    return analysis_results(analysis, output)
+
+
+def source_available(source) -> bool:
+    """Whether a table (by name) or an analysis output ((analysis, output)) has any dataset to come from."""
+    analysis = TABLES[source][1] if isinstance(source, str) else source[0]
+    return bool(datasets_for(analysis))
+
+
+AVAILABLE_TABLES = [table for table in TABLES if source_available(table)]
+AVAILABLE_FIGURES = [figure for figure, (_, sources) in FIGURES.items()
+                     if all(source_available(source) for source in sources.values())]
+
+
+def all_targets() -> list[str]:
+    """Every dataset's embeddings, and every table and figure the datasets feed."""
+    datasets = [name for name, planned in DATASETS.items() if not planned.is_references]
     return [
-        f"results/{wildcards.dataset}/{shard_dir(shard)}"
-        for shard in range(scene_spec(wildcards.dataset)["shards"])
-    ]
-
-
-def mesh_table(wildcards):
-    """The measured meshes of a ComCO dataset (or of its references); nothing for other datasets."""
-    dataset = REFERENCES.get(wildcards.dataset, wildcards.dataset)
-    return [f"results/{dataset}/meshes.json"] if dataset in MESHES else []
-
-
-def paper_b_results(wildcards):
-    """The per-model (TOR) or per-dataset-and-model (IOR, matching) results a paper B table gathers."""
-    if wildcards.table == "tor":
-        return expand("results/paper_b/{model}/tor.parquet", model=MODELS)
-    return expand(f"results/paper_b/{{dataset}}/{{model}}/{wildcards.table}.parquet",
-                  dataset=PAPER_B_DATASETS, model=MODELS)
-
-
-def all_targets():
-    return [
-        *expand(
-            "results/{dataset}/embeddings/{model}/{kind}.parquet",
-            dataset=CLEVR_DATASETS + PAPER_B_DATASETS,
-            model=MODELS,
-            kind=["images", "texts"],
-        ),
-        *(paper_a_targets() if CLEVR_DATASETS else []),
-        *expand("results/paper_b/tables/{table}.{ext}", table=PAPER_B_TABLES, ext=["csv", "md"]),
-        *expand(
-            "results/paper_b/figures/{figure}.{ext}",
-            figure=[f for f, table in PAPER_B_FIGURES.items() if table in PAPER_B_TABLES],
-            ext=["png", "pdf"],
-        ),
-    ]
-
-
-def paper_a_targets():
-    return [
-        *expand("results/paper_a/tables/{table}.{ext}", table=["probes", "binding"], ext=["csv", "md"]),
-        *expand("results/paper_a/figures/{figure}.{ext}", figure=PAPER_A_FIGURES, ext=["png", "pdf"]),
+        *expand(list(EMBEDDINGS.values()), dataset=datasets, model=MODELS),
+        *(table_path(table, ext) for table in AVAILABLE_TABLES for ext in ("csv", "md")),
+        *(f"results/{FIGURES[figure][0]}/figures/{figure}.{ext}" for figure in AVAILABLE_FIGURES
+          for ext in ("png", "pdf")),
     ]

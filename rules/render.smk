@@ -1,10 +1,12 @@
+# Renders: one bpy process per shard of a rendered dataset's items.
 # Not marked `cache: True` for between-workflow caching: Snakemake (9.x) refuses that on a rule with a
 # benchmark: directive, and every rule here keeps its benchmark. Reruns within a workflow are already
 # limited to what a changed input, param or script invalidates (see the tests in test_workflow.py).
+
+
 rule render_shard:
     input:
-        scenes="results/{dataset}/scenes.parquet",
-        meshes=mesh_table,
+        item_table=ITEMS,
     output:
         images=directory("results/{dataset}/images/shard-{shard}"),
     params:
@@ -17,4 +19,4 @@ rule render_shard:
     conda:
         "../envs/render.yaml"
     script:
-        "../workflow_scripts/render.py"
+        "../workflow_scripts/render/shard.py"

@@ -9,6 +9,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def schema_defaults() -> dict:
+    """A minimal config with every default of the schemas filled in: the one place defaults are written."""
+    from workflow_scripts.config import validate_config
+
+    return validate_config({"datasets": {"d": {"objects_per_scene": [2], "scenes_per_count": 1}},
+                            "models": [{"id": "m", "name": "ViT-B-32", "pretrained": "none"}]})
+
+
+DEFAULTS = schema_defaults()
+PROBES = DEFAULTS["paper_a"]["probes"]  # the authors' SGD settings and the L-BFGS grid
+LABCLIP = {key: DEFAULTS["paper_a"]["labclip"][key] for key in ("lr", "epochs", "batch_size")}
 # The tiny config that tiny_run renders, embeds and analyses end to end (several minutes on two cores).
 TINY = {
     "seed": 5,
@@ -51,7 +64,7 @@ def write_meshes(folder: Path) -> None:
 def prepare_tiny(workdir: Path) -> Path:
     """The tiny run's inputs in `workdir`: ComCO meshes, two published LABCLIP maps (one fits no model) and
     the config naming them. Returns the config's path."""
-    from workflow_scripts.labclip import LabClip, export_authors_weights
+    from workflow_scripts.analyses.labclip import LabClip, export_authors_weights
 
     write_meshes(workdir / "meshes")
     maps = {"identity": LabClip(512), "too_small": LabClip(4)}  # the second fits no model: skipped

@@ -9,11 +9,14 @@ import pytest
 from PIL import Image
 
 from test_simco_scenes import nearest_colors
-from workflow_scripts.camera import project
-from workflow_scripts.comco import mesh_files
-from workflow_scripts.meshes import geometry, import_mesh, measure_meshes
-from workflow_scripts.render import render_scenes
-from workflow_scripts.scenes import COLORS, scenes_for
+from workflow_scripts.common.camera import project
+from workflow_scripts.datasets.comco import mesh_files
+from workflow_scripts.datasets.clevr import COLORS
+from workflow_scripts.datasets.comco import KIND as COMCO
+from workflow_scripts.datasets.comco import MESHES_KEY
+from workflow_scripts.datasets.kind import ItemContext
+from workflow_scripts.render.meshes import geometry, import_mesh, measure_meshes
+from workflow_scripts.render.shard import render_scenes
 
 # Box dimensions (x, y, z) per category, and the format each is written in.
 BOXES = {
@@ -120,17 +123,20 @@ def comco_rows(mesh_folder, tmp_path_factory):
     table_path.write_text(json.dumps(measured))
     spec = {"kind": "comco", "objects_per_scene": [3, 4], "scenes_per_count": 1, "shards": 1,
             "layout": "one_large", "splits": {"train": 0.0, "val": 0.0, "test": 1.0}}
-    scenes = scenes_for("comco_test", spec, WIDTH, HEIGHT, 0, table_path).to_pylist()
-    references = scenes_for("comco_test-references", {"kind": "references", "of_kind": "comco"}, WIDTH, HEIGHT, 0,
-                            table_path).to_pylist()
-    return scenes, references, {c: m["file"] for c, m in measured.items()}
+    context = ItemContext(seed=0, resolution=(WIDTH, HEIGHT), inputs={"meshes": str(table_path)})
+    scenes, vocabulary = COMCO.items("comco_test", spec, context)
+    references, _ = COMCO.references("comco_test-references", {"kind": "comco"}, context)
+    files = {c: m["file"] for c, m in measured.items()}
+    assert vocabulary.objects == tuple(files)
+    assert json.loads(scenes.schema.metadata[MESHES_KEY]) == files  # where the renderer finds the meshes
+    return scenes.to_pylist(), references.to_pylist(), files
 
 
 def test_comco_scenes_use_the_mesh_categories(comco_rows):
     scenes, references, files = comco_rows
     assert [r["caption"] for r in references] == list(files)
     for scene in scenes:
-        names = [o["shape"] for o in scene["objects"]]
+        names = [o["object"] for o in scene["objects"]]
         assert scene["caption"] == " and ".join(names) and set(names) <= set(files)
         assert [o["size"] for o in scene["objects"]].count("large") == 1
 
@@ -145,10 +151,10 @@ def test_rendered_meshes_show_their_colour_at_their_positions(comco_rows, tmp_pa
     names = [name for name in COLORS if name != "gray"]
     checked = 0
     for row in rows:
-        image = np.asarray(Image.open(tmp_path / f"{row['scene_id']}.png").convert("RGB"), float)
+        image = np.asarray(Image.open(tmp_path / f"{row['item_id']}.png").convert("RGB"), float)
         uvd = project([o["position"] for o in row["objects"]], **row["camera"], width=WIDTH, height=HEIGHT)
         for obj, (u, v, _) in zip(row["objects"], uvd):
-            if obj["color"] != "gray":
-                assert names[nearest_colors(image[int(v), int(u)], names)] == obj["color"], (row["caption"], obj)
+            if obj["attribute"] != "gray":
+                assert names[nearest_colors(image[int(v), int(u)], names)] == obj["attribute"], (row["caption"], obj)
                 checked += 1
     assert checked >= 7

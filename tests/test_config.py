@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from workflow_scripts.config_check import ConfigError, validate_config
+from workflow_scripts.config import ConfigError, validate_config
 
 MINIMAL = {
     "datasets": {"toy": {"objects_per_scene": [2], "scenes_per_count": 4}},
@@ -79,10 +79,21 @@ def test_inconsistent_values(change, expected):
     assert expected in invalid(change)
 
 
-def test_tor_objects_default_to_the_simco_vocabulary():
-    from workflow_scripts.scenes import SIMCO_SHAPES
+@pytest.mark.parametrize("dataset, expected", [
+    ({"kind": "pug"}, "datasets.toy.kind: unknown kind 'pug'; known kinds: clevr, comco, simco"),
+    ({"analyses": ["probes", "speed"]}, "datasets.toy.analyses: unknown analysis 'speed'"),
+    ({"analyses": ["binding"]}, "datasets.toy.analyses: binding needs probes, which is not listed"),
+    ({"analyses": ["ior"]}, "datasets.toy.analyses: ior needs single-object references, which kind clevr does not"),
+])
+def test_kinds_and_analyses_are_checked_against_their_registries(dataset, expected):
+    assert expected in invalid(lambda c: c["datasets"]["toy"].update(dataset))
 
-    assert validate_config(copy.deepcopy(MINIMAL))["paper_b"]["tor"]["objects"] == list(SIMCO_SHAPES)
+
+def test_a_kind_module_that_declares_no_kind_is_named(tmp_path):
+    module = tmp_path / "nothing.py"
+    module.write_text("X = 1\n")
+    message = invalid(lambda c: c.update(kind_modules=[str(module)]))
+    assert f"kind_modules: {module} declares no KIND" in message
 
 
 def test_simco_and_comco_datasets_get_their_own_defaults():
@@ -98,10 +109,11 @@ def test_simco_and_comco_datasets_get_their_own_defaults():
 
 
 @pytest.mark.parametrize("dataset, expected", [
-    ({"kind": "simco", "negatives_per_scene": 1}, "datasets.toy.negatives_per_scene: not a key of kind simco"),
-    ({"layout": "mixed"}, "datasets.toy.layout: not a key of kind clevr"),
-    ({"kind": "simco", "meshes": "m"}, "datasets.toy.meshes: not a key of kind simco"),
-    ({"kind": "simco", "objects_per_scene": [2, 6]}, "datasets.toy.objects_per_scene: simco scenes hold 2..5"),
+    ({"kind": "simco", "negatives_per_scene": 1}, "datasets.toy: Additional properties are not allowed "
+                                                  "('negatives_per_scene' was unexpected)"),
+    ({"layout": "mixed"}, "datasets.toy: Additional properties are not allowed ('layout' was unexpected)"),
+    ({"kind": "simco", "meshes": "m"}, "datasets.toy: Additional properties are not allowed ('meshes' was unexpected)"),
+    ({"kind": "simco", "objects_per_scene": [2, 6]}, "datasets.toy.objects_per_scene.1: 6 is greater than the maximum of 5"),
     ({"kind": "comco"}, "datasets.toy: 'meshes' is a required property"),
     ({"kind": "simco", "layout": "diagonal"}, "datasets.toy.layout: 'diagonal' is not one of"),
 ])

@@ -8,15 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from workflow_scripts import embed
-from workflow_scripts.tables import embedding_array, embedding_matrix, read_provenance, write_table
+from workflow_scripts.models import embed, loading
+from workflow_scripts.common.parquet import embedding_array, embedding_matrix, read_provenance, write_table
 
 MODEL = "ViT-B-32"
 
 
 @pytest.fixture(scope="module")
 def random_model():
-    return embed.load_model(MODEL, "none", seed=0)
+    return loading.load_model(MODEL, "none", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def one_by_one_images(model, preprocess, paths):
 
 def test_image_rows_equal_encode_image(random_model, pngs):
     model, preprocess, _, _ = random_model
-    batched = embed.embed_images(model, preprocess, pngs, batch_size=2, num_workers=2)
+    batched = embed.embed_images(model, preprocess, pngs, "cpu", batch_size=2, num_workers=2, precision="fp32")
     assert batched.dtype == np.float32 and batched.shape == (5, 512)
     np.testing.assert_allclose(batched, one_by_one_images(model, preprocess, pngs), atol=1e-4, rtol=1e-4)
 
@@ -48,7 +48,7 @@ def test_image_rows_equal_encode_image(random_model, pngs):
 def test_text_rows_equal_encode_text_in_input_order(random_model):
     model, _, tokenizer, _ = random_model
     texts = ["red cube and blue sphere", "blue cube and red sphere", "red cube and blue sphere", "gray cylinder"]
-    batched = embed.embed_texts(model, tokenizer, texts, batch_size=2)
+    batched = embed.embed_texts(model, tokenizer, texts, "cpu", batch_size=2, precision="fp32")
     with torch.no_grad():
         expected = np.concatenate([model.encode_text(tokenizer([t])).numpy() for t in texts])
     np.testing.assert_allclose(batched, expected, atol=1e-4, rtol=1e-4)
@@ -58,8 +58,8 @@ def test_text_rows_equal_encode_text_in_input_order(random_model):
 def test_random_weights_are_seeded_and_labelled(random_model, pngs):
     model, preprocess, _, provenance = random_model
     assert provenance == {"model": MODEL, "pretrained": "none", "weights": "random initialisation, torch seed 0"}
-    same = embed.load_model(MODEL, "none", seed=0)[0]
-    other = embed.load_model(MODEL, "none", seed=1)[0]
+    same = loading.load_model(MODEL, "none", seed=0)[0]
+    other = loading.load_model(MODEL, "none", seed=1)[0]
     first = one_by_one_images(model, preprocess, pngs[:1])
     np.testing.assert_array_equal(one_by_one_images(same, preprocess, pngs[:1]), first)
     assert not np.allclose(one_by_one_images(other, preprocess, pngs[:1]), first)
@@ -69,9 +69,9 @@ def test_local_checkpoint_gives_the_saved_model(random_model, pngs, tmp_path):
     model, preprocess, _, _ = random_model
     checkpoint = tmp_path / "my_clip.pt"
     torch.save(model.state_dict(), checkpoint)
-    loaded, _, _, provenance = embed.load_model(MODEL, str(checkpoint), seed=7)
+    loaded, _, _, provenance = loading.load_model(MODEL, str(checkpoint), seed=7)
     assert provenance["pretrained"] == str(checkpoint)
-    assert provenance["weights"] == f"local checkpoint sha256 {embed.sha256_of(checkpoint)}"
+    assert provenance["weights"] == f"local checkpoint sha256 {loading.sha256_of(checkpoint)}"
     np.testing.assert_allclose(
         one_by_one_images(loaded, preprocess, pngs[:2]), one_by_one_images(model, preprocess, pngs[:2]), atol=1e-6
     )
@@ -87,32 +87,32 @@ def test_local_checkpoint_gives_the_saved_model(random_model, pngs, tmp_path):
 )
 def test_unusable_weights_are_named(name, pretrained, error, words):
     with pytest.raises(error) as raised:
-        embed.describe_weights(name, pretrained, seed=0)
+        loading.describe_weights(name, pretrained, seed=0)
     assert words in str(raised.value)
 
 
 def test_uncached_tag_offline_fails_at_once_with_both_ways_out(monkeypatch, tmp_path):
-    monkeypatch.setattr(embed, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     started = time.monotonic()
     with pytest.raises(RuntimeError) as raised:
-        embed.load_model(MODEL, "openai")
+        loading.load_model(MODEL, "openai")
     message = str(raised.value)
     assert "ViT-B-32/openai are not in the local cache" in message
     assert "local checkpoint path" in message and "create_model_and_transforms" in message
     print(f"failed after {time.monotonic() - started:.1f} s")
 
 
-def test_text_items_join_back_to_scenes():
+def test_text_items_join_back_to_items():
     scenes = pa.table({
-        "scene_id": ["s0", "s1"],
+        "item_id": ["s0", "s1"],
         "caption": ["red cube and blue sphere", "gray cube and cyan cylinder"],
         "negative_captions": [["blue cube and red sphere"], ["cyan cube and gray cylinder"]],
     })
     items = embed.text_items(scenes)
     assert items == {
-        "scene_id": ["s0", "s0", "s1", "s1"],
+        "item_id": ["s0", "s0", "s1", "s1"],
         "role": ["caption", "negative", "caption", "negative"],
         "negative_index": [None, 0, None, 0],
         "text": ["red cube and blue sphere", "blue cube and red sphere",

@@ -27,8 +27,18 @@ def rules():
                 yield name, (smk.parent / env.group(1)).resolve(), (smk.parent / script.group(1)).resolve()
 
 
+def module_files(name: str) -> list:
+    """The files Python runs to import workflow_scripts module (or package) `name`: each package's
+    __init__.py on the way down, then the module itself."""
+    parts = name.split(".")
+    files = [REPO.joinpath(*parts[:k], "__init__.py") for k in range(1, len(parts) + 1)]
+    module = REPO.joinpath(*parts).with_suffix(".py")
+    return [f for f in files if f.exists()] + ([module] if module.exists() else [])
+
+
 def third_party_imports(path, seen=None) -> set[str]:
-    """Top-level third-party modules imported by a script and the workflow_scripts modules it imports."""
+    """Top-level third-party modules imported by a script and by every workflow_scripts module it imports
+    (package __init__ files included), followed through the whole import graph."""
     seen = set() if seen is None else seen
     if path in seen:
         return set()
@@ -37,16 +47,17 @@ def third_party_imports(path, seen=None) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module == "workflow_scripts":
-            names = [f"workflow_scripts.{a.name}" for a in node.names]  # submodules
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
+            if node.module.startswith("workflow_scripts"):  # `from package import module` runs the module too
+                names += [f"{node.module}.{a.name}" for a in node.names]
         else:
             names = []
         for name in names:
             top = name.split(".")[0]
             if top == "workflow_scripts":
-                found |= third_party_imports(REPO / (name.replace(".", "/") + ".py"), seen)
+                for file in module_files(name):
+                    found |= third_party_imports(file, seen)
             elif top not in sys.stdlib_module_names:
                 found.add(top)
     return found
@@ -71,7 +82,14 @@ ALL_RULES = list(rules())
 
 
 def test_every_scripted_rule_was_found():
-    assert {name for name, _, _ in ALL_RULES} >= {"scene_specs", "render_shard", "embed_images", "embed_texts"}
+    assert {name for name, _, _ in ALL_RULES} == {
+        "items", "mesh_geometry", "render_shard", "prefetch_weights", "embed_images", "embed_texts", "probes",
+        "labclip", "binding", "tor", "ior", "matching", "table", "figure"}
+
+
+def test_the_import_walk_sees_through_packages():
+    found = third_party_imports(REPO / "workflow_scripts/analyses/tor.py")
+    assert {"numpy", "open_clip", "torch", "pyarrow", "PIL", "tqdm"} <= found, found
 
 
 @pytest.mark.parametrize("rule, env, script", ALL_RULES, ids=[r[0] for r in ALL_RULES])

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_scripts.binding import image_to_text_accuracy, normalise
-from workflow_scripts.embedded import Embedded
-from workflow_scripts.labclip import (
+from conftest import LABCLIP
+from synthetic import synthetic_embedded
+from workflow_scripts.analyses.labclip import (
     LabClip,
     export_authors_weights,
     hnb_logits,
@@ -18,10 +18,11 @@ from workflow_scripts.labclip import (
     sb_loss,
     train_labclip,
 )
-from workflow_scripts.scenes import generate_scenes
-from workflow_scripts.synthetic import synthetic_embedded
+from workflow_scripts.analyses.similarity import image_to_text_accuracy, normalise
+from workflow_scripts.datasets.clevr import generate_scenes
 
 SPLITS = dict(train=0.8, val=0.1, test=0.1)
+ONE_EPOCH = {**LABCLIP, "epochs": 1, "seed": 0}
 
 
 def synthetic_splits(scenes_per_count: int):
@@ -120,7 +121,7 @@ def test_known_answer_binding_restored(known_answer):
     vanilla = image_to_text_accuracy(test.image, test.caption, test.negative)
     assert vanilla == pytest.approx(0.5, abs=0.1)  # measured 0.556: cosine sees only a bag of words
 
-    hnb, history = train_labclip(train, val, "HNB", lr=0.01, epochs=30, batch_size=128)
+    hnb, history = train_labclip(train, val, "HNB", **{**LABCLIP, "epochs": 30}, seed=0)
     assert len(history) == 30
     assert binding_accuracy(hnb, test) >= 0.9  # measured 1.0 (already after 1 epoch at lr 0.01)
 
@@ -129,15 +130,15 @@ def test_known_answer_binding_restored(known_answer):
     # positive pairs, which SB does too, already means sending text binding directions to their image
     # twins. The synthetic data therefore cannot tell SB from HNB; the hand-computed losses above check
     # what HNB adds (the negatives as extra image-to-text columns).
-    sb, _ = train_labclip(train, val, "SB", lr=0.01, epochs=30, batch_size=128)
+    sb, _ = train_labclip(train, val, "SB", **{**LABCLIP, "epochs": 30}, seed=0)
     assert binding_accuracy(sb, test) >= 0.9
 
 
 def test_same_seed_same_weights(small):
     train, val, _ = small
-    first, _ = train_labclip(train, val, "HNB", epochs=3, batch_size=64, seed=7)
-    second, _ = train_labclip(train, val, "HNB", epochs=3, batch_size=64, seed=7)
-    other, _ = train_labclip(train, val, "HNB", epochs=3, batch_size=64, seed=8)
+    first, _ = train_labclip(train, val, "HNB", lr=0.01, epochs=3, batch_size=64, seed=7)
+    second, _ = train_labclip(train, val, "HNB", lr=0.01, epochs=3, batch_size=64, seed=7)
+    other, _ = train_labclip(train, val, "HNB", lr=0.01, epochs=3, batch_size=64, seed=8)
     for name, tensor in first.state_dict().items():
         assert torch.equal(tensor, second.state_dict()[name])
     assert not torch.equal(first.linear.weight, other.linear.weight)  # the seed does set the batch order
@@ -155,8 +156,8 @@ def test_best_epoch_is_returned(small):
     epoch 1 (measured 0.21, then 0.17, 0.07, 0, 0, 0) while validation loss keeps falling (bag of words)."""
     train, val, _ = small
     assert len(val.image) <= 128  # the val loss is then one batch, recomputed by val_loss_of
-    swapped = Embedded(train.scenes, train.image, train.negative, train.caption, train.weights)
-    model, history = train_labclip(swapped, val, "HNB", lr=0.01, epochs=6, batch_size=128)
+    swapped = train.with_text(train.negative, train.caption)
+    model, history = train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": 6}, seed=0)
     assert [row["epoch"] for row in history] == list(range(1, 7))
     best = [row for row in history if row["best"]]
     assert len(best) == 1
@@ -169,7 +170,7 @@ def test_best_epoch_is_returned(small):
 
 def test_ties_go_to_the_lower_validation_loss(small):
     train, val, _ = small
-    model, history = train_labclip(train, val, "HNB", lr=0.01, epochs=8, batch_size=128)
+    model, history = train_labclip(train, val, "HNB", **{**LABCLIP, "epochs": 8}, seed=0)
     top = max(row["val_binding_accuracy"] for row in history)
     tied = [row for row in history if row["val_binding_accuracy"] == top]
     assert len(tied) > 1  # measured: accuracy 1.0 from epoch 2 on, the loss still falling
@@ -181,11 +182,11 @@ def test_ties_go_to_the_lower_validation_loss(small):
 def test_bad_arguments(small):
     train, val, _ = small
     with pytest.raises(ValueError, match="mode"):
-        train_labclip(train, val, "XB", epochs=1)
+        train_labclip(train, val, "XB", **ONE_EPOCH)
     with pytest.raises(ValueError, match="train"):
-        train_labclip(train.subset(np.zeros(len(train.image), bool)), val, "SB", epochs=1)
+        train_labclip(train.subset(np.zeros(len(train.image), bool)), val, "SB", **ONE_EPOCH)
     with pytest.raises(ValueError, match="val"):
-        train_labclip(train, val.subset(np.zeros(len(val.image), bool)), "SB", epochs=1)
+        train_labclip(train, val.subset(np.zeros(len(val.image), bool)), "SB", **ONE_EPOCH)
 
 
 def random_model(dim: int = 6) -> LabClip:

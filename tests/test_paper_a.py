@@ -3,14 +3,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from workflow_scripts import reference
-from workflow_scripts.figures import PAPER_A_FIGURES, draw
-from workflow_scripts.labclip import map_text, train_labclip
-from workflow_scripts.paper_a import binding_rows, load_probe_weights, probe_table, save_probe_weights
-from workflow_scripts.paper_a_tables import binding_markdown, binding_table, probe_markdown
-from workflow_scripts.paper_a_tables import probe_table as probe_summary
-from workflow_scripts.scenes import generate_scenes
-from workflow_scripts.synthetic import synthetic_embedded
+from synthetic import synthetic_embedded
+from workflow_scripts.analyses.binding import binding_rows
+from workflow_scripts.analyses.labclip import map_text, train_labclip
+from workflow_scripts.analyses.probes import load_probe_weights, probe_table, save_probe_weights
+from workflow_scripts.datasets.clevr import generate_scenes
+from workflow_scripts.summary import reference
+from workflow_scripts.summary.figures import PAPER_A_FIGURES, draw
+from workflow_scripts.summary.tables import binding_markdown, binding_table, probe_markdown
+from workflow_scripts.summary.tables import probe_table as probe_summary
 
 PROBES = {"solver": "lbfgs", "lbfgs": {"l2_grid": [0.0, 0.001, 0.01]}}
 
@@ -71,10 +72,10 @@ def labelled(frame: pd.DataFrame, weights: str) -> pd.DataFrame:
 def test_tables_put_the_references_beside_ours(data, results):
     probes, binding, _ = results
     summary = probe_summary(labelled(probes, data.weights))
-    means = summary[summary["shape"] == "mean"].set_index("modality")
+    means = summary[summary["object"] == "mean"].set_index("modality")
     assert means.loc["image", "reference_test_accuracy"] == reference.PROBE_ACCURACY["image"]
     assert means.loc["text", "test_accuracy"] == pytest.approx(probes[probes["modality"] == "text"]["test_accuracy"].mean())
-    assert summary[summary["shape"] != "mean"]["reference_test_accuracy"].isna().all()
+    assert summary[summary["object"] != "mean"]["reference_test_accuracy"].isna().all()
     assert "| syn | syn-model |" in probe_markdown(summary)
 
     table = binding_table(labelled(binding, data.weights)).set_index("variant")

@@ -6,15 +6,18 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from workflow_scripts import reference
-from workflow_scripts.figures import draw
-from workflow_scripts.paper_b import ior_rows, matching_rows, matching_variants, tor_rows
-from workflow_scripts.paper_b_tables import ior_markdown, ior_table, matching_markdown, tor_markdown, tor_table
-from workflow_scripts.scenes import SIMCO_SHAPES, generate_simco_scenes
+from workflow_scripts.analyses.ior import ior_rows
+from workflow_scripts.analyses.matching import matching_rows, matching_variants
+from workflow_scripts.analyses.tor import tor_rows
+from workflow_scripts.datasets.simco import SHAPES as SIMCO_SHAPES
+from workflow_scripts.datasets.simco import VOCABULARY, generate_simco_scenes
+from workflow_scripts.summary import reference
+from workflow_scripts.summary.figures import draw
+from workflow_scripts.summary.tables import ior_markdown, ior_table, matching_markdown, tor_markdown, tor_table
 
 POSITION_WEIGHTS = (0.4, 0.3, 0.2, 0.1, 0.05)
-TOR = {"objects": list(SIMCO_SHAPES), "objects_per_caption": [2, 4], "captions_per_count": 400,
-       "templates": ["short", "long"], "aggregations": ["mean", "sum"]}
+TOR = {"objects_per_caption": [2, 4], "captions_per_count": 400, "templates": ["short", "long"],
+       "aggregations": ["mean", "sum"]}
 
 
 def biased_encoder(weights=POSITION_WEIGHTS, dim=64, noise=0.01):
@@ -34,7 +37,7 @@ def biased_encoder(weights=POSITION_WEIGHTS, dim=64, noise=0.01):
 
 @pytest.fixture(scope="module")
 def rows():
-    return pd.DataFrame(tor_rows(biased_encoder(), TOR, seed=0))
+    return pd.DataFrame(tor_rows(biased_encoder(), SIMCO_SHAPES, TOR, seed=0))
 
 
 def test_rows_cover_every_template_count_and_method(rows):
@@ -56,19 +59,19 @@ def test_planted_first_mention_bias_is_measured_and_the_split_removes_it(rows, t
 
 
 def test_unbiased_encoder_shows_no_position_preference():
-    rows = pd.DataFrame(tor_rows(biased_encoder(weights=(0.25,) * 5), {**TOR, "templates": ["short"]}, seed=0))
+    rows = pd.DataFrame(tor_rows(biased_encoder(weights=(0.25,) * 5), SIMCO_SHAPES, {**TOR, "templates": ["short"]}, seed=0))
     caption = rows[(rows["n_objects"] == 4) & (rows["method"] == "caption")].iloc[0]
     for position in range(1, 5):
         assert caption[f"first_retrieved_share_{position}"] == pytest.approx(0.25, abs=0.08)
 
 
 def test_table_marks_the_rows_the_paper_reports_and_the_figure_draws(rows, tmp_path):
-    labelled = rows.assign(model_id="syn", weights="random initialisation, torch seed 0")
+    labelled = rows.assign(dataset="simco", model_id="syn", weights="random initialisation, torch seed 0")
     table = tor_table(labelled)
     reported = table.dropna(subset=["reference_first_retrieved_share_1"])
     assert list(zip(reported["template"], reported["n_objects"], reported["method"])) == [("short", 4, "caption")]
     assert reported["reference_first_retrieved_share_4"].iloc[0] == reference.TOR_FIRST_RETRIEVED_SHARE[4]
-    assert "| syn |" in tor_markdown(table)
+    assert "| simco | syn |" in tor_markdown(table)
     draw("tor_position_bias", {"tor": table}, tmp_path / "t.png", tmp_path / "t.pdf")
     with Image.open(tmp_path / "t.png") as png:
         assert png.size[0] > 300
@@ -77,7 +80,8 @@ def test_table_marks_the_rows_the_paper_reports_and_the_figure_draws(rows, tmp_p
 # ---------------------------------------------------------------- IOR and matching on SIMCO scene tables
 
 def simco_scenes(layout="one_large", counts=(2, 3, 4, 5), per_count=20):
-    spec = {"objects_per_scene": list(counts), "scenes_per_count": per_count, "shards": 1, "layout": layout}
+    spec = {"objects_per_scene": list(counts), "scenes_per_count": per_count, "shards": 1, "layout": layout,
+            "splits": {"train": 0.0, "val": 0.0, "test": 1.0}}
     return generate_simco_scenes("paper_b_test", spec, 224, 224, seed=3).to_pylist()
 
 
@@ -87,7 +91,7 @@ SHAPE_VECTORS = dict(zip(SIMCO_SHAPES, np.eye(32)[:len(SIMCO_SHAPES)]))
 def image_embeddings(scenes, weigh, noise=0.01):
     """Each image: the sum of its objects' vectors, object i of n weighted by weigh(object, i)."""
     rng = np.random.default_rng(1)
-    return np.array([sum(weigh(o, i) * SHAPE_VECTORS[o["shape"]] for i, o in enumerate(s["objects"]))
+    return np.array([sum(weigh(o, i) * SHAPE_VECTORS[o["object"]] for i, o in enumerate(s["objects"]))
                      + noise * rng.standard_normal(32) for s in scenes])
 
 
@@ -123,7 +127,7 @@ def first_object_encoder(texts):
 
 def with_large_object_distractor(scene):
     """The scene with a distractor that replaces its large object by an absent shape."""
-    names = [o["shape"] for o in scene["objects"]]
+    names = [o["object"] for o in scene["objects"]]
     large = next(i for i, o in enumerate(scene["objects"]) if o["size"] == "large")
     names[large] = next(s for s in SIMCO_SHAPES if s not in names)
     return {**scene, "negative_captions": [" and ".join(names)]}
@@ -132,7 +136,7 @@ def with_large_object_distractor(scene):
 def test_matching_measures_both_planted_biases_and_the_split_removes_the_order_effect():
     scenes = [with_large_object_distractor(s) for s in simco_scenes(counts=(3,), per_count=12)]
     images = image_embeddings(scenes, lambda o, i: 1.0 if o["size"] == "large" else 0.0, noise=0.0)
-    rows = pd.DataFrame(matching_rows(scenes, images, first_object_encoder, ["mean"]))
+    rows = pd.DataFrame(matching_rows(scenes, images, first_object_encoder, VOCABULARY, ["mean"]))
     caption = rows[rows["method"] == "caption"].set_index("condition")["accuracy"]
     # Caption and distractor differ only in the large object: a first-object text encoder tells them apart
     # only when the large object is named first, and ties (0.5) otherwise.
@@ -150,12 +154,12 @@ def test_matching_measures_both_planted_biases_and_the_split_removes_the_order_e
 
 def test_matching_counts_every_move_that_changes_the_caption():
     scene = simco_scenes(counts=(4,), per_count=1)[0]
-    conditions = [c for c, _, _ in matching_variants(scene)]
+    conditions = [c for c, _, _ in matching_variants(scene, VOCABULARY)]
     assert conditions.count("original") == 1
     assert sum(c.endswith("to first") for c in conditions) == 3
     assert sum(c.endswith("to last") for c in conditions) == 3
     assert conditions[-1] == "large named 1"
-    for condition, order, distractor in matching_variants(scene):
+    for condition, order, distractor in matching_variants(scene, VOCABULARY):
         assert sum(a != b for a, b in zip(order, distractor)) == 1, condition
 
 
@@ -163,7 +167,7 @@ def test_ior_and_matching_tables_and_figures(tmp_path):
     scenes = simco_scenes(counts=(2, 4), per_count=8)
     images = image_embeddings(scenes, lambda o, i: 1.0 if o["size"] == "large" else 0.2)
     ior = pd.DataFrame(ior_rows(scenes, images, list(SIMCO_SHAPES), np.stack(list(SHAPE_VECTORS.values()))))
-    matching = pd.DataFrame(matching_rows(scenes, images, first_object_encoder, ["mean", "max"]))
+    matching = pd.DataFrame(matching_rows(scenes, images, first_object_encoder, VOCABULARY, ["mean", "max"]))
     labels = {"dataset": "simco", "model_id": "syn", "weights": "random initialisation, torch seed 0"}
     ior_t = ior_table(ior.assign(**labels))
     reported = ior_t.dropna(subset=["reference_large_first_share"])

@@ -18,8 +18,8 @@ import yaml
 from safetensors.torch import save_file
 
 from conftest import REPO
-from workflow_scripts import embed, prefetch
-from workflow_scripts.tables import read_provenance
+from workflow_scripts.models import loading, prefetch
+from workflow_scripts.common.parquet import read_provenance
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 # The smallest architecture with an open_clip tag that is not behind a gated download (70 M parameters, 0.28 GB);
@@ -57,7 +57,7 @@ def hf_home(tmp_path_factory, tagged_model):
 @pytest.fixture
 def no_hub(monkeypatch, tmp_path):
     """The hub unreachable, HF_HUB_OFFLINE unset and an empty cache: point HF_HUB_CACHE elsewhere to fill it."""
-    monkeypatch.setattr(embed, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: False)
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "HF_HOME", str(tmp_path))
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -119,12 +119,12 @@ def test_cached_tag_is_verified_offline_and_recorded(no_hub, hf_home, tagged_mod
 def test_reachable_hub_downloads_then_verifies_offline(no_hub, hf_home):
     """Where the hub answers, open_clip may download first; the verification then reads the cache alone."""
     use_cache(no_hub, hf_home)
-    no_hub.setattr(embed, "hub_reachable", lambda *a, **k: True)
+    no_hub.setattr(loading, "hub_reachable", lambda *a, **k: True)
     calls = []
 
     def load_model(name, tag, seed=0, offline=None):
         calls.append((offline, hub.HF_HUB_OFFLINE))
-        return embed.load_model(name, tag, seed=seed, offline=True)  # no network here: the "download" finds the cache
+        return loading.load_model(name, tag, seed=seed, offline=True)  # no network here: the "download" finds the cache
 
     no_hub.setattr(prefetch, "load_model", load_model)
     assert prefetch.prefetch(*TAGGED)["source"] == "hf_cache"
@@ -137,8 +137,8 @@ def test_offline_load_reads_the_cached_weights_without_asking_the_hub(no_hub, hf
     def must_not_probe(*args, **kwargs):
         raise AssertionError("the hub was probed")
 
-    no_hub.setattr(embed, "hub_reachable", must_not_probe)
-    model, _, tokenizer, provenance = embed.load_model(*TAGGED, offline="prefetched")
+    no_hub.setattr(loading, "hub_reachable", must_not_probe)
+    model, _, tokenizer, provenance = loading.load_model(*TAGGED, offline="prefetched")
     expected = tagged_model.state_dict()
     assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())
     assert tokenizer(["a red cube"]).shape[0] == 1
@@ -150,11 +150,11 @@ def test_offline_only_for_records_of_cached_tags(no_hub, tmp_path):
     for source in ["hf_cache", "local_checkpoint", "random"]:
         paths[source] = tmp_path / f"{source}.json"
         paths[source].write_text(json.dumps({"source": source, "hf_hub_cache": str(cache)}))
-    assert embed.offline_from_record(paths["hf_cache"]) == (
+    assert loading.offline_from_record(paths["hf_cache"]) == (
         f"the prefetch record {paths['hf_cache']} says they were verified in {cache}")
-    assert embed.offline_from_record(paths["local_checkpoint"]) is None
-    assert embed.offline_from_record(paths["random"]) is None
-    assert embed.offline_from_record(None) is None
+    assert loading.offline_from_record(paths["local_checkpoint"]) is None
+    assert loading.offline_from_record(paths["random"]) is None
+    assert loading.offline_from_record(None) is None
 
 
 def test_a_broken_cached_file_is_not_reported_as_missing(no_hub, tmp_path):

@@ -5,9 +5,10 @@ import logging
 import numpy as np
 import pytest
 
-from workflow_scripts.embedded import Embedded
-from workflow_scripts.probes import (
-    CLASSES,
+from conftest import PROBES
+from synthetic import synthetic_embedded
+from workflow_scripts.analyses.embedded import Embedded
+from workflow_scripts.analyses.probes import (
     chance_accuracy,
     fit_lbfgs,
     probe_targets,
@@ -18,8 +19,9 @@ from workflow_scripts.probes import (
     train_probe_lbfgs,
     train_probe_sgd,
 )
-from workflow_scripts.scenes import SHAPES, generate_scenes
-from workflow_scripts.synthetic import synthetic_embedded
+from workflow_scripts.datasets.clevr import SHAPES, VOCABULARY, generate_scenes
+
+CLASSES = list(VOCABULARY.attributes)
 
 
 def spec(counts, per_count):
@@ -28,7 +30,7 @@ def spec(counts, per_count):
 
 
 def scene(*pairs, split="train"):
-    return {"objects": [{"shape": s, "color": c} for c, s in pairs], "caption": " and ".join(f"{c} {s}" for c, s in pairs),
+    return {"objects": [{"object": s, "attribute": c} for c, s in pairs], "caption": " and ".join(f"{c} {s}" for c, s in pairs),
             "split": split, "n_objects": len(pairs)}
 
 
@@ -47,16 +49,16 @@ def known():
 @pytest.fixture(scope="module")
 def results(known):
     # SGD in the authors' full setting (lr 0.1, batch 32, 100 epochs): about a second per image probe.
-    return {(modality, solver): run_probes(known, modality, solver)
+    return {(modality, solver): run_probes(known, modality, solver, **PROBES[solver])
             for modality in ("image", "text") for solver in ("lbfgs", "sgd")}
 
 
 def test_probe_targets_two_objects():
     scenes = [scene(("red", "cube"), ("blue", "sphere")), scene(("green", "cylinder"), ("red", "sphere"))]
-    mask, targets = probe_targets(scenes, "cube")
+    mask, targets = probe_targets(scenes, "cube", CLASSES)
     assert mask.tolist() == [True, False]
     np.testing.assert_array_equal(targets, [one_hot("red"), np.zeros(8)])
-    mask, targets = probe_targets(scenes, "sphere")
+    mask, targets = probe_targets(scenes, "sphere", CLASSES)
     assert mask.tolist() == [True, True]
     np.testing.assert_array_equal(targets, [one_hot("blue"), one_hot("red")])
 
@@ -64,12 +66,12 @@ def test_probe_targets_two_objects():
 def test_probe_targets_soft_in_multi_object_scenes():
     scenes = [scene(("red", "cube"), ("green", "sphere"), ("blue", "cube")),
               scene(("red", "cube"), ("blue", "cube"), ("gray", "cube"), ("cyan", "sphere"))]
-    mask, targets = probe_targets(scenes, "cube")
+    mask, targets = probe_targets(scenes, "cube", CLASSES)
     assert mask.tolist() == [True, True]
     assert targets[0, CLASSES.index("red")] == targets[0, CLASSES.index("blue")] == 0.5
     np.testing.assert_allclose(targets, [one_hot("red", "blue"), one_hot("red", "blue", "gray")])
     np.testing.assert_allclose(targets.sum(axis=1), 1)
-    mask, targets = probe_targets(scenes, "cylinder")
+    mask, targets = probe_targets(scenes, "cylinder", CLASSES)
     assert not mask.any() and not targets.any()
 
 
@@ -98,7 +100,7 @@ def test_known_answer(results, modality, solver):
     """The synthetic embeddings carry each (colour, shape) binding on a direction of its own, so the colour
     of every shape is linearly decodable in both modalities."""
     rows, weights = results[modality, solver]
-    assert [(r["n_objects"], r["shape"]) for r in rows] == [(2, s) for s in SHAPES]
+    assert [(r["n_objects"], r["object"]) for r in rows] == [(2, s) for s in SHAPES]
     for row in rows:
         assert row["modality"] == modality and row["solver"] == solver
         assert row["test_accuracy"] >= 0.9, row
@@ -114,8 +116,8 @@ def test_text_probes_see_each_caption_once(known, results):
     image_rows, _ = results["image", "lbfgs"]
     for row, image_row in zip(rows, image_rows):
         for name in ("train", "val", "test"):
-            captions = {s["caption"] for s in known.scenes
-                        if s["split"] == name and any(o["shape"] == row["shape"] for o in s["objects"])}
+            captions = {s["caption"] for s in known.items
+                        if s["split"] == name and any(o["object"] == row["object"] for o in s["objects"])}
             assert row[f"n_{name}"] == len(captions)
         assert row["n_train"] < image_row["n_train"]  # 2-object captions repeat across the 1500 scenes
 
@@ -129,8 +131,9 @@ def test_solvers_agree(results):
 @pytest.mark.parametrize("modality", ["image", "text"])
 def test_shuffled_embeddings_decode_at_chance(known, modality):
     """Negative control: embeddings permuted relative to their scenes carry no information on the labels."""
-    order = np.random.default_rng(0).permutation(len(known.scenes))
-    shuffled = Embedded(known.scenes, known.image[order], known.caption[order], known.negative, known.weights)
+    order = np.random.default_rng(0).permutation(len(known.items))
+    shuffled = Embedded(known.items, known.image[order], known.caption[order], known.negative, known.weights,
+                        known.vocabulary)
     rows, _ = run_probes(shuffled, modality, "lbfgs", l2_grid=(1e-3, 1e-2))
     assert len(rows) == len(SHAPES)
     for row in rows:
@@ -146,7 +149,7 @@ def test_multi_object_soft_targets():
     data = synthetic_embedded(generate_scenes("syn_multi", spec([4, 6], 600), 320, 240, seed=0).to_pylist())
     for modality in ("image", "text"):
         rows, weights = run_probes(data, modality, "lbfgs", l2_grid=(1e-3, 1e-2))
-        assert [(r["n_objects"], r["shape"]) for r in rows] == [(n, s) for n in (4, 6) for s in SHAPES]
+        assert [(r["n_objects"], r["object"]) for r in rows] == [(n, s) for n in (4, 6) for s in SHAPES]
         assert set(weights) == {(n, s) for n in (4, 6) for s in SHAPES}
         for row in rows:
             assert row["chance"] < 0.125  # some test scenes hold the shape more than once (k >= 2)
@@ -158,7 +161,7 @@ def test_lbfgs_weights_act_on_raw_embeddings(known):
     standardised inputs. Columns are rescaled and shifted so that standardising matters."""
     rng = np.random.default_rng(1)
     x = known.image * rng.uniform(0.1, 10, known.image.shape[1]) + rng.normal(0, 5, known.image.shape[1])
-    mask, targets = probe_targets(known.scenes, "cube")
+    mask, targets = probe_targets(known.items, "cube", CLASSES)
     train, val = mask & (known.split == "train"), mask & (known.split == "val")
     fit = train_probe_lbfgs(x[train], targets[train], x[val], targets[val], l2_grid=(1e-3,))
     mean, std = standardisation(x[train])
@@ -170,10 +173,10 @@ def test_lbfgs_weights_act_on_raw_embeddings(known):
 
 
 def test_solvers_are_deterministic(known):
-    mask, targets = probe_targets(known.scenes, "sphere")
+    mask, targets = probe_targets(known.items, "sphere", CLASSES)
     train, val = mask & (known.split == "train"), mask & (known.split == "val")
     arrays = known.image[train], targets[train], known.image[val], targets[val]
-    a, b, c = (train_probe_sgd(*arrays, epochs=2, seed=seed) for seed in (0, 0, 1))
+    a, b, c = (train_probe_sgd(*arrays, **{**PROBES['sgd'], 'epochs': 2}, seed=seed) for seed in (0, 0, 1))
     np.testing.assert_array_equal(a.weight, b.weight)
     assert not np.allclose(a.weight, c.weight)
     d, e = (train_probe_lbfgs(*arrays, l2_grid=(1e-2,)) for _ in range(2))
@@ -181,11 +184,11 @@ def test_solvers_are_deterministic(known):
 
 
 def test_empty_split_skipped_with_warning(known, caplog):
-    no_test_cylinder = np.array([not (s["split"] == "test" and any(o["shape"] == "cylinder" for o in s["objects"]))
-                                 for s in known.scenes])
+    no_test_cylinder = np.array([not (s["split"] == "test" and any(o["object"] == "cylinder" for o in s["objects"]))
+                                 for s in known.items])
     with caplog.at_level(logging.WARNING):
         rows, weights = run_probes(known.subset(no_test_cylinder), "image", "lbfgs", l2_grid=(1e-2,))
-    assert [r["shape"] for r in rows] == ["cube", "sphere"]
+    assert [r["object"] for r in rows] == ["cube", "sphere"]
     assert set(weights) == {(2, "cube"), (2, "sphere")}
     assert any("cylinder" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 

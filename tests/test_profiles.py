@@ -18,12 +18,11 @@ from test_workflow import TINY, snakemake, write_config
 
 SLURM = REPO / "profiles" / "slurm"
 LOCAL = REPO / "profiles" / "local"
-# Rules that ask SLURM for a GPU (paper_b_images has jobs only where the config lists SIMCO or ComCO data).
-GPU_RULES = {"embed_images", "embed_texts", "labclip_train", "paper_b_tor", "paper_b_images"}
+# Rules that ask SLURM for a GPU (matching has jobs only where the config lists SIMCO or ComCO data).
+GPU_RULES = {"embed_images", "embed_texts", "labclip", "tor", "matching"}
 # Some rules the tiny config runs: ones submitted to the cluster, and ones marked `localrule: True`.
-SUBMITTED = {"render_shard", "embed_images", "embed_texts", "paper_a_probes", "labclip_train", "paper_a_binding",
-             "paper_b_tor"}
-KNOWN_LOCAL = {"scene_specs", "paper_a_tables", "paper_a_figure", "all"}
+SUBMITTED = {"render_shard", "embed_images", "embed_texts", "probes", "labclip", "binding", "tor"}
+KNOWN_LOCAL = {"items", "table", "figure", "all"}
 
 SUBMIT = """#!/usr/bin/env bash
 # Stand-in for sbatch: logs the job script, runs it in the background, prints a job id.
@@ -175,8 +174,10 @@ def test_local_profile_dry_run(tmp_path):
 @pytest.fixture(scope="module")
 def cluster_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cluster")
-    # The CLEVR-style dataset only: the submission path is the point here, and test_workflow runs the rest.
-    config = write_config(workdir, {**TINY, "datasets": {"toy": TINY["datasets"]["toy"]}})
+    # The CLEVR-style dataset only, with TOR over its three shapes as well: the submission path is the point
+    # here, and test_workflow runs the rest.
+    toy = {**TINY["datasets"]["toy"], "analyses": ["probes", "labclip", "binding", "tor"]}
+    config = write_config(workdir, {**TINY, "datasets": {"toy": toy}})
     cluster = workdir / "cluster"
     (cluster / "jobs").mkdir(parents=True)
     (cluster / "submitted.tsv").touch()
@@ -201,9 +202,9 @@ def test_cluster_run_builds_the_outputs(cluster_run):
     workdir, run, _ = cluster_run
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     results = workdir / "results"
-    for path in ["toy/scenes.parquet", "toy/embeddings/rand/images.parquet", "toy/embeddings/rand/texts.parquet",
-                 "toy/paper_a/rand/binding.parquet", "paper_a/tables/binding.csv", "paper_a/tables/probes.csv",
-                 "paper_a/figures/binding_accuracy.png", "paper_b/rand/tor.parquet", "paper_b/tables/tor.csv",
+    for path in ["toy/items.parquet", "toy/embeddings/rand/images.parquet", "toy/embeddings/rand/texts.parquet",
+                 "toy/binding/rand/binding.parquet", "paper_a/tables/binding.csv", "paper_a/tables/probes.csv",
+                 "paper_a/figures/binding_accuracy.png", "toy/tor/rand/tor.parquet", "paper_b/tables/tor.csv",
                  "paper_b/figures/tor_position_bias.pdf"]:
         assert (results / path).stat().st_size > 0, path
     assert len(list((results / "toy/images").rglob("*.png"))) == 20

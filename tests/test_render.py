@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workflow_scripts.camera import project
-from workflow_scripts.scenes import COLORS, generate_scenes
+from workflow_scripts.common.camera import project
+from workflow_scripts.datasets.clevr import COLORS, generate_scenes
 
 bpy = pytest.importorskip("bpy")
 from mathutils import Vector  # noqa: E402
 from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 
-from workflow_scripts.render import render_scenes  # noqa: E402
+from workflow_scripts.render.shard import render_scenes  # noqa: E402
 
 WIDTH, HEIGHT = 160, 120
 RENDER = {"samples": 8, "denoise": True, "device": "CPU", "gpu_backend": "CUDA"}
@@ -46,7 +46,7 @@ def nearest_color(pixel) -> str:
 
 def test_pngs_are_rgb_at_the_configured_size(scenes, rendered):
     for scene in scenes:
-        with Image.open(rendered / f"{scene['scene_id']}.png") as image:
+        with Image.open(rendered / f"{scene['item_id']}.png") as image:
             assert image.mode == "RGB" and image.size == (WIDTH, HEIGHT)
     assert not list(rendered.glob(".*partial*"))
 
@@ -54,11 +54,11 @@ def test_pngs_are_rgb_at_the_configured_size(scenes, rendered):
 def test_each_object_has_its_colour_at_its_projected_centre(scenes, rendered):
     checked = 0
     for scene in scenes:
-        image = np.asarray(Image.open(rendered / f"{scene['scene_id']}.png").convert("RGB"), float)
+        image = np.asarray(Image.open(rendered / f"{scene['item_id']}.png").convert("RGB"), float)
         centres = project([o["position"] for o in scene["objects"]], **scene["camera"], width=WIDTH, height=HEIGHT)
         for obj, (u, v, _) in zip(scene["objects"], centres):
             patch = image[int(v) - 1:int(v) + 2, int(u) - 1:int(u) + 2].reshape(-1, 3)
-            assert nearest_color(np.median(patch, axis=0)) == obj["color"], (scene["caption"], obj)
+            assert nearest_color(np.median(patch, axis=0)) == obj["attribute"], (scene["caption"], obj)
             checked += 1
     assert checked == 5
 
@@ -78,14 +78,14 @@ def test_renders_without_denoising_are_bit_identical(scenes, tmp_path):
     settings = {**RENDER, "denoise": False}
     render_scenes(scenes[:1], tmp_path / "a", settings, threads=2)
     render_scenes(scenes[:1], tmp_path / "b", settings, threads=1)
-    name = f"{scenes[0]['scene_id']}.png"
+    name = f"{scenes[0]['item_id']}.png"
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / name)), np.asarray(Image.open(tmp_path / "b" / name)))
 
 
 def test_denoised_renders_repeat_within_one_level(scenes, rendered, tmp_path):
     # OpenImageDenoise's parallel float sums can move a rare pixel value by one 8-bit level.
     render_scenes(scenes[:1], tmp_path, RENDER, threads=2)
-    name = f"{scenes[0]['scene_id']}.png"
+    name = f"{scenes[0]['item_id']}.png"
     difference = np.abs(
         np.asarray(Image.open(tmp_path / name), int) - np.asarray(Image.open(rendered / name), int)
     )

@@ -114,10 +114,7 @@ def test_report_captions_say_what_each_result_is(report):
                           CAPTIONS[name]]
                 assert not [text for text in others if text in caption], (path, caption)
                 assert RANDOM in caption, path
-                assert result["job_properties"]["rule"] == {
-                    ("Paper A", "Figures"): "paper_a_figure", ("Paper A", "Tables"): "paper_a_tables",
-                    ("Paper B", "Figures"): "paper_b_figure", ("Paper B", "Tables"): "paper_b_table",
-                }[category, subcategory]
+                assert result["job_properties"]["rule"] == {"Figures": "figure", "Tables": "table"}[subcategory]
                 assert f'<tt class="docutils literal">{name}</tt>' in caption, (path, caption)  # says which one
                 if subcategory == "Figures":
                     assert result["labels"] == {"figure": name}

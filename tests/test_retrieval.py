@@ -4,19 +4,10 @@ from itertools import permutations
 import numpy as np
 import pytest
 
-from workflow_scripts.scenes import SIMCO_SHAPES
-from workflow_scripts.retrieval import (
-    LONG_PHRASES,
-    LONG_PREFIX,
-    aggregate_object_embeddings,
-    ior_metrics,
-    move_object,
-    render_caption,
-    replace_object,
-    retrieve,
-    tor_captions,
-    tor_metrics,
-)
+from workflow_scripts.analyses.ior import ior_metrics
+from workflow_scripts.analyses.retrieval import aggregate_object_embeddings, move_object, replace_object, retrieve
+from workflow_scripts.analyses.tor import LONG_PHRASES, LONG_PREFIX, render_caption, tor_captions, tor_metrics
+from workflow_scripts.datasets.simco import SHAPES as SIMCO_SHAPES
 
 D = 64
 N = 4

@@ -10,36 +10,47 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from workflow_scripts.camera import project, segment_point_distance
-from workflow_scripts.retrieval import render_caption
-from workflow_scripts.scenes import (
-    COLORS,
+from workflow_scripts.common.camera import project, segment_point_distance
+from workflow_scripts.analyses.tor import render_caption
+from workflow_scripts.datasets.clevr import COLORS, SHAPES, generate_scenes
+from workflow_scripts.datasets.placement import (
     FACING_JITTER_DEG,
     FLAT_SIMCO_SHAPES,
     MIN_GAP,
-    SHAPES,
     SIMCO_GEOMETRY,
-    SIMCO_SHAPES,
     SIZES,
     bounding_radius,
     centre_height,
     facing_angle,
     footprint_radius,
-    generate_scenes,
-    generate_simco_references,
-    generate_simco_scenes,
     in_frame,
     object_origin,
 )
+from workflow_scripts.datasets.simco import SHAPES as SIMCO_SHAPES
+from workflow_scripts.datasets.simco import generate_simco_references, generate_simco_scenes
 
-# sha256 of generate_scenes(...CLEVR_CHECK...).to_pandas().to_json(), computed before SIMCO scenes were added.
+# sha256 of generate_scenes(...CLEVR_CHECK...).to_pandas().to_json(), computed before SIMCO scenes were added,
+# when the item table was the scene table (columns and object fields as LEGACY_NAMES and LEGACY_ORDER give back).
 CLEVR_CHECK = dict(objects_per_scene=[2, 5], scenes_per_count=20, negatives_per_scene=1, shards=2,
                    splits=dict(train=.8, val=.1, test=.1))
 CLEVR_CHECK_SHA256 = "89683756266ab0929804ea098512432ad91777f8b5de5d8ed5ed369b2b75a17f"
+LEGACY_NAMES = {"item_id": "scene_id", "object": "shape", "attribute": "color"}
+LEGACY_ORDER = ["scene_id", "dataset", "n_objects", "objects", "caption", "negative_captions", "split", "shard",
+                "render_seed", "camera", "image_width", "image_height", "image"]
+LEGACY_OBJECT = ["shape", "color", "material", "size", "radius", "position", "rotation_deg"]
+
+
+def legacy_json(table) -> str:
+    """The table's JSON as the scene table of before wrote it: same values, the old names and column order."""
+    frame = table.to_pandas().rename(columns=LEGACY_NAMES)[LEGACY_ORDER]
+    frame["objects"] = [[{LEGACY_NAMES.get(k, k): o[k] for k in o} for o in row] for row in frame["objects"]]
+    assert all(list(o) == LEGACY_OBJECT for row in frame["objects"] for o in row)
+    return frame.to_json()
 
 
 def simco_spec(layout, counts=(2, 3, 4, 5), per_count=60, shards=2):
-    return {"objects_per_scene": list(counts), "scenes_per_count": per_count, "shards": shards, "layout": layout}
+    return {"objects_per_scene": list(counts), "scenes_per_count": per_count, "shards": shards, "layout": layout,
+            "splits": {"train": 0.0, "val": 0.0, "test": 1.0}}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +82,7 @@ def facing_error_deg(obj, camera_location) -> float:
 
 def test_clevr_tables_are_unchanged():
     table = generate_scenes("clevr_check", CLEVR_CHECK, 320, 240, seed=0)
-    assert hashlib.sha256(table.to_pandas().to_json().encode()).hexdigest() == CLEVR_CHECK_SHA256
+    assert hashlib.sha256(legacy_json(table).encode()).hexdigest() == CLEVR_CHECK_SHA256
 
 
 @pytest.mark.parametrize("layout", ["mixed", "one_large"])
@@ -86,15 +97,15 @@ def test_same_seed_same_scenes_other_seed_other_scenes(layout):
 
 def test_captions_name_the_distinct_shapes_in_order(mixed, one_large):
     for scene in mixed + one_large:
-        shapes = [o["shape"] for o in scene["objects"]]
+        shapes = [o["object"] for o in scene["objects"]]
         assert scene["caption"] == " and ".join(shapes) == render_caption(shapes, "short")
         assert len(set(shapes)) == len(shapes) == scene["n_objects"]
         assert set(shapes) <= set(SIMCO_SHAPES)
-        colors = [o["color"] for o in scene["objects"]]
+        colors = [o["attribute"] for o in scene["objects"]]
         assert len(set(colors)) == len(colors) and set(colors) <= set(COLORS)
         assert all(o["material"] == "rubber" and o["radius"] == SIZES[o["size"]] for o in scene["objects"])
     assert Counter(s["n_objects"] for s in mixed) == {n: 60 for n in (2, 3, 4, 5)}
-    used = Counter(o["shape"] for s in mixed for o in s["objects"])
+    used = Counter(o["object"] for s in mixed for o in s["objects"])
     assert set(used) == set(SIMCO_SHAPES)  # 840 objects: every shape occurs
 
 
@@ -136,9 +147,9 @@ def test_flat_shapes_face_the_camera_within_the_jitter(mixed, one_large):
     errors = []
     for scene in mixed + one_large:
         for obj in scene["objects"]:
-            if obj["shape"] in FLAT_SIMCO_SHAPES:
+            if obj["object"] in FLAT_SIMCO_SHAPES:
                 errors.append(facing_error_deg(obj, scene["camera"]["location"]))
-            elif obj["shape"] == "torus":  # turned exactly: its anchor is on the side facing the camera
+            elif obj["object"] == "torus":  # turned exactly: its anchor is on the side facing the camera
                 assert facing_error_deg(obj, scene["camera"]["location"]) < 1e-4
     errors = np.array(errors)
     assert len(errors) > 200
@@ -146,7 +157,7 @@ def test_flat_shapes_face_the_camera_within_the_jitter(mixed, one_large):
     assert errors.max() > 0.9 * FACING_JITTER_DEG and np.median(errors) > 5  # the jitter is used
     # The measure can fail: the non-flat shapes' random rotations mostly do not face the camera.
     others = [facing_error_deg(o, s["camera"]["location"]) for s in mixed for o in s["objects"]
-              if o["shape"] not in FLAT_SIMCO_SHAPES + ("torus",)]
+              if o["object"] not in FLAT_SIMCO_SHAPES + ("torus",)]
     assert np.mean(np.array(others) > FACING_JITTER_DEG) > 0.7
 
 
@@ -155,29 +166,29 @@ def test_objects_are_apart_in_frame_and_their_positions_in_sight(mixed, one_larg
         camera, objects = scene["camera"], scene["objects"]
         width, height = scene["image_width"], scene["image_height"]
         origins = [np.array(object_origin(o)) for o in objects]
-        centres = [np.array([*xy, centre_height(o["shape"], o["radius"])]) for xy, o in zip(origins, objects)]
+        centres = [np.array([*xy, centre_height(o["object"], o["radius"])]) for xy, o in zip(origins, objects)]
         uvd = project([o["position"] for o in objects], **camera, width=width, height=height)
         assert ((uvd[:, 0] > 0) & (uvd[:, 0] < width) & (uvd[:, 1] > 0) & (uvd[:, 1] < height)).all()
         for i, a in enumerate(objects):
-            assert in_frame(centres[i], bounding_radius(a["shape"], a["radius"]), camera, width, height)
+            assert in_frame(centres[i], bounding_radius(a["object"], a["radius"]), camera, width, height)
             for j, b in enumerate(objects):
                 if i == j:
                     continue
-                gap = (np.linalg.norm(origins[i] - origins[j]) - footprint_radius(a["shape"], a["radius"])
-                       - footprint_radius(b["shape"], b["radius"]))
+                gap = (np.linalg.norm(origins[i] - origins[j]) - footprint_radius(a["object"], a["radius"])
+                       - footprint_radius(b["object"], b["radius"]))
                 assert gap >= MIN_GAP - 1e-9
                 clearance = segment_point_distance(camera["location"], a["position"], centres[j])
-                assert clearance > bounding_radius(b["shape"], b["radius"])
+                assert clearance > bounding_radius(b["object"], b["radius"])
 
 
 def test_positions_follow_the_documented_convention(mixed):
     for obj in (o for s in mixed for o in s["objects"]):
         x, y = object_origin(obj)
-        if obj["shape"] in SHAPES:  # CLEVR's centre, as in CLEVR's tables
-            assert obj["position"] == [x, y, centre_height(obj["shape"], obj["radius"])]
-        elif obj["shape"] not in ("moon", "torus"):  # the bounding box centre
+        if obj["object"] in SHAPES:  # CLEVR's centre, as in CLEVR's tables
+            assert obj["position"] == [x, y, centre_height(obj["object"], obj["radius"])]
+        elif obj["object"] not in ("moon", "torus"):  # the bounding box centre
             assert obj["position"][:2] == [x, y]
-            assert obj["position"][2] == pytest.approx(SIMCO_GEOMETRY[obj["shape"]][2] / 2 * obj["radius"])
+            assert obj["position"][2] == pytest.approx(SIMCO_GEOMETRY[obj["object"]][2] / 2 * obj["radius"])
 
 
 def test_bad_specs_are_refused():
@@ -192,12 +203,12 @@ def test_references_one_large_shape_each_at_the_origin(references):
     assert [r["caption"] for r in references] == list(SIMCO_SHAPES)
     for ref in references:
         (obj,) = ref["objects"]
-        assert ref["n_objects"] == 1 and obj["shape"] == ref["caption"] and ref["negative_captions"] == []
-        assert ref["split"] == "test" and obj["size"] == "large" and obj["color"] in COLORS
+        assert ref["n_objects"] == 1 and obj["object"] == ref["caption"] and ref["negative_captions"] == []
+        assert ref["split"] == "test" and obj["size"] == "large" and obj["attribute"] in COLORS
         assert object_origin(obj) == pytest.approx((0.0, 0.0))
-        if obj["shape"] in FLAT_SIMCO_SHAPES:
+        if obj["object"] in FLAT_SIMCO_SHAPES:
             assert facing_error_deg(obj, ref["camera"]["location"]) < 1e-4
-    assert len({r["scene_id"] for r in references}) == 18
+    assert len({r["item_id"] for r in references}) == 18
     assert generate_simco_references("simco_references", 320, 240, seed=0).to_pylist() == references
     assert facing_angle(0.0, 0.0, (0.0, -5.0, 1.0)) == 0.0 and facing_angle(0.0, 0.0, (5.0, 0.0, 1.0)) == 90.0
 
@@ -208,8 +219,9 @@ bpy = pytest.importorskip("bpy")
 from mathutils import Vector  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from workflow_scripts.render import add_object, make_material, render_scenes  # noqa: E402
-from workflow_scripts.simco_shapes import add_simco_shape  # noqa: E402
+from workflow_scripts.render.blender import make_material  # noqa: E402
+from workflow_scripts.render.shard import add_object, render_scenes  # noqa: E402
+from workflow_scripts.render.shapes import add_simco_shape  # noqa: E402
 
 
 def world_vertices(obj) -> np.ndarray:
@@ -286,7 +298,7 @@ def test_the_camera_sees_each_object_at_its_position(empty_scene, references):
     for row in scenes + references:
         hits, names = first_hits(empty_scene, row)
         assert hits == names, (row["caption"], hits)
-        seen.update(o["shape"] for o in row["objects"])
+        seen.update(o["object"] for o in row["objects"])
     assert set(seen) == set(SIMCO_SHAPES) and min(seen.values()) >= 10
 
 
@@ -328,7 +340,7 @@ def face_rectangle_area_px(row) -> float:
     and facing along its -Y axis: where a flat outline's face lies."""
     (obj,) = row["objects"]
     width = 2 * obj["radius"]  # the heart is widest across
-    top = SIMCO_GEOMETRY[obj["shape"]][2] * obj["radius"]
+    top = SIMCO_GEOMETRY[obj["object"]][2] * obj["radius"]
     a = np.radians(obj["rotation_deg"])
     across = np.array([np.cos(a), np.sin(a), 0.0]) * width / 2  # local +X
     corners = [across * s + [0.0, 0.0, z] for s, z in ((-1, 0), (1, 0), (1, top), (-1, top))]
@@ -342,9 +354,9 @@ def render_rows():
                                    WIDTH, HEIGHT, seed=0).to_pylist()
     refs = {r["caption"]: r for r in generate_simco_references("simco_render_refs", WIDTH, HEIGHT, seed=0).to_pylist()}
     heart, torus = refs["heart"], refs["torus"]
-    assert heart["objects"][0]["color"] != "gray", "the pixel count needs a colour unlike the gray ground"
+    assert heart["objects"][0]["attribute"] != "gray", "the pixel count needs a colour unlike the gray ground"
     (obj,) = heart["objects"]
-    edge_on = dict(heart, scene_id=heart["scene_id"] + "-edge-on",
+    edge_on = dict(heart, item_id=heart["item_id"] + "-edge-on",
                    objects=[dict(obj, rotation_deg=obj["rotation_deg"] + 90.0)])
     return {"scenes": scenes, "heart": heart, "torus": torus, "edge_on": edge_on}
 
@@ -356,28 +368,28 @@ def rendered(render_rows, tmp_path_factory):
     start = time.perf_counter()
     render_scenes(rows, out, RENDER, threads=2)
     print(f"\nrendered {len(rows)} SIMCO images at {WIDTH}x{HEIGHT} in {time.perf_counter() - start:.1f} s")
-    return {r["scene_id"]: np.asarray(Image.open(out / f"{r['scene_id']}.png").convert("RGB"), float) for r in rows}
+    return {r["item_id"]: np.asarray(Image.open(out / f"{r['item_id']}.png").convert("RGB"), float) for r in rows}
 
 
 def test_each_object_has_its_colour_at_its_projected_position(render_rows, rendered):
     names = list(COLORS)
     checked = []
     for row in render_rows["scenes"] + [render_rows["heart"], render_rows["torus"]]:
-        image = rendered[row["scene_id"]]
+        image = rendered[row["item_id"]]
         uvd = project([o["position"] for o in row["objects"]], **row["camera"], width=WIDTH, height=HEIGHT)
         for obj, (u, v, _) in zip(row["objects"], uvd):
             pixel = image[int(v), int(u)]
-            assert names[nearest_colors(pixel)] == obj["color"], (row["caption"], obj, pixel)
-            checked.append(obj["shape"])
+            assert names[nearest_colors(pixel)] == obj["attribute"], (row["caption"], obj, pixel)
+            checked.append(obj["object"])
     print("checked:", ", ".join(checked))
     assert len(checked) == 3 + 4 + 2
 
 
 def test_a_flat_reference_shows_its_face(render_rows, rendered):
     heart, edge_on = render_rows["heart"], render_rows["edge_on"]
-    colour = list(COLORS).index(heart["objects"][0]["color"])
-    face_px = int((nearest_colors(rendered[heart["scene_id"]]) == colour).sum())
-    edge_px = int((nearest_colors(rendered[edge_on["scene_id"]]) == colour).sum())
+    colour = list(COLORS).index(heart["objects"][0]["attribute"])
+    face_px = int((nearest_colors(rendered[heart["item_id"]]) == colour).sum())
+    edge_px = int((nearest_colors(rendered[edge_on["item_id"]]) == colour).sum())
     threshold = MIN_FACE_ON_SHARE * face_rectangle_area_px(heart)
     print(f"heart pixels face-on {face_px}, edge-on {edge_px}, threshold {threshold:.0f}")
     assert face_px > threshold > edge_px

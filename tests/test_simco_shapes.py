@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workflow_scripts.camera import project
+from workflow_scripts.common.camera import project
 
 bpy = pytest.importorskip("bpy")
 
-from workflow_scripts.render import configure_cycles, make_material  # noqa: E402
-from workflow_scripts.scenes import SIMCO_SHAPES
-from workflow_scripts.simco_shapes import (  # noqa: E402
-    SHEET_CAMERA, SHEET_SIZE, add_simco_shape, render_shape_sheet, set_camera,
+from workflow_scripts.render.blender import configure_cycles, make_material, set_camera  # noqa: E402
+from workflow_scripts.datasets.simco import SHAPES as SIMCO_SHAPES  # noqa: E402
+from workflow_scripts.render.shapes import (  # noqa: E402
+    SHEET_CAMERA, SHEET_SIZE, add_simco_shape, render_shape_sheet,
 )
 
 RES = 128  # silhouette masks, pixels a side; a large shape spans about 40-70 of them

@@ -15,9 +15,9 @@ from PIL import Image
 # imports them from here.
 from conftest import REPO, TINY, snakemake, write_config, write_meshes  # noqa: F401
 from test_comco import BOXES
-from workflow_scripts.embed import load_model
-from workflow_scripts.labclip import load_labclip
-from workflow_scripts.tables import embedding_matrix, read_provenance
+from workflow_scripts.models.loading import load_model
+from workflow_scripts.analyses.labclip import load_labclip
+from workflow_scripts.common.parquet import embedding_matrix, read_provenance
 
 PAPER_A_FIGURES = ["probe_accuracy", "probes_vs_objects", "binding_accuracy", "caption_cosines", "modality_gap"]
 
@@ -25,14 +25,14 @@ PAPER_A_FIGURES = ["probe_accuracy", "probes_vs_objects", "binding_accuracy", "c
 def test_tiny_run_leaves_scenes_pngs_and_embeddings(tiny_run):
     workdir, _ = tiny_run
     results = workdir / "results" / "toy"
-    scenes = pq.read_table(results / "scenes.parquet")
+    scenes = pq.read_table(results / "items.parquet")
     assert scenes.num_rows == 20
     for image in scenes.column("image").to_pylist():
         with Image.open(results / image) as png:
             assert png.size == (64, 64)
 
     images = pq.read_table(results / "embeddings/rand/images.parquet")
-    assert images.column("scene_id").to_pylist() == scenes.column("scene_id").to_pylist()
+    assert images.column("item_id").to_pylist() == scenes.column("item_id").to_pylist()
     assert embedding_matrix(images.column("embedding")).shape == (20, 512)
     provenance = read_provenance(results / "embeddings/rand/images.parquet")
     assert provenance["pretrained"] == "none" and provenance["dim"] == 512
@@ -40,10 +40,10 @@ def test_tiny_run_leaves_scenes_pngs_and_embeddings(tiny_run):
 
     texts = pq.read_table(results / "embeddings/rand/texts.parquet")
     assert texts.num_rows == 40
-    assert set(texts.column("scene_id").to_pylist()) == set(scenes.column("scene_id").to_pylist())
+    assert set(texts.column("item_id").to_pylist()) == set(scenes.column("item_id").to_pylist())
     assert read_provenance(results / "embeddings/rand/texts.parquet")["kind"] == "texts"
-    for rule in ["scene_specs", "render_shard", "embed_images", "embed_texts", "paper_a_probes", "labclip_train",
-                 "paper_a_binding", "paper_a_tables", "paper_a_figure"]:
+    for rule in ["items", "render_shard", "embed_images", "embed_texts", "probes", "labclip", "binding", "table",
+                 "figure", "tor", "ior", "matching", "mesh_geometry"]:
         assert list((workdir / "results/logs" / rule).rglob("*.log")), rule
 
 
@@ -55,19 +55,19 @@ def test_tiny_run_writes_paper_a_tables_and_figures(tiny_run):
     # The identity map only normalises, which cosine similarity ignores: it must score exactly as CLIP.
     for column in ["image_to_text_accuracy", "caption_negative_cosine", "modality_gap"]:
         assert binding.loc["published:identity", column] == pytest.approx(binding.loc["CLIP", column], abs=1e-6)
-    assert "too_small" in (workdir / "results/logs/paper_a_binding/toy/rand.log").read_text()
+    assert "too_small" in (workdir / "results/logs/binding/toy/rand.log").read_text()
     assert set(binding["weights"]) == {"random initialisation, torch seed 5"}
     assert binding["image_to_text_accuracy"].between(0, 1).all()
     probes = pd.read_csv(tables / "probes.csv")
-    assert set(probes["modality"]) == {"image", "text"} and "mean" in set(probes["shape"])
+    assert set(probes["modality"]) == {"image", "text"} and "mean" in set(probes["object"])
     assert "random initialisation" in (tables / "probes.md").read_text()
     for name in PAPER_A_FIGURES:
         with Image.open(workdir / f"results/paper_a/figures/{name}.png") as png:
             assert png.size[0] > 300
         assert (workdir / f"results/paper_a/figures/{name}.pdf").stat().st_size > 1000
-    model = workdir / "results/toy/paper_a/rand"
-    assert read_provenance(model / "labclip_HNB_history.parquet")["mode"] == "HNB"
-    assert load_labclip(model / "labclip_HNB.safetensors")[1]["weights"] == "random initialisation, torch seed 5"
+    labclip = workdir / "results/toy/labclip/rand"
+    assert read_provenance(labclip / "HNB_history.parquet")["mode"] == "HNB"
+    assert load_labclip(labclip / "HNB.safetensors")[1]["weights"] == "random initialisation, torch seed 5"
 
 
 def test_tiny_run_writes_paper_b_tor(tiny_run):
@@ -84,12 +84,12 @@ def test_tiny_run_writes_paper_b_tor(tiny_run):
 def test_tiny_run_renders_simco_and_comco_with_their_references(tiny_run):
     workdir, _ = tiny_run
     results = workdir / "results"
-    shapes = pq.read_table(results / "shapes/scenes.parquet").to_pylist()
+    shapes = pq.read_table(results / "shapes/items.parquet").to_pylist()
     assert len(shapes) == 6 and all(s["caption"].count(" and ") == s["n_objects"] - 1 for s in shapes)
-    assert len(pq.read_table(results / "shapes-references/scenes.parquet")) == 18
+    assert len(pq.read_table(results / "shapes-references/items.parquet")) == 18
     measured = json.loads((results / "objects/meshes.json").read_text())
     assert sorted(measured) == sorted(name.replace("_", " ") for name in BOXES)
-    references = pq.read_table(results / "objects-references/scenes.parquet").column("caption").to_pylist()
+    references = pq.read_table(results / "objects-references/items.parquet").column("caption").to_pylist()
     assert references == list(measured)
     for dataset, count in (("shapes", 6), ("shapes-references", 18), ("objects", 4), ("objects-references", 6)):
         assert len(list((results / dataset / "images").rglob("*.png"))) == count, dataset
@@ -119,7 +119,7 @@ def test_tiny_run_writes_paper_b_ior_and_matching(tiny_run):
 def test_workflow_embeddings_equal_open_clip_on_the_rendered_png(tiny_run):
     workdir, _ = tiny_run
     results = workdir / "results" / "toy"
-    scenes = pq.read_table(results / "scenes.parquet").to_pylist()
+    scenes = pq.read_table(results / "items.parquet").to_pylist()
     stored = embedding_matrix(pq.read_table(results / "embeddings/rand/images.parquet").column("embedding"))
     texts = pq.read_table(results / "embeddings/rand/texts.parquet")
     model, preprocess, tokenizer, _ = load_model("ViT-B-32", "none", seed=TINY["seed"])
@@ -142,9 +142,8 @@ def test_finished_run_has_nothing_left_to_do(tiny_run):
 
 # What a rerun may redo. Scene specs, renders and embeddings are the expensive part and depend on none of the
 # analysis settings; everything else reads embeddings and takes seconds.
-UPSTREAM_RULES = {"prefetch_weights", "mesh_geometry", "scene_specs", "render_shard", "embed_images", "embed_texts"}
-ANALYSIS_RULES = {"paper_a_probes", "labclip_train", "paper_a_binding", "paper_a_tables", "paper_a_figure",
-                  "paper_b_tor", "paper_b_images", "paper_b_table", "paper_b_figure", "all"}
+UPSTREAM_RULES = {"prefetch_weights", "mesh_geometry", "items", "render_shard", "embed_images", "embed_texts"}
+ANALYSIS_RULES = {"probes", "labclip", "binding", "tor", "ior", "matching", "table", "figure", "all"}
 
 
 def planned_after_change(tiny_run, folder: Path, key: str, value) -> dict[str, int]:
@@ -166,9 +165,9 @@ def planned_after_change(tiny_run, folder: Path, key: str, value) -> dict[str, i
 
 
 @pytest.mark.parametrize("key, value, first", [
-    ("paper_a.probes.lbfgs.l2_grid", [0.0, 0.1], "paper_a_probes"),
-    ("paper_a.labclip.epochs", 4, "labclip_train"),
-    ("paper_b.tor.captions_per_count", 10, "paper_b_tor"),
+    ("paper_a.probes.lbfgs.l2_grid", [0.0, 0.1], "probes"),
+    ("paper_a.labclip.epochs", 4, "labclip"),
+    ("paper_b.tor.captions_per_count", 10, "tor"),
 ])
 def test_changed_analysis_setting_reruns_only_the_analysis(tiny_run, tmp_path, key, value, first):
     planned = planned_after_change(tiny_run, tmp_path, key, value)
@@ -183,21 +182,21 @@ def test_changed_render_setting_rerenders_every_shard(tiny_run, tmp_path):
     assert planned.get("render_shard") == 6, planned
     assert planned.get("embed_images") == 5, planned
     # Scene specs and captions do not depend on the sample count.
-    assert not {"scene_specs", "embed_texts", "mesh_geometry"} & set(planned), planned
+    assert not {"items", "embed_texts", "mesh_geometry"} & set(planned), planned
 
 
 def test_one_output_can_be_built_alone(tiny_run, tmp_path):
     config = write_config(tmp_path, TINY)
-    run = snakemake("results/toy/scenes.parquet", "--cores", 1, "--directory", tmp_path, "--configfile", config)
+    run = snakemake("results/toy/items.parquet", "--cores", 1, "--directory", tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert (tmp_path / "results/toy/scenes.parquet").exists()
+    assert (tmp_path / "results/toy/items.parquet").exists()
     assert not (tmp_path / "results/toy/images").exists()
     figure = snakemake("results/paper_a/figures/modality_gap.png", "-n", "--cores", 1, "--directory", tmp_path,
                        "--configfile", config)
-    assert figure.returncode == 0 and "paper_a_figure" in figure.stdout
+    assert figure.returncode == 0 and "rule figure:" in figure.stdout
     assert "probe_accuracy" not in figure.stdout
-    same = pq.read_table(tiny_run[0] / "results/toy/scenes.parquet")
-    assert pq.read_table(tmp_path / "results/toy/scenes.parquet").equals(same)
+    same = pq.read_table(tiny_run[0] / "results/toy/items.parquet")
+    assert pq.read_table(tmp_path / "results/toy/items.parquet").equals(same)
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
@@ -213,15 +212,14 @@ def test_full_config_builds_the_paper_scale_dag(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE))
     # Two CLEVR and two SIMCO datasets with two sets of references; the ComCO dataset has no meshes here.
-    assert "ComCO dataset 'comco_large' skipped" in run.stdout + run.stderr
-    assert counts["scene_specs"] == "6"
+    assert "dataset 'comco_large' skipped: its mesh folder" in run.stdout + run.stderr
+    assert counts["items"] == "6"
     assert counts["render_shard"] == str(230 + 40 + 20 + 2)
     assert counts["embed_images"] == "12" and counts["embed_texts"] == "8"
-    assert counts["paper_a_probes"] == counts["paper_a_binding"] == "4"
-    assert counts["labclip_train"] == "8"
-    assert counts["paper_a_figure"] == "5" and counts["paper_a_tables"] == "1"
-    assert counts["paper_b_tor"] == "2" and counts["paper_b_images"] == "4"
-    assert counts["paper_b_table"] == "3" and counts["paper_b_figure"] == "3"
+    assert counts["probes"] == counts["binding"] == "4"  # two CLEVR datasets, two models
+    assert counts["labclip"] == "8"
+    assert counts["tor"] == counts["ior"] == counts["matching"] == "4"  # two SIMCO datasets, two models
+    assert counts["table"] == "5" and counts["figure"] == "8"
 
 
 def test_comco_with_a_missing_category_stops_naming_the_file(tmp_path):
@@ -239,11 +237,11 @@ def test_comco_with_a_bad_mesh_stops_before_any_scene_naming_the_file(tmp_path):
     write_meshes(tmp_path / "meshes")
     (tmp_path / "meshes/vase.glb").write_bytes(b"not a mesh")
     config = write_config(tmp_path, {**TINY, "datasets": {"objects": TINY["datasets"]["objects"]}})
-    run = snakemake("results/objects/scenes.parquet", "--cores", 1, "--directory", tmp_path, "--configfile", config)
+    run = snakemake("results/objects/items.parquet", "--cores", 1, "--directory", tmp_path, "--configfile", config)
     assert run.returncode != 0
     assert "vase.glb could not be imported" in run.stderr + (tmp_path / "results/logs/mesh_geometry/objects.log").read_text()
     assert not (tmp_path / "results/objects/meshes.json").exists()
-    assert not (tmp_path / "results/objects/scenes.parquet").exists()
+    assert not (tmp_path / "results/objects/items.parquet").exists()
 
 
 def test_lint_is_clean():

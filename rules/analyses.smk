@@ -1,0 +1,143 @@
+# Analyses: one rule per analysis (workflow_scripts/analyses/<name>.py), each on the datasets it applies to
+# (datasets_for), writing to results/<dataset>/<analysis>/<model id>/.
+
+
+rule probes:
+    input:
+        item_table=ITEMS,
+        **EMBEDDINGS,
+    output:
+        probes=f"{analysis_dir('probes')}/probes.parquet",
+        weights=f"{analysis_dir('probes')}/probe_weights.npz",
+    params:
+        probes=config["paper_a"]["probes"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("probes")),
+    threads: 2
+    log:
+        "results/logs/probes/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/probes/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/probes.py"
+
+
+rule labclip:
+    input:
+        item_table=ITEMS,
+        **EMBEDDINGS,
+    output:
+        weights=f"{analysis_dir('labclip')}/{{mode}}.safetensors",
+        history=f"{analysis_dir('labclip')}/{{mode}}_history.parquet",
+    params:
+        labclip=config["paper_a"]["labclip"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("labclip")),
+    threads: 2
+    log:
+        "results/logs/labclip/{dataset}/{model}_{mode}.log",
+    benchmark:
+        "results/benchmarks/labclip/{dataset}/{model}_{mode}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/labclip.py"
+
+
+rule binding:
+    input:
+        item_table=ITEMS,
+        **EMBEDDINGS,
+        probe_weights=rules.probes.output.weights,
+        labclip=expand(rules.labclip.output.weights, mode=config["paper_a"]["labclip"]["modes"], allow_missing=True),
+        published=list(config["paper_a"]["published_maps"].values()),
+    output:
+        binding=f"{analysis_dir('binding')}/binding.parquet",
+        cosines=f"{analysis_dir('binding')}/caption_cosines.parquet",
+    params:
+        probes=config["paper_a"]["probes"],
+        published_maps=config["paper_a"]["published_maps"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("binding")),
+    threads: 2
+    log:
+        "results/logs/binding/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/binding/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/binding.py"
+
+
+rule tor:
+    input:
+        item_table=ITEMS,
+        weights=ancient(WEIGHTS_RECORD),
+    output:
+        tor=f"{analysis_dir('tor')}/tor.parquet",
+    params:
+        tor=config["paper_b"]["tor"],
+        model=lambda wc: MODELS[wc.model],
+        embedding=config["embedding"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("tor")),
+    threads: 4
+    log:
+        "results/logs/tor/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/tor/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/tor.py"
+
+
+rule ior:
+    input:
+        item_table=ITEMS,
+        images=EMBEDDINGS["images"],
+        **REFERENCES,
+    output:
+        ior=f"{analysis_dir('ior')}/ior.parquet",
+    wildcard_constraints:
+        dataset=one_of(datasets_for("ior")),
+    log:
+        "results/logs/ior/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/ior/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/ior.py"
+
+
+rule matching:
+    input:
+        item_table=ITEMS,
+        images=EMBEDDINGS["images"],
+        weights=ancient(WEIGHTS_RECORD),
+    output:
+        matching=f"{analysis_dir('matching')}/matching.parquet",
+    params:
+        aggregations=config["paper_b"]["tor"]["aggregations"],
+        model=lambda wc: MODELS[wc.model],
+        embedding=config["embedding"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("matching")),
+    threads: 4
+    log:
+        "results/logs/matching/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/matching/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/matching.py"

@@ -1,0 +1,80 @@
+# Models: weights fetched where there is internet, then CLIP image and text embeddings of every dataset's items.
+#
+# prefetch_weights is a localrule, so on a cluster it runs on the login node, and the compute nodes then read the
+# Hugging Face cache (HF_HOME) with the hub offline. `snakemake prefetch --cores 1` fetches and verifies every
+# configured model's weights ahead of a run.
+#
+# A model's prefetch record. Every rule that loads a model's weights takes it as input, as
+# `weights=ancient(WEIGHTS_RECORD)`: the rule waits for the prefetch and learns from the record that it may
+# read the cache offline, while a rewritten record (after an edit of prefetch.py, say) does not make its
+# outputs stale; a change of the model's weights reaches those rules through their `model` param.
+WEIGHTS_RECORD = "results/weights/{model}.json"
+
+
+rule prefetch_weights:
+    output:
+        WEIGHTS_RECORD,
+    params:
+        model=lambda wc: MODELS[wc.model],
+        seed=config["seed"],
+    log:
+        "results/logs/prefetch_weights/{model}.log",
+    benchmark:
+        "results/benchmarks/prefetch_weights/{model}.tsv"
+    localrule: True
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/models/prefetch.py"
+
+
+rule prefetch:
+    input:
+        expand(WEIGHTS_RECORD, model=MODELS),
+    localrule: True
+
+
+# Not marked `cache: True`: see rules/render.smk (a cached rule may not have a benchmark: directive).
+rule embed_images:
+    input:
+        item_table=ITEMS,
+        shards=shard_dirs,
+        weights=ancient(WEIGHTS_RECORD),
+    output:
+        EMBEDDINGS["images"],
+    params:
+        kind="images",
+        model=lambda wc: MODELS[wc.model],
+        embedding=config["embedding"],
+        seed=config["seed"],
+    threads: 4
+    log:
+        "results/logs/embed_images/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/embed_images/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/models/embed.py"
+
+
+rule embed_texts:
+    input:
+        item_table=ITEMS,
+        weights=ancient(WEIGHTS_RECORD),
+    output:
+        EMBEDDINGS["texts"],
+    params:
+        kind="texts",
+        model=lambda wc: MODELS[wc.model],
+        embedding=config["embedding"],
+        seed=config["seed"],
+    threads: 4
+    log:
+        "results/logs/embed_texts/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/embed_texts/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/models/embed.py"

@@ -1,0 +1,89 @@
+"""One dataset's items joined with one model's embeddings: the input of every analysis."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from workflow_scripts.datasets.items import Vocabulary, read_items
+
+
+@dataclass
+class Embedded:
+    """Row i of every array belongs to items[i]. Embeddings are as the encoder gave them (unnormalised)."""
+
+    items: list[dict]  # rows of the item table: caption, negative_captions, split, objects (caption order), ...
+    image: np.ndarray  # (n, d) image embeddings
+    caption: np.ndarray  # (n, d) text embeddings of the captions
+    negative: np.ndarray  # (n, d) text embeddings of each item's first negative caption
+    weights: str  # which weights produced the embeddings, for every output that reports on them
+    vocabulary: Vocabulary
+
+    @property
+    def split(self) -> np.ndarray:
+        return np.array([s["split"] for s in self.items])
+
+    def subset(self, mask) -> "Embedded":
+        index = np.flatnonzero(mask)
+        return Embedded([self.items[i] for i in index], self.image[index], self.caption[index],
+                        self.negative[index], self.weights, self.vocabulary)
+
+    def with_text(self, caption: np.ndarray, negative: np.ndarray) -> "Embedded":
+        """The same items and images with other caption and negative embeddings (e.g. mapped by LABCLIP)."""
+        return Embedded(self.items, self.image, caption, negative, self.weights, self.vocabulary)
+
+
+def load_images(items_path, images_path) -> tuple[list[dict], np.ndarray, str, Vocabulary]:
+    """(item rows, (n, d) image embeddings in item order, the weights that produced them, vocabulary); fails
+    naming the file when an item has no embedding."""
+    import pyarrow.parquet as pq
+
+    from workflow_scripts.common.parquet import embedding_matrix, read_provenance
+
+    items, vocabulary = read_items(items_path)
+    ids = [s["item_id"] for s in items]
+    images = pq.read_table(images_path)
+    row_of = {item_id: i for i, item_id in enumerate(images.column("item_id").to_pylist())}
+    missing = [i for i in ids if i not in row_of]
+    if missing:
+        raise ValueError(f"{images_path}: no image embedding for {len(missing)} items of {items_path}, e.g. {missing[0]}")
+    image = embedding_matrix(images.column("embedding"))[[row_of[i] for i in ids]]
+    return items, image, read_provenance(images_path)["weights"], vocabulary
+
+
+def load_embedded(items_path, images_path, texts_path) -> Embedded:
+    """Join the item table with its image and text embedding files by item_id; fail naming the file when they
+    do not cover the same items."""
+    import pyarrow.parquet as pq
+
+    from workflow_scripts.common.parquet import embedding_matrix
+
+    items, image, weights, vocabulary = load_images(items_path, images_path)
+    ids = [s["item_id"] for s in items]
+
+    texts = pq.read_table(texts_path)
+    vectors = embedding_matrix(texts.column("embedding"))
+    caption_row, negative_row = {}, {}
+    for row, (item_id, role, index) in enumerate(zip(texts.column("item_id").to_pylist(),
+                                                     texts.column("role").to_pylist(),
+                                                     texts.column("negative_index").to_pylist())):
+        if role == "caption":
+            caption_row[item_id] = row
+        elif index == 0:
+            negative_row[item_id] = row
+    missing = [i for i in ids if i not in caption_row or i not in negative_row]
+    if missing:
+        raise ValueError(f"{texts_path}: no caption or negative embedding for item {missing[0]} of {items_path}")
+    return Embedded(items, image, vectors[[caption_row[i] for i in ids]], vectors[[negative_row[i] for i in ids]],
+                    weights, vocabulary)
+
+
+def embedded_for_rule(snakemake) -> tuple[Embedded, dict]:
+    """The rule's dataset joined with its model's embeddings (inputs item_table, images, texts), and the
+    provenance every output of the rule carries; logged."""
+    import logging
+
+    data = load_embedded(snakemake.input.item_table, snakemake.input.images, snakemake.input.texts)
+    logging.getLogger("clip_binding").info("%s with %s: %d items", snakemake.wildcards.dataset, data.weights,
+                                           len(data.items))
+    provenance = {"dataset": snakemake.wildcards.dataset, "model_id": snakemake.wildcards.model,
+                  "weights": data.weights, "seed": snakemake.params.seed}
+    return data, provenance

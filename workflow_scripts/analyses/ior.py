@@ -1,0 +1,115 @@
+"""Rule `ior`: image-based object retrieval (paper B): for multi-object images, which single-object reference
+image (the dataset's "<name>-references") is nearest, the large object or a small one, overall and by the large
+object's caption position."""
+import sys
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821
+
+import numpy as np
+
+from workflow_scripts.analyses.retrieval import (
+    MAX_OBJECTS,
+    first_share_by_position,
+    large_position,
+    retrieve,
+    top_n_accuracy,
+)
+
+
+def ior_metrics(image_emb: np.ndarray, reference_emb: np.ndarray, objects: np.ndarray,
+                large: np.ndarray) -> dict:
+    """Image-based object retrieval: rank single-object image embeddings for each multi-object image.
+
+    `large[i]` is the position within objects[i] of the large object, or -1 when all are the same size.
+    top_n_accuracy: share of images whose n nearest references are exactly the image's n objects.
+    large_first_share: among images with a large object, share whose nearest reference is the large object.
+    small_first_share: (n - 1,) among those images, share whose nearest reference is the j-th small object,
+        the small objects taken in their order in the scene's object list. NaN when no image has a large object.
+    first_retrieved_share_by_position: (n,) as tor_metrics' first_retrieved_share, over all images.
+    """
+    objects = np.asarray(objects, int)
+    large = np.asarray(large, int)
+    m, n = objects.shape
+    if large.shape != (m,) or ((large < -1) | (large >= n)).any():
+        raise ValueError(f"large must be (m,) = ({m},) positions in -1..{n - 1}")
+    ranks = retrieve(image_emb, reference_emb)
+    first = ranks[:, 0]
+    has_large = large >= 0
+    if has_large.any():
+        rows = np.flatnonzero(has_large)
+        is_large = np.arange(n)[None, :] == large[rows, None]
+        large_objects = objects[rows, large[rows]]
+        small_objects = objects[rows][~is_large].reshape(len(rows), n - 1)
+        large_share = float((first[rows] == large_objects).mean())
+        small_share = first_share_by_position(first[rows], small_objects)
+    else:
+        large_share = float("nan")
+        small_share = np.full(n - 1, np.nan)
+    return {
+        "top_n_accuracy": top_n_accuracy(ranks, objects),
+        "large_first_share": large_share,
+        "small_first_share": small_share,
+        "first_retrieved_share_by_position": first_share_by_position(first, objects),
+    }
+
+
+def _padded(values, prefix: str) -> dict:
+    """{prefix_1: v1, ...} padded with NaN up to MAX_OBJECTS columns, so rows of every count share columns."""
+    values = list(values) + [np.nan] * (MAX_OBJECTS - len(values))
+    return {f"{prefix}_{p + 1}": float(v) for p, v in enumerate(values)}
+
+
+def ior_rows(items: list[dict], image_emb: np.ndarray, reference_names: list[str],
+             reference_emb: np.ndarray) -> list[dict]:
+    """Image-based object retrieval per object count: one row over all images ("all") and one per caption
+    position of the large object (the object order controlled), each with the share of images whose nearest
+    single-object reference is the large object, each small object, and the object at each position."""
+    index = {name: i for i, name in enumerate(reference_names)}
+    missing = sorted({o["object"] for s in items for o in s["objects"]} - set(index))
+    if missing:
+        raise ValueError(f"no reference image for objects {missing}")
+    rows = []
+    for n in sorted({s["n_objects"] for s in items}):
+        members = [i for i, s in enumerate(items) if s["n_objects"] == n]
+        objects = np.array([[index[o["object"]] for o in items[i]["objects"]] for i in members])
+        large = np.array([large_position(items[i]) for i in members])
+        groups = [("all", np.ones(len(members), bool))] + [
+            (str(p + 1), large == p) for p in range(n) if (large == p).any()]
+        for group, mask in groups:
+            metrics = ior_metrics(image_emb[members][mask], reference_emb, objects[mask], large[mask])
+            rows.append({
+                "n_objects": n, "large_position": group, "n_images": int(mask.sum()),
+                "top_n_accuracy": metrics["top_n_accuracy"],
+                "large_first_share": metrics["large_first_share"],
+                **_padded(metrics["small_first_share"], "small_first_share"),
+                **_padded(metrics["first_retrieved_share_by_position"], "first_retrieved_share"),
+            })
+    return rows
+
+
+def main(snakemake) -> None:
+    import pyarrow as pa
+
+    from workflow_scripts.analyses.embedded import load_images
+    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.parquet import read_provenance, write_table
+
+    logger = log_to(snakemake.log[0])
+    items, images, weights, _ = load_images(snakemake.input.item_table, snakemake.input.images)
+    references, reference_images, reference_weights, _ = load_images(snakemake.input.reference_items,
+                                                                     snakemake.input.reference_images)
+    if reference_weights != weights:
+        raise ValueError(f"{snakemake.input.reference_images} was embedded with {reference_weights}, "
+                         f"{snakemake.input.images} with {weights}; rerun the embeddings")
+    names = [r["objects"][0]["object"] for r in references]
+    rows = ior_rows(items, images, names, reference_images)
+    provenance = {key: value for key, value in read_provenance(snakemake.input.images).items()
+                  if key not in ("kind", "dataset")}
+    write_table(pa.Table.from_pylist(rows), snakemake.output.ior, {**provenance, "dataset": snakemake.wildcards.dataset})
+    logger.info("%d IOR rows", len(rows))
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821

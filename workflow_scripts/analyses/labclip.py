@@ -1,0 +1,266 @@
+"""Rule `labclip`: LABCLIP, a linear map on CLIP text embeddings, trained contrastively against frozen image embeddings.
+
+Authors' setting: Linear(D, D, bias=False) initialised to the identity, output L2-normalised; image
+embeddings L2-normalised and frozen; learnable temperature t (logits times exp(t)) initialised to 0; Adam.
+SB (standard batch) is CLIP's symmetric loss over the B x B similarity matrix; HNB (hard-negative batch)
+adds each caption's attribute-swapped version as an extra text column. The authors kept the last epoch;
+here the epoch with the best validation binding accuracy is kept.
+
+Weights are written as safetensors with the provenance in the metadata; the authors' released format
+(a torch state_dict {"t": scalar, "linear.weight": D x D}) can be read and written too.
+"""
+
+import copy
+import json
+import logging
+import sys
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workflow_scripts.analyses.embedded import Embedded
+from workflow_scripts.analyses.similarity import image_to_text_accuracy
+from workflow_scripts.common.files import write_atomically
+
+log = logging.getLogger("clip_binding")
+
+MODES = ("SB", "HNB")
+WEIGHT_KEY = "linear.weight"
+TEMPERATURE_KEY = "t"
+
+
+class LabClip(nn.Module):
+    """Maps raw (unnormalised) text embeddings to L2-normalised ones comparable with normalised images."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, dim, bias=False)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.eye(dim))
+        self.t = nn.Parameter(torch.tensor(0.0))
+
+    @property
+    def dim(self) -> int:
+        return self.linear.weight.shape[0]
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.t.exp()
+
+    def forward(self, text: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.linear(text), dim=-1)
+
+
+def sb_loss(image: torch.Tensor, text: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy over the B x B matrix exp(t) * image @ text.T (inputs normalised)."""
+    logits = t.exp() * image @ text.T
+    target = torch.arange(len(image), device=image.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def hnb_logits(image: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """B x 2B logits: columns are the B captions, then their B hard negatives."""
+    return t.exp() * image @ torch.cat([positive, negative]).T
+
+
+def hnb_loss(image: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Image-to-text cross-entropy over all 2B texts, averaged with text-to-image cross-entropy for the
+    B positive texts only (a hard negative has no image of its own in the batch)."""
+    logits = hnb_logits(image, positive, negative, t)
+    target = torch.arange(len(image), device=image.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T[: len(image)], target)) / 2
+
+
+def _check_split(name: str, data: Embedded) -> None:
+    if len(data.image) == 0:
+        raise ValueError(f"LABCLIP needs a non-empty {name} set, got 0 items ({data.weights})")
+
+
+def _batch_loss(model: LabClip, mode: str, image, caption, negative) -> torch.Tensor:
+    if mode == "SB":
+        return sb_loss(image, model(caption), model.t)
+    return hnb_loss(image, model(caption), model(negative), model.t)
+
+
+def _tensors(data: Embedded, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    image = F.normalize(torch.as_tensor(np.asarray(data.image), dtype=torch.float32, device=device), dim=-1)
+    caption = torch.as_tensor(np.asarray(data.caption), dtype=torch.float32, device=device)
+    negative = torch.as_tensor(np.asarray(data.negative), dtype=torch.float32, device=device)
+    return image, caption, negative
+
+
+@torch.no_grad()
+def _evaluate(model: LabClip, mode: str, data: Embedded, tensors, batch_size: int) -> tuple[float, float]:
+    """(loss, binding accuracy) on `data`; the loss is averaged over batches of `batch_size`, weighted by size."""
+    model.eval()
+    image, caption, negative = tensors
+    total = 0.0
+    for start in range(0, len(image), batch_size):
+        part = slice(start, start + batch_size)
+        total += _batch_loss(model, mode, image[part], caption[part], negative[part]).item() * len(image[part])
+    accuracy = image_to_text_accuracy(data.image, map_text(model, data.caption), map_text(model, data.negative))
+    return total / len(image), accuracy
+
+
+def train_labclip(
+    train: Embedded,
+    val: Embedded,
+    mode: str,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = False,
+) -> tuple[LabClip, list[dict]]:
+    """Train a LABCLIP map with Adam (the authors' settings are the config schema's defaults); return it with the state of the epoch of best validation binding
+    accuracy (ties: lower validation loss, then the earlier epoch), and the per-epoch history."""
+    if mode not in MODES:
+        raise ValueError(f"unknown LABCLIP mode {mode!r}: expected one of {MODES}")
+    _check_split("train", train)
+    _check_split("val", val)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # CPU generator: the same order on every device
+
+    model = LabClip(train.image.shape[1]).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    image, caption, negative = _tensors(train, device)
+    val_tensors = _tensors(val, device)
+
+    history, best_state, best_key = [], None, None
+    epoch_range = range(1, epochs + 1)
+    if progress:
+        from tqdm import tqdm
+
+        epoch_range = tqdm(epoch_range, desc=f"LABCLIP {mode}")
+    for epoch in epoch_range:
+        model.train()
+        order = torch.randperm(len(image), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            loss = _batch_loss(model, mode, image[batch], caption[batch], negative[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+        val_loss, val_accuracy = _evaluate(model, mode, val, val_tensors, batch_size)
+        key = (val_accuracy, -val_loss)
+        is_best = best_key is None or key > best_key
+        if is_best:
+            best_key, best_state = key, copy.deepcopy(model.state_dict())
+            for row in history:
+                row["best"] = False
+        history.append({"epoch": epoch, "train_loss": total / len(image), "val_loss": val_loss,
+                        "val_binding_accuracy": val_accuracy, "best": is_best})
+        log.info("LABCLIP %s epoch %d: train loss %.4f, val loss %.4f, val binding accuracy %.4f%s", mode, epoch,
+                 total / len(image), val_loss, val_accuracy, " (best)" if is_best else "")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, history
+
+
+@torch.no_grad()
+def map_text(model: LabClip, text: np.ndarray) -> np.ndarray:
+    """Mapped, L2-normalised text embeddings as float32 numpy."""
+    device = model.linear.weight.device
+    mapped = model(torch.as_tensor(np.asarray(text), dtype=torch.float32, device=device))
+    return mapped.cpu().numpy().astype(np.float32)
+
+
+def _state(model: LabClip) -> dict[str, torch.Tensor]:
+    return {
+        WEIGHT_KEY: model.linear.weight.detach().cpu().contiguous().clone(),
+        TEMPERATURE_KEY: model.t.detach().cpu().reshape(()).clone(),  # 0-dim: safetensors and torch.save accept it
+    }
+
+
+def _from_state(state: dict, path) -> LabClip:
+    """A LabClip from {"linear.weight": D x D, "t": one number}; ValueError naming the file and key otherwise."""
+    for key in (WEIGHT_KEY, TEMPERATURE_KEY):
+        if key not in state:
+            raise ValueError(f"{path}: no {key!r} tensor (found {sorted(state)})")
+        if not isinstance(state[key], torch.Tensor):
+            raise ValueError(f"{path}: {key!r} is a {type(state[key]).__name__}, not a tensor")
+    weight, t = state[WEIGHT_KEY], state[TEMPERATURE_KEY]
+    if weight.ndim != 2 or weight.shape[0] != weight.shape[1]:
+        raise ValueError(f"{path}: {WEIGHT_KEY!r} must be a square D x D matrix, got shape {tuple(weight.shape)}")
+    if t.numel() != 1:
+        raise ValueError(f"{path}: {TEMPERATURE_KEY!r} must be a scalar, got shape {tuple(t.shape)}")
+    model = LabClip(weight.shape[0])
+    with torch.no_grad():
+        model.linear.weight.copy_(weight.float())
+        model.t.copy_(t.float().reshape(()))
+    return model.eval()
+
+
+def save_labclip(model: LabClip, path, provenance: dict) -> None:
+    """Safetensors with "linear.weight" (D x D) and "t" (0-dim), and metadata {"provenance": JSON}."""
+    from safetensors.torch import save_file
+
+    metadata = {"provenance": json.dumps(provenance)}
+    write_atomically(path, lambda partial: save_file(_state(model), partial, metadata=metadata))
+
+
+def load_labclip(path) -> tuple[LabClip, dict]:
+    """The model and provenance that save_labclip wrote ({} when the file carries no provenance)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        state = {key: f.get_tensor(key) for key in f.keys()}
+        metadata = f.metadata() or {}
+    return _from_state(state, path), json.loads(metadata.get("provenance", "{}"))
+
+
+def import_authors_weights(path) -> LabClip:
+    """A LabClip from the authors' released state_dict {"t": scalar, "linear.weight": D x D}."""
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state_dict, got a {type(state).__name__}")
+    unexpected = sorted(set(state) - {WEIGHT_KEY, TEMPERATURE_KEY})
+    if unexpected:  # e.g. a bias: ignoring it would silently change the map
+        raise ValueError(
+            f"{path}: unexpected keys {unexpected}; LABCLIP has only {WEIGHT_KEY!r} and {TEMPERATURE_KEY!r}"
+        )
+    return _from_state(state, path)
+
+
+def export_authors_weights(model: LabClip, path) -> None:
+    """Write the authors' released format, a torch state_dict {"t": scalar, "linear.weight": D x D}."""
+    write_atomically(path, lambda partial: torch.save(_state(model), partial))
+
+
+def main(snakemake) -> None:
+    import pyarrow as pa
+
+    from workflow_scripts.analyses.embedded import embedded_for_rule
+    from workflow_scripts.common.devices import resolve_device
+    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.parquet import write_table
+
+    logger = log_to(snakemake.log[0])
+    data, provenance = embedded_for_rule(snakemake)
+    settings, mode = snakemake.params.labclip, snakemake.wildcards.mode
+    torch.set_num_threads(max(1, snakemake.threads))
+    model, history = train_labclip(
+        data.subset(data.split == "train"), data.subset(data.split == "val"), mode,
+        lr=settings["lr"], epochs=settings["epochs"], batch_size=settings["batch_size"],
+        seed=snakemake.params.seed, device=resolve_device(settings["device"]), progress=True,
+    )
+    best = next(h for h in history if h["best"])
+    logger.info("LABCLIP %s: best epoch %d, val binding accuracy %.3f", mode, best["epoch"], best["val_binding_accuracy"])
+    provenance = {**provenance, "mode": mode}
+    write_table(pa.Table.from_pylist(history), snakemake.output.history, provenance)
+    save_labclip(model, snakemake.output.weights, {**provenance, "settings": settings, "best_epoch": best["epoch"]})
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821

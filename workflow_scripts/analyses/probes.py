@@ -1,0 +1,305 @@
+"""Rule `probes`: can an object's attribute be read off one modality's embedding by a linear classifier?
+
+The authors' protocol: one probe per object category (CLEVR: shape), trained on the raw (not normalised) image
+embedding of the item or the caption's text embedding, on the items that contain that object. The target is
+the attribute (CLEVR: colour) of that object; where an object occurs several times in an item the target is
+the distribution of attributes over those objects and a prediction counts as correct when its k highest
+logits are exactly the object's k attributes ("top-k set match"; plain accuracy for k = 1). Object categories
+and attribute classes are the item table's vocabulary, in its order.
+
+Two solvers: `train_probe_sgd` is the authors' loop (SGD lr 0.1, batch 32, 100 epochs, cross-entropy),
+with the best epoch on validation kept; `train_probe_lbfgs` solves the same convex problem full-batch
+with L-BFGS and an l2 penalty chosen on validation, much faster and free of step-size choices.
+"""
+import logging
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from math import comb
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+
+from workflow_scripts.analyses.embedded import Embedded
+from workflow_scripts.common.files import write_atomically
+from workflow_scripts.datasets.items import SPLITS
+
+log = logging.getLogger("clip_binding")
+
+
+@contextmanager
+def single_threaded():
+    """Run torch on one intra-op thread, then restore the setting. A probe's matrices are small (a few
+    thousand rows of at most a few thousand columns): extra threads only add synchronisation, and on a
+    machine shared with other jobs they stall (measured: 15-60 times slower with 2 threads on 2 busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class ProbeFit:
+    """A fitted probe: logits = x @ weight.T + bias on raw embeddings x."""
+
+    weight: np.ndarray  # (classes, d)
+    bias: np.ndarray  # (classes,)
+    chosen: str  # what validation chose, e.g. "epoch 37" or "l2 0.001"
+    val_accuracy: float
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) @ self.weight.T + self.bias
+
+
+def probe_targets(items: list[dict], name: str, classes) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, targets): mask[i] says whether item i contains an object `name`; targets[i] is the distribution of
+    attributes (in the order of `classes`) over the item's objects of that name (one-hot for a single object),
+    zero where mask is False."""
+    index = {attribute: j for j, attribute in enumerate(classes)}
+    targets = np.zeros((len(items), len(classes)), dtype=np.float32)
+    for i, item in enumerate(items):
+        for obj in item["objects"]:
+            if obj["object"] == name:
+                targets[i, index[obj["attribute"]]] += 1
+    counts = targets.sum(axis=1)
+    mask = counts > 0
+    targets[mask] /= counts[mask, None]
+    return mask, targets
+
+
+def _k(targets: np.ndarray) -> np.ndarray:
+    k = (np.asarray(targets) > 0).sum(axis=1)
+    if (k == 0).any():
+        raise ValueError("every target row needs at least one colour")
+    return k
+
+
+def topk_set_accuracy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Share of rows whose k highest logits are exactly the k colours with non-zero target (k varies by
+    row). A row counts as correct only when every target colour's logit is strictly above every other
+    colour's, so a tie at the boundary (where "the k highest" is not defined) counts as wrong."""
+    logits = np.asarray(logits, dtype=np.float64)
+    _k(targets)
+    positive = np.asarray(targets) > 0
+    lowest_positive = np.where(positive, logits, np.inf).min(axis=1)
+    highest_negative = np.where(positive, -np.inf, logits).max(axis=1)
+    return float((lowest_positive > highest_negative).mean())
+
+
+def chance_accuracy(targets: np.ndarray) -> float:
+    """Expected top-k set match of a random ranking of the C classes: mean over rows of 1 / C(C, k)."""
+    classes = np.asarray(targets).shape[1]
+    return float(np.mean([1 / comb(classes, int(k)) for k in _k(targets)]))
+
+
+def train_probe_sgd(x_train, y_train, x_val, y_val, *, lr: float, batch_size: int, epochs: int,
+                    seed: int) -> ProbeFit:
+    """The authors' loop (their settings are the config schema's defaults): nn.Linear(d, classes) with bias at PyTorch's default initialisation, plain SGD (no
+    momentum, no weight decay), shuffled mini-batches, cross-entropy on the (soft) targets. Validation
+    top-k accuracy is measured after every epoch and the best epoch's parameters are kept; ties go to
+    the later epoch, so a flat validation curve returns the authors' final model."""
+    x, y = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(y_train, dtype=torch.float32)
+    xv = torch.as_tensor(x_val, dtype=torch.float32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(x.shape[1], y.shape[1])
+    optimiser = torch.optim.SGD(model.parameters(), lr=lr)
+    order = torch.Generator().manual_seed(seed)
+    best = (-1.0, 0, None)
+    with single_threaded():
+        for epoch in range(1, epochs + 1):
+            for batch in torch.randperm(len(x), generator=order).split(batch_size):
+                optimiser.zero_grad()
+                F.cross_entropy(model(x[batch]), y[batch]).backward()
+                optimiser.step()
+            with torch.no_grad():
+                accuracy = topk_set_accuracy(model(xv).numpy(), y_val)
+            if accuracy >= best[0]:
+                best = (accuracy, epoch, [p.detach().clone() for p in (model.weight, model.bias)])
+    accuracy, epoch, (weight, bias) = best
+    return ProbeFit(weight.double().numpy(), bias.double().numpy(), f"epoch {epoch}", accuracy)
+
+
+def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and standard deviation of x (1 where a column is constant)."""
+    x = np.asarray(x, dtype=np.float64)
+    std = x.std(axis=0)
+    return x.mean(axis=0), np.where(std > 0, std, 1.0)
+
+
+def fold_standardisation(weight, bias, mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """Weight and bias on raw x equivalent to (weight, bias) on (x - mean) / std."""
+    folded = weight / std
+    return folded, bias - folded @ mean
+
+
+def fit_lbfgs(z: np.ndarray, y: np.ndarray, l2: float, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression on z: minimise mean soft-target cross-entropy + l2 * ||W||^2 (bias
+    not penalised) full-batch with L-BFGS and a strong-Wolfe line search, from zero, in float64."""
+    z, y = torch.as_tensor(z, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
+    weight = torch.zeros(y.shape[1], z.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, history_size=20,
+                                  tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = F.cross_entropy(z @ weight.T + bias, y) + l2 * (weight ** 2).sum()
+        loss.backward()
+        return loss
+
+    with single_threaded():
+        optimiser.step(closure)
+    return weight.detach().numpy(), bias.detach().numpy()
+
+
+def train_probe_lbfgs(x_train, y_train, x_val, y_val, *, l2_grid, max_iter: int = 500) -> ProbeFit:
+    """One full-batch fit per l2 value (`fit_lbfgs`) on x standardised with the training mean and std;
+    the value with the best validation top-k accuracy is kept, ties going to the larger l2 (the better
+    determined solution; with l2 = 0 and separable data the weights grow until max_iter). The penalty
+    acts on the standardised weights. The returned weight and bias act on the raw embeddings, so that
+    probe weights can be compared across modalities. Deterministic: zero initialisation, no sampling."""
+    mean, std = standardisation(x_train)
+    z_train = (np.asarray(x_train, dtype=np.float64) - mean) / std
+    best, best_l2 = None, None
+    for l2 in l2_grid:
+        weight, bias = fold_standardisation(*fit_lbfgs(z_train, y_train, l2, max_iter), mean, std)
+        accuracy = topk_set_accuracy(np.asarray(x_val, dtype=np.float64) @ weight.T + bias, y_val)
+        if best is None or (accuracy, l2) > (best.val_accuracy, best_l2):
+            best, best_l2 = ProbeFit(weight, bias, f"l2 {l2:g}", accuracy), l2
+    return best
+
+
+def _first_of_each(texts: list[str], rows: np.ndarray) -> np.ndarray:
+    seen, keep = set(), []
+    for row in rows:
+        if texts[row] not in seen:
+            seen.add(texts[row])
+            keep.append(row)
+    return np.array(keep, dtype=int)
+
+
+def run_probes(data: Embedded, modality: str, solver: str, seed: int = 0,
+               **solver_settings) -> tuple[list[dict], dict]:
+    """Fit one probe per (object count, object category of the vocabulary) on `modality` ("image": the item's
+    image embedding; "text": the caption's embedding, each distinct caption once per split) with `solver`
+    ("sgd" or "lbfgs"; `seed` is used by sgd, lbfgs is deterministic without one): train on the train split,
+    choose on val, score on test. Returns one row per probe and {(n_objects, object): weight (classes, d)}."""
+    if modality not in ("image", "text"):
+        raise ValueError(f"modality must be 'image' or 'text', not {modality!r}")
+    if solver == "sgd":
+        def train(*arrays):
+            return train_probe_sgd(*arrays, seed=seed, **solver_settings)
+    elif solver == "lbfgs":
+        def train(*arrays):
+            return train_probe_lbfgs(*arrays, **solver_settings)
+    else:
+        raise ValueError(f"solver must be 'sgd' or 'lbfgs', not {solver!r}")
+    x = data.image if modality == "image" else data.caption
+    split = data.split
+    classes = data.vocabulary.attributes
+    if not classes:
+        raise ValueError("probes need attribute classes, but the item table's vocabulary lists no attributes")
+    counts = np.array([s["n_objects"] for s in data.items])
+    captions = [s["caption"] for s in data.items]
+    shapes = data.vocabulary.objects
+    targets_of = {shape: probe_targets(data.items, shape, classes) for shape in shapes}
+    rows, weights = [], {}
+    for n_objects in sorted(set(counts.tolist())):
+        for shape in shapes:
+            mask, targets = targets_of[shape]
+            index = {}
+            for name in SPLITS:
+                chosen = np.flatnonzero(mask & (counts == n_objects) & (split == name))
+                index[name] = _first_of_each(captions, chosen) if modality == "text" else chosen
+            if any(len(rows_) == 0 for rows_ in index.values()):
+                log.warning("%s probe for %s in %d-object scenes skipped: sizes %s", modality, shape, n_objects,
+                            {name: len(rows_) for name, rows_ in index.items()})
+                continue
+            fit = train(x[index["train"]], targets[index["train"]], x[index["val"]], targets[index["val"]])
+            accuracy = {name: topk_set_accuracy(fit.logits(x[rows_]), targets[rows_]) for name, rows_ in index.items()}
+            rows.append({
+                "modality": modality, "solver": solver, "n_objects": int(n_objects), "object": shape,
+                **{f"n_{name}": len(rows_) for name, rows_ in index.items()},
+                **{f"{name}_accuracy": accuracy[name] for name in SPLITS},
+                "chance": chance_accuracy(targets[index["test"]]),
+                "chosen": fit.chosen,
+            })
+            weights[(int(n_objects), shape)] = fit.weight
+            log.info("%s probe (%s) for %s in %d-object scenes: test accuracy %.3f (chance %.3f), %s",
+                     modality, solver, shape, n_objects, accuracy["test"], rows[-1]["chance"], fit.chosen)
+    return rows, weights
+
+
+def probe_weight_cosine(image_weights: dict, text_weights: dict) -> float:
+    """Mean over the (n_objects, object) probes fitted in both modalities and over the classes of the
+    cosine between the image probe's and the text probe's weight vector for that class (rows of the
+    weight matrices; biases left out). This is our reading of the paper's probe-weight similarity: the
+    authors' code for it is not public."""
+    keys = sorted(set(image_weights) & set(text_weights))
+    if not keys:
+        raise ValueError("no probe fitted in both modalities")
+    cosines = []
+    for key in keys:
+        a, b = np.asarray(image_weights[key], dtype=np.float64), np.asarray(text_weights[key], dtype=np.float64)
+        cosines.append((a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
+    return float(np.mean(cosines))
+
+
+def probe_settings(probes_cfg: dict) -> dict:
+    """Keyword arguments of the configured probe solver."""
+    return dict(probes_cfg[probes_cfg["solver"]])
+
+
+def probe_table(data: Embedded, probes_cfg: dict, seed: int) -> tuple[pa.Table, dict]:
+    """Image and text probes of every object category and object count; their weights by modality."""
+    rows, weights = [], {}
+    for modality in ("image", "text"):
+        found, weights[modality] = run_probes(data, modality, probes_cfg["solver"], seed, **probe_settings(probes_cfg))
+        rows += found
+    return pa.Table.from_pylist(rows), weights
+
+
+def save_probe_weights(weights: dict, path) -> None:
+    """Probe weight matrices as an .npz with keys 'modality/n_objects/object'."""
+    arrays = {f"{modality}/{n}/{name}": w for modality, found in weights.items() for (n, name), w in found.items()}
+
+    def write(partial):
+        with open(partial, "wb") as handle:  # a file object: np.savez would add ".npz" to a path
+            np.savez(handle, **arrays)
+
+    write_atomically(path, write)
+
+
+def load_probe_weights(path) -> dict:
+    weights = {}
+    with np.load(path) as stored:
+        for key in stored.files:
+            modality, n, name = key.split("/")
+            weights.setdefault(modality, {})[(int(n), name)] = stored[key]
+    return weights
+
+
+def main(snakemake) -> None:
+    from workflow_scripts.analyses.embedded import embedded_for_rule
+    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.parquet import write_table
+
+    log_to(snakemake.log[0])
+    data, provenance = embedded_for_rule(snakemake)
+    probes_cfg = snakemake.params.probes
+    table, weights = probe_table(data, probes_cfg, snakemake.params.seed)
+    write_table(table, snakemake.output.probes, {**provenance, "probes": probes_cfg})
+    save_probe_weights(weights, snakemake.output.weights)
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821

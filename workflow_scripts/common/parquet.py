@@ -1,0 +1,44 @@
+"""Parquet I/O shared by every stage: provenance in the file metadata, atomic writes, embedding columns."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from workflow_scripts.common.files import write_atomically
+
+PROVENANCE_KEY = b"clip_binding"
+
+
+def write_table(table: pa.Table, path, provenance: dict) -> None:
+    """Write `table` to `path` with `provenance` as JSON in the schema metadata.
+
+    The file appears under its final name only once it is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = dict(table.schema.metadata or {})
+    metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
+    write_atomically(path, lambda partial: pq.write_table(table.replace_schema_metadata(metadata), partial))
+
+
+def read_provenance(path) -> dict:
+    """The provenance dictionary written by `write_table`."""
+    metadata = pq.read_schema(path).metadata or {}
+    if PROVENANCE_KEY not in metadata:
+        raise ValueError(f"{path}: no '{PROVENANCE_KEY.decode()}' provenance in the Parquet metadata")
+    return json.loads(metadata[PROVENANCE_KEY])
+
+
+def embedding_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    """An (n, d) float array as a fixed_size_list<float32>[d] column."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+
+
+def embedding_matrix(column) -> np.ndarray:
+    """The (n, d) float32 matrix held in a fixed_size_list<float32> column."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return column.values.to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)

@@ -1,0 +1,118 @@
+"""Validation of the workflow config against schemas/config.schema.yaml and each dataset kind's schema block, plus
+the checks a schema cannot express (the kinds' own, and which analyses each dataset can feed). Runs when the
+Snakefile is parsed, so a bad config stops the run before any job."""
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+COMMON_DATASET_SCHEMA = SCHEMA_PATH.parent / "datasets" / "common.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that the workflow cannot run; the message names every offending key."""
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in the schema's defaults before checking the properties."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _explain(error, prefix=()) -> str:
+    key = _key([*prefix, *error.absolute_path])
+    if error.validator == "additionalProperties":
+        known = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
+        return f"{key}: {error.message}; known keys: {known}"
+    return f"{key}: {error.message}"
+
+
+def dataset_schema(kind) -> dict:
+    """The JSON schema of a dataset entry of `kind`: the keys every dataset has, with the kind's own keys and
+    defaults merged in; no other keys."""
+    common = yaml.safe_load(COMMON_DATASET_SCHEMA.read_text())["properties"]
+    own = kind.config if isinstance(kind.config, dict) else yaml.safe_load(Path(kind.config).read_text())
+    properties = {key: dict(value) for key, value in common.items()}
+    for key, value in own.get("properties", {}).items():
+        properties[key] = {**properties.get(key, {}), **value}
+    if not kind.rendered:
+        properties.pop("shards")
+    return {"type": "object", "additionalProperties": False, "required": list(own.get("required", [])),
+            "properties": properties}
+
+
+def _schema_errors(schema: dict, instance, prefix=()) -> list[str]:
+    validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
+    errors = sorted(validator_class(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [_explain(e, prefix) for e in errors]
+
+
+def dataset_errors(config: dict, kinds: dict) -> list[str]:
+    """Each dataset entry checked against its kind's schema (defaults filled in) and its kind's own checks, and
+    its analyses against the analyses registry."""
+    from workflow_scripts.analyses import ANALYSES
+
+    errors = []
+    for name, spec in config["datasets"].items():
+        kind = kinds.get(spec["kind"])
+        if kind is None:
+            errors.append(f"datasets.{name}.kind: unknown kind {spec['kind']!r}; known kinds: {', '.join(sorted(kinds))} "
+                          "(a kind of your own needs its module in kind_modules)")
+            continue
+        found = _schema_errors(dataset_schema(kind), spec, ("datasets", name))
+        if found:
+            errors += found
+            continue
+        if "splits" in spec and abs(sum(spec["splits"].values()) - 1) > 1e-6:
+            errors.append(f"datasets.{name}.splits: fractions must sum to 1, got {spec['splits']}")
+        analyses = spec.get("analyses", kind.analyses)
+        for analysis in analyses:
+            if analysis not in ANALYSES:
+                errors.append(f"datasets.{name}.analyses: unknown analysis {analysis!r}; known: {', '.join(ANALYSES)}")
+                continue
+            for needed in ANALYSES[analysis].requires:
+                if needed not in analyses:
+                    errors.append(f"datasets.{name}.analyses: {analysis} needs {needed}, which is not listed")
+            if ANALYSES[analysis].needs_references and kind.references is None:
+                errors.append(f"datasets.{name}.analyses: {analysis} needs single-object references, which kind "
+                              f"{kind.name} does not make")
+        if kind.check is not None:
+            errors += kind.check(name, spec)
+    return errors
+
+
+def model_errors(config: dict) -> list[str]:
+    ids = [m["id"] for m in config["models"]]
+    return [f"models: id {duplicate!r} is used more than once" for duplicate in sorted({i for i in ids if ids.count(i) > 1})]
+
+
+def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
+    """Fill in defaults in place and return `config`; raise ConfigError listing every problem."""
+    from workflow_scripts.datasets.registry import dataset_kinds
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    messages = _schema_errors(schema, config)
+    if not messages:
+        try:
+            kinds = dataset_kinds(config["kind_modules"])
+        except ValueError as error:
+            raise ConfigError(f"invalid config:\n  {error}") from None
+        messages = dataset_errors(config, kinds) + model_errors(config)
+    if messages:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
+    return config

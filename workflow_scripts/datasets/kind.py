@@ -1,0 +1,59 @@
+"""What a dataset kind declares (DatasetKind), and what its item builder is given (ItemContext)."""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "datasets"
+
+
+def schema_block(name: str) -> Path:
+    """A built-in kind's config schema block, schemas/datasets/<name>.schema.yaml (read by the config check)."""
+    return SCHEMAS / f"{name}.schema.yaml"
+
+
+@dataclass(frozen=True)
+class ItemContext:
+    """What an item builder may use besides the dataset's config entry: the global seed, the render resolution
+    (rendered kinds) and the files the kind's `inputs` named, by the same keys."""
+
+    seed: int
+    resolution: tuple[int, int]
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """A kind of dataset, declared by one module under workflow_scripts/datasets/ (or any module named in the
+    config's `kind_modules`) as its `KIND`.
+
+    config: JSON schema of a dataset entry of this kind, as a dict or a YAML file: `required` and `properties`
+        (with defaults), merged with the keys every dataset has (schemas/datasets/common.schema.yaml; a kind
+        may give those a default).
+    items: (dataset name, config entry, ItemContext) -> (item table, Vocabulary).
+    rendered: whether the items are scenes that render_shard draws (their table has the render columns).
+    analyses: the analyses that run on it unless the entry lists its own.
+    references: like `items`, for the single-object references "<name>-references" of the dataset (None: none).
+    inputs: (dataset name, entry) -> {key: path}: files the item builder reads (tracked by Snakemake).
+    source_files: (dataset name, entry) -> {name: path}: user files to measure before items exist (meshes).
+    skip_reason: (dataset name, entry) -> why the dataset cannot run here (its targets are skipped), or None.
+    check: (dataset name, entry) -> list of errors the schema cannot express.
+    """
+
+    name: str
+    config: dict | Path
+    items: Callable
+    rendered: bool
+    analyses: tuple[str, ...]
+    references: Callable | None = None
+    inputs: Callable | None = None
+    source_files: Callable | None = None
+    skip_reason: Callable | None = None
+    check: Callable | None = None
+
+
+def shard_errors(dataset: str, spec: dict) -> list[str]:
+    """A generated dataset of `objects_per_scene` x `scenes_per_count` scenes cannot have more shards than scenes."""
+    total = len(spec["objects_per_scene"]) * spec["scenes_per_count"]
+    if spec["shards"] > total:
+        return [f"datasets.{dataset}.shards: {spec['shards']} shards for {total} scenes; use at most {total}"]
+    return []

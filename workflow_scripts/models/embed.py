@@ -1,0 +1,138 @@
+"""Rules `embed_images` and `embed_texts`: CLIP image and text embeddings of a dataset's items with open_clip,
+written as Parquet with the weights' provenance (results/<dataset>/embeddings/<model id>/{images,texts}.parquet)."""
+
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821
+
+import numpy as np
+import open_clip
+import pyarrow as pa
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from workflow_scripts.models.loading import load_configured_model
+
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+class ImageFiles(Dataset):
+    """PNG files decoded and preprocessed in DataLoader workers."""
+
+    def __init__(self, paths, preprocess):
+        self.paths, self.preprocess = list(paths), preprocess
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        with Image.open(self.paths[index]) as image:
+            return self.preprocess(image.convert("RGB"))
+
+
+def autocast(device: str, precision: str):
+    dtype = PRECISIONS[precision]
+    if device.startswith("cuda") and dtype is not None:
+        return torch.autocast("cuda", dtype=dtype)
+    return nullcontext()
+
+
+def embed_images(model, preprocess, paths, device, batch_size, num_workers, precision,
+                 progress=False) -> np.ndarray:
+    """(n, d) float32 unnormalised image embeddings, in the order of `paths`."""
+    if not paths:
+        raise ValueError("no images to embed")
+    loader = DataLoader(
+        ImageFiles(paths, preprocess), batch_size=batch_size, num_workers=num_workers,
+        pin_memory=device.startswith("cuda"),
+    )
+    chunks = []
+    with torch.inference_mode(), autocast(device, precision):
+        for batch in tqdm(loader, desc="images", unit="batch", disable=not progress):
+            chunks.append(model.encode_image(batch.to(device, non_blocking=True)).float().cpu().numpy())
+    return np.concatenate(chunks)
+
+
+def embed_texts(model, tokenizer, texts, device, batch_size, precision, progress=False) -> np.ndarray:
+    """(n, d) float32 unnormalised text embeddings, in the order of `texts`; each distinct text once."""
+    unique = sorted(set(texts))
+    chunks = []
+    with torch.inference_mode(), autocast(device, precision):
+        for start in tqdm(range(0, len(unique), batch_size), desc="texts", unit="batch", disable=not progress):
+            tokens = tokenizer(unique[start:start + batch_size]).to(device)
+            chunks.append(model.encode_text(tokens).float().cpu().numpy())
+    vectors = np.concatenate(chunks)
+    row_of = {text: i for i, text in enumerate(unique)}
+    return vectors[[row_of[t] for t in texts]]
+
+
+def configured_text_encoder(snakemake):
+    """(texts -> (n, d) embeddings, provenance) of the model a rule's params configure (load_configured_model),
+    for analyses that embed texts of their own."""
+    settings = snakemake.params.embedding
+    model, _, tokenizer, provenance, device = load_configured_model(snakemake)
+
+    def encode_text(texts):
+        return embed_texts(model, tokenizer, texts, device, settings["batch_size"], settings["precision"])
+
+    return encode_text, provenance
+
+
+def text_items(items: pa.Table) -> dict[str, list]:
+    """One row per caption and per negative caption, with ids that join back to the item table."""
+    rows = {"item_id": [], "role": [], "negative_index": [], "text": []}
+    for item_id, caption, negatives in zip(
+        items.column("item_id").to_pylist(),
+        items.column("caption").to_pylist(),
+        items.column("negative_captions").to_pylist(),
+    ):
+        for role, index, text in [("caption", None, caption)] + [("negative", i, t) for i, t in enumerate(negatives)]:
+            rows["item_id"].append(item_id)
+            rows["role"].append(role)
+            rows["negative_index"].append(index)
+            rows["text"].append(text)
+    return rows
+
+
+def main(snakemake) -> None:
+    import pyarrow.parquet as pq
+
+    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.parquet import embedding_array, write_table
+    from workflow_scripts.datasets.items import check_items, image_file
+
+    logger = log_to(snakemake.log[0])
+    settings = snakemake.params.embedding
+    model, preprocess, tokenizer, provenance, device = load_configured_model(snakemake)
+    items = pq.read_table(snakemake.input.item_table)
+    check_items(items, snakemake.input.item_table)
+    if snakemake.params.kind == "images":
+        images = items.column("image").to_pylist()
+        if None in images:
+            raise ValueError(f"{snakemake.input.item_table}: item {items.column('item_id')[images.index(None)]} has no image")
+        paths = [image_file(snakemake.input.item_table, image) for image in images]
+        vectors = embed_images(model, preprocess, paths, device, settings["batch_size"],
+                               settings["num_workers"], settings["precision"], progress=True)
+        columns = {"item_id": items.column("item_id")}
+    else:
+        columns = text_items(items)
+        vectors = embed_texts(model, tokenizer, columns["text"], device, settings["batch_size"],
+                              settings["precision"], progress=True)
+    table = pa.table({**columns, "embedding": embedding_array(vectors)})
+    provenance.update(
+        dim=int(vectors.shape[1]), dataset=snakemake.wildcards.dataset,
+        kind=snakemake.params.kind, device=device,
+        precision=settings["precision"] if device.startswith("cuda") else "fp32",
+        open_clip=open_clip.__version__, torch=torch.__version__,
+    )
+    write_table(table, snakemake.output[0], provenance)
+    logger.info("%d %s embeddings of dimension %d", table.num_rows, snakemake.params.kind[:-1], vectors.shape[1])
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,181 @@
+"""Loading CLIP models with open_clip, and the provenance of their weights.
+
+A model is (name, pretrained): `pretrained` is an open_clip tag (downloaded by open_clip when the hub
+is reachable, read from its cache otherwise), a local checkpoint path, or "none" for random weights.
+Where the rule's prefetch record (rules/models.smk) says a tag's weights were verified in the Hugging Face
+cache, the job reads that cache with the hub offline and never contacts the network.
+"""
+
+import json
+import logging
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+import open_clip
+import torch
+
+from workflow_scripts.common.files import sha256_of
+
+RANDOM_WEIGHTS = ("none", "random")
+HUB_HOST = "huggingface.co"
+
+
+def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
+    """Whether the hub answers within `timeout`; behind a configured HTTPS proxy, leave it to the download."""
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def is_checkpoint_path(pretrained: str) -> bool:
+    return "/" in pretrained or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}
+
+
+def describe_weights(name: str, pretrained: str | None, seed: int) -> dict:
+    """Provenance of a model's weights, checked before any weights are loaded.
+
+    Raises a ValueError or FileNotFoundError naming the model, tag or path when they cannot be used.
+    """
+    if name not in open_clip.list_models():
+        raise ValueError(f"model name {name!r} is not an open_clip architecture (see open_clip.list_models())")
+    pretrained = "none" if pretrained is None else str(pretrained)
+    if pretrained.lower() in RANDOM_WEIGHTS:
+        return {"model": name, "pretrained": "none", "weights": f"random initialisation, torch seed {seed}"}
+    if is_checkpoint_path(pretrained):
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint for model {name!r} not found: {path}")
+        return {"model": name, "pretrained": str(path), "weights": f"local checkpoint sha256 {sha256_of(path)}"}
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if pretrained not in tags:
+        raise ValueError(f"{pretrained!r} is not an open_clip tag of {name!r}; its tags are {tags}")
+    return {"model": name, "pretrained": pretrained, "weights": f"open_clip pretrained tag {name}/{pretrained}"}
+
+
+def hub_offline_reason() -> str | None:
+    """Why this process must read the Hugging Face cache only, or None where it may download."""
+    import huggingface_hub.constants as hub
+
+    if hub.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if not hub_reachable():
+        return f"{HUB_HOST} cannot be reached"
+    return None
+
+
+@contextmanager
+def hub_offline(offline: bool = True):
+    """Within the block huggingface_hub reads its cache only and makes no request at all (when `offline`);
+    the previous setting comes back afterwards."""
+    import huggingface_hub.constants as hub
+
+    before = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = before or offline
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+
+
+def cached_weights_file(name: str, tag: str) -> str | None:
+    """The file in the Hugging Face cache that open_clip loads for a tag (looked up with the hub offline),
+    or None where it is not cached."""
+    from open_clip.pretrained import download_pretrained
+
+    with hub_offline():
+        try:
+            return download_pretrained(open_clip.get_pretrained_cfg(name, tag)) or None
+        except Exception:
+            return None
+
+
+def uncached_weights_message(name: str, tag: str, why: str) -> str:
+    """The error for a tag whose weights are not cached where the hub may not be used, with both ways out."""
+    import huggingface_hub.constants as hub
+
+    return (
+        f"weights {name}/{tag} are not in the local cache ({hub.HF_HUB_CACHE}) and {why}. "
+        f"Either fetch them once where there is internet, into the cache this machine reads "
+        f"(HF_HOME, default ~/.cache/huggingface): on a cluster's login node run `snakemake prefetch --cores 1` "
+        f"(with your --configfile), or e.g. python -c \"import open_clip; "
+        f"open_clip.create_model_and_transforms('{name}', pretrained='{tag}')\"; "
+        f"or set this model's pretrained to a local checkpoint path (or 'none' for random weights)."
+    )
+
+
+def load_model(name: str, pretrained: str | None, device: str = "cpu", seed: int = 0,
+               offline: bool | str | None = None):
+    """(model in eval mode, image preprocess, tokenizer, provenance dict).
+
+    For a tag, `offline` says whether open_clip may download (False) or reads the Hugging Face cache only,
+    making no request at all (True, or a string saying why); None (the default) reads the cache only where
+    the hub cannot be reached or HF_HUB_OFFLINE is set. Reading the cache only, weights that are not cached
+    fail at once with both ways out.
+    """
+    provenance = describe_weights(name, pretrained, seed)
+    source = provenance["pretrained"]
+    if source == "none":
+        torch.manual_seed(seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+        tokenizer = open_clip.get_tokenizer(name)
+    elif is_checkpoint_path(source):
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=source)
+        tokenizer = open_clip.get_tokenizer(name)
+    else:
+        why = hub_offline_reason() if offline is None else offline
+        if why is True:
+            why = "the hub is kept offline here"
+        with hub_offline(bool(why)):
+            try:
+                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=source)
+                tokenizer = open_clip.get_tokenizer(name)  # some tokenizers come from the hub too
+            except Exception as error:
+                if not why or cached_weights_file(name, source):  # cached but unusable: open_clip's error says why
+                    raise
+                raise RuntimeError(uncached_weights_message(name, source, why)) from error
+    return model.to(device).eval(), preprocess, tokenizer, provenance
+
+
+def offline_from_record(record_path) -> str | None:
+    """The reason to read the Hugging Face cache only, where a prefetch record says the weights were verified
+    there with the hub offline; None otherwise (random weights, a local checkpoint, or no record)."""
+    if not record_path:
+        return None
+    import huggingface_hub.constants as hub
+
+    record = json.loads(Path(record_path).read_text())
+    if record["source"] != "hf_cache":
+        return None
+    why = f"the prefetch record {record_path} says they were verified in {record['hf_hub_cache']}"
+    if Path(record["hf_hub_cache"]).resolve() != Path(hub.HF_HUB_CACHE).resolve():
+        logging.getLogger("clip_binding").warning(
+            "weights were prefetched into %s but this job reads %s (set HF_HOME alike on both)",
+            record["hf_hub_cache"], hub.HF_HUB_CACHE,
+        )
+    return why
+
+
+def load_configured_model(snakemake):
+    """(model, preprocess, tokenizer, provenance, device) for a rule whose params hold the config's
+    `model` entry, `embedding` settings and `seed`; torch uses the rule's threads. A rule whose input
+    `weights` is the model's prefetch record reads prefetched tag weights with the hub offline."""
+    from workflow_scripts.common.devices import resolve_device
+
+    settings, model_cfg = snakemake.params.embedding, snakemake.params.model
+    device = resolve_device(settings["device"])
+    torch.set_num_threads(max(1, snakemake.threads))
+    offline = offline_from_record(snakemake.input.get("weights"))
+    model, preprocess, tokenizer, provenance = load_model(
+        model_cfg["name"], model_cfg["pretrained"], device, snakemake.params.seed, offline=offline
+    )
+    logging.getLogger("clip_binding").info(
+        "model %s on %s: %s%s", model_cfg["id"], device, provenance["weights"],
+        " (read from the prefetched cache, hub offline)" if offline else "",
+    )
+    return model, preprocess, tokenizer, {**provenance, "model_id": model_cfg["id"]}, device

@@ -1,0 +1,124 @@
+"""The Blender stage every render shares: Cycles settings, the ground, world light and three CLEVR-like area
+lights, the camera, and Principled BSDF rubber and metal materials in CLEVR's colours."""
+
+import bpy
+from mathutils import Matrix
+
+from workflow_scripts.common.camera import camera_matrix_world
+from workflow_scripts.datasets.clevr import COLORS
+
+# (location, energy in W, area size) of CLEVR-like key, fill and back lights, each aimed at the origin.
+LIGHTS = {
+    "key": ((6.4, -2.9, 4.2), 300.0, 1.5),
+    "fill": ((-4.7, -4.0, 3.0), 100.0, 2.0),
+    "back": ((-1.2, 2.7, 5.3), 200.0, 1.5),
+}
+LIGHT_JITTER = 1.0
+GROUND_GRAY = 0.35
+WORLD_GRAY = 0.05
+OBJECT_TAG = "scene_object"
+
+
+def srgb_to_linear(channel: float) -> float:
+    return channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4
+
+
+def linear_color(name: str) -> tuple[float, float, float, float]:
+    return (*(srgb_to_linear(c / 255) for c in COLORS[name]), 1.0)
+
+
+def aim(obj, target=(0.0, 0.0, 0.0)) -> None:
+    """Point a camera or light (which look down their local -Z) at `target`."""
+    obj.matrix_world = Matrix(camera_matrix_world(tuple(obj.location), target).tolist())
+
+
+def configure_cycles(scene, render_cfg: dict, width: int, height: int, threads: int) -> None:
+    scene.render.engine = "CYCLES"
+    scene.render.resolution_x, scene.render.resolution_y = width, height
+    scene.render.resolution_percentage = 100
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.image_settings.color_depth = "8"
+    scene.render.use_file_extension = False
+    scene.render.threads_mode = "FIXED"
+    scene.render.threads = max(1, threads)
+    scene.view_settings.view_transform = "Standard"  # keep CLEVR's colours recognisable
+    scene.cycles.samples = render_cfg["samples"]
+    scene.cycles.use_adaptive_sampling = False
+    # Diffuse and glossy objects on a plane need few bounces; caustics and volumes none.
+    scene.cycles.max_bounces = 4
+    scene.cycles.diffuse_bounces = 2
+    scene.cycles.glossy_bounces = 2
+    scene.cycles.transmission_bounces = 0
+    scene.cycles.volume_bounces = 0
+    scene.cycles.transparent_max_bounces = 0
+    scene.cycles.caustics_reflective = False
+    scene.cycles.caustics_refractive = False
+    scene.cycles.use_denoising = render_cfg["denoise"]
+    if render_cfg["denoise"]:
+        scene.cycles.denoiser = "OPENIMAGEDENOISE"
+    scene.cycles.device = render_cfg["device"]
+    if render_cfg["device"] == "GPU":
+        enable_gpu(render_cfg["gpu_backend"])
+
+
+def enable_gpu(backend: str) -> None:
+    """Switch Cycles to every `backend` device (CUDA, OPTIX, HIP, ONEAPI, METAL), or fail naming it."""
+    preferences = bpy.context.preferences.addons["cycles"].preferences
+    preferences.compute_device_type = backend
+    preferences.refresh_devices()
+    devices = [d for d in preferences.devices if d.type == backend]
+    if not devices:
+        raise RuntimeError(
+            f"config render.device is GPU, but Cycles finds no {backend} device here; "
+            "set render.gpu_backend to this machine's backend or render.device to CPU"
+        )
+    for device in preferences.devices:
+        device.use = device.type == backend
+
+
+def build_stage(scene) -> dict:
+    """Ground plane, world light and the three area lights; returns the lights by name."""
+    world = bpy.data.worlds.new("world")
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (WORLD_GRAY,) * 3 + (1.0,)
+    scene.world = world
+
+    bpy.ops.mesh.primitive_plane_add(size=400.0)
+    ground = bpy.context.active_object
+    ground.data.materials.append(make_material("ground", (GROUND_GRAY,) * 3 + (1.0,), "rubber"))
+
+    lights = {}
+    for name, (_, energy, size) in LIGHTS.items():
+        data = bpy.data.lights.new(name, type="AREA")
+        data.energy, data.size = energy, size
+        lights[name] = bpy.data.objects.new(name, data)
+        scene.collection.objects.link(lights[name])
+
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    return lights
+
+
+def make_material(name: str, base_color, kind: str):
+    material = bpy.data.materials.new(name)
+    bsdf = material.node_tree.nodes["Principled BSDF"]
+    bsdf.inputs["Base Color"].default_value = base_color
+    bsdf.inputs["Metallic"].default_value = 1.0 if kind == "metal" else 0.0
+    bsdf.inputs["Roughness"].default_value = 0.25 if kind == "metal" else 0.8
+    return material
+
+
+def object_material(color: str, kind: str, cache: dict):
+    key = (color, kind)
+    if key not in cache:
+        cache[key] = make_material(f"{color}_{kind}", linear_color(color), kind)
+    return cache[key]
+
+
+def set_camera(scene, camera: dict) -> None:
+    """Give the scene's camera an item's camera (location, target, focal length, sensor width)."""
+    scene.camera.data.lens = camera["focal_length_mm"]
+    scene.camera.data.sensor_width = camera["sensor_width_mm"]
+    scene.camera.data.sensor_fit = "AUTO"
+    scene.camera.matrix_world = Matrix(camera_matrix_world(camera["location"], camera["target"]).tolist())

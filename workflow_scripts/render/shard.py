@@ -1,0 +1,106 @@
+"""Rule `render_shard`: render one shard of a rendered dataset's item table with Blender's Cycles, in one bpy
+process.
+
+Everything in the image comes from code: the stage (blender.py), each object from the shape library
+(shapes.py: CLEVR's primitives and SIMCO's procedural shapes) or, for ComCO, the mesh file the item table's
+metadata names for its category (meshes.py), and per item the camera and the light jitter of its render seed.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821
+
+import bpy
+import numpy as np
+
+from workflow_scripts.datasets.placement import object_origin
+from workflow_scripts.render.blender import (
+    LIGHT_JITTER,
+    LIGHTS,
+    OBJECT_TAG,
+    aim,
+    build_stage,
+    configure_cycles,
+    object_material,
+    set_camera,
+)
+from workflow_scripts.render.shapes import add_library_shape
+
+
+def add_object(spec: dict, material, meshes: dict) -> None:
+    """Add one object row: a category with an imported mesh in `meshes` as that mesh (largest extent 2 * radius,
+    standing at placement.object_origin), any other object from the shape library."""
+    if spec["object"] in meshes:
+        from workflow_scripts.render.meshes import add_mesh_object
+
+        add_mesh_object(meshes[spec["object"]], spec["radius"], object_origin(spec), spec["rotation_deg"], material)
+        return
+    add_library_shape(spec, material)
+
+
+def set_scene(scene, row: dict, lights: dict, materials: dict, meshes: dict) -> None:
+    """Replace the previous item's objects, camera and light jitter with this row's."""
+    for obj in [o for o in scene.objects if o.get(OBJECT_TAG)]:
+        bpy.data.objects.remove(obj, do_unlink=True)
+    for spec in row["objects"]:
+        add_object(spec, object_material(spec["attribute"], spec["material"], materials), meshes)
+    set_camera(scene, row["camera"])
+    rng = np.random.default_rng(row["render_seed"])
+    for name, (location, _, _) in LIGHTS.items():
+        lights[name].location = np.asarray(location) + rng.uniform(-LIGHT_JITTER, LIGHT_JITTER, 3)
+        aim(lights[name])
+    scene.cycles.seed = row["render_seed"] % 2**31
+
+
+def render_scenes(rows: list[dict], out_dir, render_cfg: dict, threads: int = 1, progress: bool = False,
+                  mesh_files: dict | None = None) -> None:
+    """Render each item row (as read from the item table) to `out_dir/<item_id>.png`; `mesh_files`
+    {category: file} holds the meshes of a ComCO table's objects."""
+    from tqdm import tqdm
+
+    if not rows:
+        raise ValueError("no scenes to render")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    configure_cycles(scene, render_cfg, rows[0]["image_width"], rows[0]["image_height"], threads)
+    lights = build_stage(scene)
+    materials, meshes = {}, {}
+    if mesh_files:
+        from workflow_scripts.render.meshes import import_mesh
+
+        used = {o["object"] for row in rows for o in row["objects"]}
+        meshes = {c: import_mesh(path, c) for c, path in mesh_files.items() if c in used}
+    for row in tqdm(rows, desc="render", unit="image", disable=not progress):
+        set_scene(scene, row, lights, materials, meshes)
+        target = out_dir / f"{row['item_id']}.png"
+        partial = out_dir / f".{row['item_id']}.partial.png"
+        scene.render.filepath = str(partial)
+        bpy.ops.render.render(write_still=True)
+        os.replace(partial, target)
+
+
+def main(snakemake) -> None:
+    import pyarrow.parquet as pq
+
+    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.datasets.comco import MESHES_KEY
+
+    logger = log_to(snakemake.log[0])
+    os.dup2(sys.stderr.fileno(), 1)  # Blender prints render progress on stdout: keep it in the log
+    shard = int(snakemake.wildcards.shard)
+    table = pq.read_table(snakemake.input.item_table, filters=[("shard", "=", shard)])
+    logger.info("shard %d: %d items, render settings %s", shard, table.num_rows, snakemake.params.render)
+    metadata = table.schema.metadata or {}
+    mesh_files = json.loads(metadata[MESHES_KEY]) if MESHES_KEY in metadata else None
+    render_scenes(table.to_pylist(), snakemake.output.images, snakemake.params.render, snakemake.threads, True,
+                  mesh_files)
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    main(snakemake)  # noqa: F821

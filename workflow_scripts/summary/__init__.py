@@ -1,0 +1,23 @@
+"""What each table and figure gathers: the wiring that the summary rules (rules/summary.smk) read. A table is
+built when its analysis runs on at least one dataset; a figure when every source it draws on is."""
+
+# table: (paper folder under results/, the analysis whose results it gathers, that analysis' output)
+TABLES = {
+    "probes": ("paper_a", "probes", "probes"),
+    "binding": ("paper_a", "binding", "binding"),
+    "tor": ("paper_b", "tor", "tor"),
+    "ior": ("paper_b", "ior", "ior"),
+    "matching": ("paper_b", "matching", "matching"),
+}
+# figure: (paper folder, {input name: a table, or (analysis, output) for results read directly})
+FIGURES = {
+    "probe_accuracy": ("paper_a", {"probes": "probes"}),
+    "probes_vs_objects": ("paper_a", {"probes": "probes"}),
+    "binding_accuracy": ("paper_a", {"binding": "binding"}),
+    "caption_cosines": ("paper_a", {"cosines": ("binding", "cosines")}),
+    "modality_gap": ("paper_a", {"binding": "binding"}),
+    "tor_position_bias": ("paper_b", {"tor": "tor"}),
+    "ior_large_object": ("paper_b", {"ior": "ior"}),
+    "matching_conditions": ("paper_b", {"matching": "matching"}),
+}
+PAPER_TITLES = {"paper_a": "Paper A", "paper_b": "Paper B"}
