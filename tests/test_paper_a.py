@@ -89,7 +89,7 @@ def test_tables_put_the_references_beside_ours(data, results):
 def test_every_figure_is_drawn_as_png_and_pdf(name, data, results, tmp_path):
     probes, binding, cosines = results
     probe_rows = probe_summary(labelled(probes, "random initialisation, torch seed 0"))
-    tables = {"probes": probe_rows, "binding": labelled(binding, "random initialisation, torch seed 0"),
+    tables = {"probes": probe_rows, "binding": binding_table(labelled(binding, "random initialisation, torch seed 0")),
               "cosines": labelled(cosines.set_index("variant"), "random initialisation, torch seed 0")}
     draw(name, tables, tmp_path / "f.png", tmp_path / "f.pdf")
     with Image.open(tmp_path / "f.png") as png:

@@ -13,7 +13,14 @@ from workflow_scripts.datasets.simco import SHAPES as SIMCO_SHAPES
 from workflow_scripts.datasets.simco import VOCABULARY, generate_simco_scenes
 from workflow_scripts.summary import reference
 from workflow_scripts.summary.figures import draw
-from workflow_scripts.summary.tables import ior_markdown, ior_table, matching_markdown, tor_markdown, tor_table
+from workflow_scripts.summary.tables import (
+    ior_markdown,
+    ior_table,
+    matching_markdown,
+    matching_table,
+    tor_markdown,
+    tor_table,
+)
 
 POSITION_WEIGHTS = (0.4, 0.3, 0.2, 0.1, 0.05)
 TOR = {"objects_per_caption": [2, 4], "captions_per_count": 400, "templates": ["short", "long"],
@@ -174,8 +181,8 @@ def test_ior_and_matching_tables_and_figures(tmp_path):
     assert list(zip(reported["n_objects"], reported["large_position"])) == [(4, "all")]
     assert reported["reference_small_first_share_3"].iloc[0] == reference.IOR_SMALL_FIRST_SHARE[2]
     assert "| simco | syn |" in ior_markdown(ior_t)
-    assert "large named 2" in matching_markdown(matching.assign(**labels))
-    for name, table in (("ior_large_object", {"ior": ior_t}), ("matching_conditions", {"matching": matching.assign(**labels)})):
+    assert "large named 2" in matching_markdown(matching_table(matching.assign(**labels)))
+    for name, table in (("ior_large_object", {"ior": ior_t}), ("matching_conditions", {"matching": matching_table(matching.assign(**labels))})):
         draw(name, table, tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
         with Image.open(tmp_path / f"{name}.png") as png:
             assert png.size[0] > 300

@@ -81,6 +81,7 @@ def ior_rows(items: list[dict], image_emb: np.ndarray, reference_names: list[str
             metrics = ior_metrics(image_emb[members][mask], reference_emb, objects[mask], large[mask])
             rows.append({
                 "n_objects": n, "large_position": group, "n_images": int(mask.sum()),
+                "n_large_images": int((large[mask] >= 0).sum()),
                 "top_n_accuracy": metrics["top_n_accuracy"],
                 "large_first_share": metrics["large_first_share"],
                 **_padded(metrics["small_first_share"], "small_first_share"),

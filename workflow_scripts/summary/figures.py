@@ -13,6 +13,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from workflow_scripts.summary import reference  # noqa: E402
+from workflow_scripts.summary.tables import HIGH, LOW  # noqa: E402
+
+INTERVAL_NOTE = "whiskers: 95% intervals"
 
 
 def weights_note(frame: pd.DataFrame) -> str:
@@ -21,6 +24,49 @@ def weights_note(frame: pd.DataFrame) -> str:
     if any(w.startswith("random") for w in weights):
         return "RANDOM WEIGHTS: shows the pipeline, not CLIP's behaviour"
     return "weights: " + "; ".join(weights)
+
+
+def interval_bars(grid, x: str, y: str, hue: str, hue_order, order=None) -> None:
+    """A black 95% interval whisker on every bar of a bar catplot drawn with `hue_order`: each bar's row is found
+    by its facet, its x category and its hue level (one bar container per level, in order). The x category is
+    `order`'s at the bar's position where the grid shares one x order (hidden tick labels), else its axis's label."""
+    for (i, j, _), subset in grid.facet_data():
+        ax = grid.axes[i, j]
+        labels = [t.get_text() for t in ax.get_xticklabels()] if order is None else [str(o) for o in order]
+        if subset.empty or not labels:
+            continue
+        for level, container in zip(hue_order, list(ax.containers)):
+            for bar in container:
+                centre = bar.get_x() + bar.get_width() / 2
+                label = labels[min(max(round(centre), 0), len(labels) - 1)]
+                row = subset[(subset[x].astype(str) == label) & (subset[hue] == level)]
+                if len(row) != 1 or pd.isna(row[y + LOW].iloc[0]):
+                    continue
+                value, low, high = (float(row[c].iloc[0]) for c in (y, y + LOW, y + HIGH))
+                ax.errorbar(centre, value, yerr=[[value - low], [high - value]], fmt="none", color="black",
+                            capsize=2, linewidth=0.8, zorder=4)
+
+
+def melt_shares(frame: pd.DataFrame, id_vars, shares, var_name: str) -> pd.DataFrame:
+    """Long form of share columns (with their intervals): one row per id and share, columns share, share_low95,
+    share_high95; rows without a share dropped."""
+    parts = [frame.melt(id_vars=id_vars, value_vars=[c + suffix for c in shares], var_name=var_name,
+                        value_name="share" + suffix).drop(columns=var_name) for suffix in ("", LOW, HIGH)]
+    long = pd.concat(parts, axis=1)
+    long.insert(len(id_vars), var_name, [c for c in shares for _ in range(len(frame))])
+    return long.loc[:, ~long.columns.duplicated()].dropna(subset=["share"])
+
+
+def bar_grid(data, x: str, y: str, hue: str, **facets):
+    """A bar catplot of one row per bar, with the rows' 95% intervals as whiskers."""
+    hue_order = list(dict.fromkeys(data[hue]))
+    order = None
+    if facets.get("sharex", True):  # one x order for every facet, given explicitly so that bars can be named
+        order = sorted(set(data[x])) if pd.api.types.is_numeric_dtype(data[x]) else list(dict.fromkeys(data[x]))
+        facets["order"] = order
+    grid = sns.catplot(data=data, kind="bar", x=x, y=y, hue=hue, hue_order=hue_order, errorbar=None, **facets)
+    interval_bars(grid, x, y, hue, hue_order, order)
+    return grid
 
 
 def chance_line(grid, value: float, label: str = "chance") -> None:
@@ -33,11 +79,11 @@ def probe_accuracy(tables):
     categories = probes[(probes["object"] != "mean")]
     smallest = categories.groupby("dataset")["n_objects"].transform("min")
     data = categories[categories["n_objects"] == smallest]
-    grid = sns.catplot(data=data, kind="bar", x="object", y="test_accuracy", hue="modality", col="dataset",
-                       row="model_id", height=3.2, aspect=1.2, errorbar=None)
+    grid = bar_grid(data, "object", "test_accuracy", "modality", col="dataset", row="model_id", height=3.2,
+                    aspect=1.2)
     chance_line(grid, float(data["chance"].mean()))
     grid.set_axis_labels("object category", "probe test accuracy")
-    return grid.figure, f"Linear probes, fewest objects per dataset; {weights_note(data)}"
+    return grid.figure, f"Linear probes, fewest objects per dataset ({INTERVAL_NOTE}); {weights_note(data)}"
 
 
 def probes_vs_objects(tables):
@@ -46,23 +92,29 @@ def probes_vs_objects(tables):
     grid = sns.relplot(data=data, kind="line", x="n_objects", y="test_accuracy", hue="modality", style="model_id",
                        col="dataset", marker="o", height=3.2, aspect=1.2)
     for ax, (_, subset) in zip(grid.axes.flat, data.groupby("dataset")):
+        lines = list(ax.get_lines())
+        for row in subset.itertuples():  # each point's interval in its line's colour
+            line = next(ln for ln in lines if any(px == row.n_objects and py == row.test_accuracy
+                                                  for px, py in zip(ln.get_xdata(), ln.get_ydata())))
+            low, high = getattr(row, "test_accuracy" + LOW), getattr(row, "test_accuracy" + HIGH)
+            ax.errorbar(row.n_objects, row.test_accuracy, yerr=[[row.test_accuracy - low], [high - row.test_accuracy]],
+                        fmt="none", color=line.get_color(), capsize=2, linewidth=0.8)
         chance = subset.groupby("n_objects")["chance"].mean()
         ax.plot(chance.index, chance.values, color="gray", linestyle="--", linewidth=1, label="chance")
     grid.set_axis_labels("objects per scene", "mean probe test accuracy")
-    return grid.figure, f"Probe accuracy vs number of objects; {weights_note(data)}"
+    return grid.figure, f"Probe accuracy vs number of objects ({INTERVAL_NOTE}, approximate); {weights_note(data)}"
 
 
 def binding_accuracy(tables):
     binding = tables["binding"]
-    grid = sns.catplot(data=binding, kind="bar", x="variant", y="image_to_text_accuracy", hue="model_id",
-                       col="dataset", height=3.2, aspect=1.3, errorbar=None)
+    grid = bar_grid(binding, "variant", "image_to_text_accuracy", "model_id", col="dataset", height=3.2, aspect=1.3)
     chance_line(grid, 0.5)
     for ax in grid.axes.flat:
         variants = [t.get_text() for t in ax.get_xticklabels()]
         ax.scatter(variants, [reference.BINDING_ACCURACY.get(v, float("nan")) for v in variants], marker="x", color="black",
                    zorder=3, label="paper (ViT-B/32)")
     grid.set_axis_labels("", "image-to-text binding accuracy")
-    return grid.figure, f"Cross-modal binding, test split; {weights_note(binding)}"
+    return grid.figure, f"Cross-modal binding, test split ({INTERVAL_NOTE}); {weights_note(binding)}"
 
 
 def caption_cosines(tables):
@@ -82,32 +134,33 @@ def modality_gap(tables):
 
 
 def tor_position_bias(tables):
-    tor = tables["tor"]
-    shares = [c for c in tor.columns if c.startswith("first_retrieved_share_")]
-    data = tor.melt(id_vars=["model_id", "weights", "template", "n_objects", "method"], value_vars=shares,
-                    var_name="position", value_name="share").dropna(subset=["share"])
+    tor = tables["tor"].copy()
+    shares = [c for c in tor.columns if c.startswith("first_retrieved_share_") and not c.endswith((LOW, HIGH))]
+    tor["panel"] = tor["template"] + " / " + tor["dataset"] + " / " + tor["model_id"]
+    data = melt_shares(tor, ["panel", "template", "n_objects", "method"], shares, "position")
     data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
-    grid = sns.catplot(data=data, kind="bar", x="position", y="share", hue="method", col="n_objects",
-                       row="template", height=2.8, aspect=1.1, errorbar=None)
+    grid = bar_grid(data, "position", "share", "method", col="n_objects", row="panel", height=2.8, aspect=1.1)
+    grid.set_titles("{row_name}, {col_name} objects")
     positions = sorted(reference.TOR_FIRST_RETRIEVED_SHARE)
     for ax in grid.axes.flat:
-        if "n_objects = 4" in ax.get_title() and "template = short" in ax.get_title():  # the paper's case
+        if ax.get_title().startswith("short /") and ax.get_title().endswith(", 4 objects"):  # the paper's case
             ax.scatter([p - 1 for p in positions], [reference.TOR_FIRST_RETRIEVED_SHARE[p] for p in positions],
                        marker="x", color="black", zorder=3)
     grid.set_axis_labels("caption position", "share retrieved first")
-    return grid.figure, f"Text-based object retrieval by caption position (x: paper, 4 objects); {weights_note(tor)}"
+    return grid.figure, (f"Text-based object retrieval by caption position (x: paper, 4 objects; {INTERVAL_NOTE}); "
+                         f"{weights_note(tor)}")
 
 
 def ior_large_object(tables):
     ior = tables["ior"].copy()
     ior["large_position"] = ior["large_position"].astype(str)
-    shares = ["large_first_share"] + [c for c in ior.columns if c.startswith("small_first_share_")]
-    data = ior.melt(id_vars=["dataset", "model_id", "n_objects", "large_position"], value_vars=shares,
-                    var_name="object", value_name="share").dropna(subset=["share"])
+    shares = ["large_first_share"] + [c for c in ior.columns
+                                      if c.startswith("small_first_share_") and not c.endswith((LOW, HIGH))]
+    ior["panel"] = ior["dataset"] + " / " + ior["model_id"]
+    data = melt_shares(ior, ["panel", "n_objects", "large_position"], shares, "object")
     data["object"] = data["object"].str.replace("_first_share", "").str.replace("_", " ")
-    data["panel"] = data["dataset"] + " / " + data["model_id"]
-    grid = sns.catplot(data=data, kind="bar", x="large_position", y="share", hue="object", col="n_objects",
-                       row="panel", height=2.8, aspect=1.2, errorbar=None, sharex=False)
+    grid = bar_grid(data, "large_position", "share", "object", col="n_objects", row="panel", height=2.8,
+                    aspect=1.2, sharex=False)
     grid.set_titles("{row_name}, {col_name} objects")
     for ax in grid.axes.flat:
         if ax.get_title().endswith(", 4 objects"):  # the paper's figure: one large and three small objects
@@ -117,21 +170,22 @@ def ior_large_object(tables):
                 references = [reference.IOR_LARGE_FIRST_SHARE, *reference.IOR_SMALL_FIRST_SHARE]
                 ax.scatter([x] * len(references), references, marker="x", color="black", zorder=3)
     grid.set_axis_labels("caption position of the large object", "share retrieved first")
-    return grid.figure, (f"Image-based object retrieval: large vs small objects (x: paper, 4 objects); "
+    return grid.figure, (f"Image-based object retrieval: large vs small objects (x: paper, 4 objects; {INTERVAL_NOTE}); "
                          f"{weights_note(ior)}")
 
 
 def matching_conditions(tables):
     matching = tables["matching"].copy()
     matching["panel"] = matching["dataset"] + " / " + matching["model_id"]
-    grid = sns.catplot(data=matching, kind="bar", x="condition", y="accuracy", hue="method", col="n_objects",
-                       row="panel", height=3.0, aspect=1.5, errorbar=None, sharex=False)
+    grid = bar_grid(matching, "condition", "accuracy", "method", col="n_objects", row="panel", height=3.0, aspect=1.5,
+                    sharex=False)
     chance_line(grid, 0.5)
     for ax in grid.axes.flat:
         ax.tick_params(axis="x", labelrotation=60)
     grid.set_titles("{row_name}, {col_name} objects")
     grid.set_axis_labels("", "caption vs distractor accuracy")
-    return grid.figure, f"Image-text matching under reordering and resizing; {weights_note(matching)}"
+    return grid.figure, (f"Image-text matching under reordering and resizing ({INTERVAL_NOTE}); "
+                         f"{weights_note(matching)}")
 
 
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
