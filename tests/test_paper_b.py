@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from workflow_scripts.analyses.ior import ior_rows
-from workflow_scripts.analyses.matching import matching_rows, matching_variants
+from workflow_scripts.analyses.matching import authors_matching_rows, authors_scenarios, matching_rows, matching_variants
 from workflow_scripts.analyses.tor import tor_rows
 from workflow_scripts.datasets.simco import SHAPES as SIMCO_SHAPES
+from workflow_scripts.datasets.items import Vocabulary
 from workflow_scripts.datasets.simco import VOCABULARY, generate_simco_scenes
 from workflow_scripts.summary import reference
 from workflow_scripts.summary.figures import draw
@@ -106,7 +107,8 @@ def test_ior_reports_a_planted_large_object_bias_at_every_caption_position():
     scenes = simco_scenes()
     images = image_embeddings(scenes, lambda o, i: 1.0 if o["size"] == "large" else 0.1)
     rows = pd.DataFrame(ior_rows(scenes, images, list(SIMCO_SHAPES), np.stack(list(SHAPE_VECTORS.values()))))
-    assert (rows["large_first_share"] == 1.0).all()
+    assert (rows["large_first_share"] == 1.0).all()  # ranked either way: the nearest reference is the large object
+    rows = rows[rows["ranked_among"] == "all_references"]
     small = rows[[c for c in rows.columns if c.startswith("small_first_share_")]]
     assert np.nansum(small.to_numpy()) == 0
     four = rows[rows["n_objects"] == 4].set_index("large_position")
@@ -121,10 +123,27 @@ def test_ior_tells_caption_position_from_size_when_images_favour_the_first_objec
     scenes = simco_scenes()
     images = image_embeddings(scenes, lambda o, i: 1.0 if i == 0 else 0.1)
     rows = pd.DataFrame(ior_rows(scenes, images, list(SIMCO_SHAPES), np.stack(list(SHAPE_VECTORS.values()))))
+    rows = rows[rows["ranked_among"] == "all_references"]
     four = rows[rows["n_objects"] == 4].set_index("large_position")
     assert four.loc["1", "large_first_share"] == 1.0
     assert four.loc[["2", "3", "4"], "large_first_share"].tolist() == [0.0] * 3
     assert four.loc["all", "first_retrieved_share_1"] == 1.0
+
+
+def test_ior_ranked_among_own_objects_ignores_an_absent_object_that_wins():
+    """An image nearest to an absent object's reference: the global count credits none of its objects; the
+    authors' count, among its own objects, credits the large one, and its shares sum to 1."""
+    scenes = [s for s in simco_scenes(counts=(2,), per_count=4)]
+    absent = [next(n for n in SIMCO_SHAPES if n not in {o["object"] for o in s["objects"]}) for s in scenes]
+    images = image_embeddings(scenes, lambda o, i: 0.5 if o["size"] == "large" else 0.1, noise=0.0)
+    images = images + np.stack([SHAPE_VECTORS[a] for a in absent])  # the absent object dominates every image
+    rows = pd.DataFrame(ior_rows(scenes, images, list(SIMCO_SHAPES), np.stack(list(SHAPE_VECTORS.values()))))
+    rows = rows[rows["large_position"] == "all"].set_index("ranked_among")
+    assert rows.loc["all_references", "large_first_share"] == 0.0
+    assert rows.loc["all_references", ["first_retrieved_share_1", "first_retrieved_share_2"]].sum() == 0.0
+    assert rows.loc["own_objects", "large_first_share"] == 1.0
+    assert rows.loc["own_objects", ["first_retrieved_share_1", "first_retrieved_share_2"]].sum() == 1.0
+    assert rows.loc["own_objects", "n_large_images"] == 4
 
 
 def first_object_encoder(texts):
@@ -159,6 +178,34 @@ def test_matching_measures_both_planted_biases_and_the_split_removes_the_order_e
     assert rows.set_index(["method", "condition"]).loc[("caption", "large to first"), "n_pairs"] == 8  # 12 - 4 first
 
 
+def test_authors_scenarios_swap_the_large_object_and_replace_one_slot_per_absent_object():
+    scene = {"n_objects": 3, "objects": [{"object": "cube", "size": "small"}, {"object": "cone", "size": "large"},
+                                         {"object": "star", "size": "small"}]}
+    names = Vocabulary(objects=("cube", "cone", "star", "moon", "leaf"))
+    assert authors_scenarios(scene, names) == [
+        ("authors 1: large first", ("cone", "cube", "star"), ("moon", "cube", "star")),
+        ("authors 2: large last", ("cube", "star", "cone"), ("cone", "cube", "moon")),
+        ("authors 1: large first", ("cone", "cube", "star"), ("leaf", "cube", "star")),
+        ("authors 2: large last", ("cube", "star", "cone"), ("cone", "cube", "leaf")),
+    ]
+    assert authors_scenarios({**scene, "objects": [dict(o, size="small") for o in scene["objects"]]}, names) == []
+
+
+@pytest.mark.parametrize("moon_weight, expected", [(1.1, 0.5), (1.0, 0.5), (0.9, 1.0)])
+def test_authors_matching_counts_an_absent_object_that_wins_and_a_tie_as_wrong(moon_weight, expected):
+    """A 3-object image with two absent objects: with the first-object encoder, scenario 1 compares the large
+    object's vector with each absent one's. The image leans towards the moon by `moon_weight`: above 1 the moon's
+    distractor wins (1 of 2 correct), at 1 it ties, which the authors count as wrong, below 1 both are correct."""
+    scene = {"item_id": "i", "n_objects": 3, "objects": [
+        {"object": "cube", "size": "small"}, {"object": "cone", "size": "large"}, {"object": "star", "size": "small"}]}
+    names = Vocabulary(objects=("cube", "cone", "star", "moon", "leaf"))
+    image = SHAPE_VECTORS["cone"] + moon_weight * SHAPE_VECTORS["moon"]
+    rows = pd.DataFrame(authors_matching_rows([scene], image[None, :], first_object_encoder, names))
+    first = rows[rows["condition"] == "authors 1: large first"].iloc[0]
+    assert first["protocol"] == "authors" and first["n_pairs"] == 2
+    assert first["accuracy"] == expected
+
+
 def test_matching_counts_every_move_that_changes_the_caption():
     scene = simco_scenes(counts=(4,), per_count=1)[0]
     conditions = [c for c, _, _ in matching_variants(scene, VOCABULARY)]
@@ -178,7 +225,8 @@ def test_ior_and_matching_tables_and_figures(tmp_path):
     labels = {"dataset": "simco", "model_id": "syn", "weights": "random initialisation, torch seed 0"}
     ior_t = ior_table(ior.assign(**labels))
     reported = ior_t.dropna(subset=["reference_large_first_share"])
-    assert list(zip(reported["n_objects"], reported["large_position"])) == [(4, "all")]
+    assert list(zip(reported["ranked_among"], reported["n_objects"], reported["large_position"])) == [
+        ("own_objects", 4, "all")]
     assert reported["reference_small_first_share_3"].iloc[0] == reference.IOR_SMALL_FIRST_SHARE[2]
     assert "| simco | syn |" in ior_markdown(ior_t)
     assert "large named 2" in matching_markdown(matching_table(matching.assign(**labels)))

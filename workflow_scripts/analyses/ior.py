@@ -18,13 +18,19 @@ from workflow_scripts.analyses.retrieval import (
 )
 
 
+RANKED_AMONG = ("own_objects", "all_references")  # the authors' per-image share, and the global top-1
+
+
 def ior_metrics(image_emb: np.ndarray, reference_emb: np.ndarray, objects: np.ndarray,
-                large: np.ndarray) -> dict:
+                large: np.ndarray, ranked_among: str = "all_references") -> dict:
     """Image-based object retrieval: rank single-object image embeddings for each multi-object image.
 
     `large[i]` is the position within objects[i] of the large object, or -1 when all are the same size.
+    `ranked_among` says which reference counts as an image's first: "all_references", the nearest of every
+    reference (an absent object may win, and then no object of the image is counted); "own_objects", the nearest
+    of the image's own objects' references, as the authors' code counts it (the shares then sum to 1).
     top_n_accuracy: share of images whose n nearest references are exactly the image's n objects.
-    large_first_share: among images with a large object, share whose nearest reference is the large object.
+    large_first_share: among images with a large object, share whose first reference is the large object.
     small_first_share: (n - 1,) among those images, share whose nearest reference is the j-th small object,
         the small objects taken in their order in the scene's object list. NaN when no image has a large object.
     first_retrieved_share_by_position: (n,) as tor_metrics' first_retrieved_share, over all images.
@@ -35,7 +41,13 @@ def ior_metrics(image_emb: np.ndarray, reference_emb: np.ndarray, objects: np.nd
     if large.shape != (m,) or ((large < -1) | (large >= n)).any():
         raise ValueError(f"large must be (m,) = ({m},) positions in -1..{n - 1}")
     ranks = retrieve(image_emb, reference_emb)
-    first = ranks[:, 0]
+    if ranked_among == "all_references":
+        first = ranks[:, 0]
+    elif ranked_among == "own_objects":
+        position = np.argsort(ranks, axis=1)  # position[i, r]: the rank of reference r for image i
+        first = objects[np.arange(m), np.take_along_axis(position, objects, axis=1).argmin(axis=1)]
+    else:
+        raise ValueError(f"ranked_among must be one of {RANKED_AMONG}, not {ranked_among!r}")
     has_large = large >= 0
     if has_large.any():
         rows = np.flatnonzero(has_large)
@@ -63,9 +75,10 @@ def _padded(values, prefix: str) -> dict:
 
 def ior_rows(items: list[dict], image_emb: np.ndarray, reference_names: list[str],
              reference_emb: np.ndarray) -> list[dict]:
-    """Image-based object retrieval per object count: one row over all images ("all") and one per caption
-    position of the large object (the object order controlled), each with the share of images whose nearest
-    single-object reference is the large object, each small object, and the object at each position."""
+    """Image-based object retrieval per object count and way of ranking (RANKED_AMONG): one row over all images
+    ("all") and one per caption position of the large object (the object order controlled), each with the share
+    of images whose first single-object reference is the large object, each small object, and the object at
+    each position."""
     index = {name: i for i, name in enumerate(reference_names)}
     missing = sorted({o["object"] for s in items for o in s["objects"]} - set(index))
     if missing:
@@ -77,10 +90,10 @@ def ior_rows(items: list[dict], image_emb: np.ndarray, reference_names: list[str
         large = np.array([large_position(items[i]) for i in members])
         groups = [("all", np.ones(len(members), bool))] + [
             (str(p + 1), large == p) for p in range(n) if (large == p).any()]
-        for group, mask in groups:
-            metrics = ior_metrics(image_emb[members][mask], reference_emb, objects[mask], large[mask])
+        for ranked_among, (group, mask) in ((r, g) for r in RANKED_AMONG for g in groups):
+            metrics = ior_metrics(image_emb[members][mask], reference_emb, objects[mask], large[mask], ranked_among)
             rows.append({
-                "n_objects": n, "large_position": group, "n_images": int(mask.sum()),
+                "ranked_among": ranked_among, "n_objects": n, "large_position": group, "n_images": int(mask.sum()),
                 "n_large_images": int((large[mask] >= 0).sum()),
                 "top_n_accuracy": metrics["top_n_accuracy"],
                 "large_first_share": metrics["large_first_share"],

@@ -1,6 +1,7 @@
 """Rule `matching`: image-text matching under reordering and resizing (paper B): is an image more similar to its
 caption than to a distractor naming one other object, when the large or a small object moves to the caption's
-first or last slot? 'split-<how>' rows embed each object's name alone and aggregate (the mitigation)."""
+first or last slot? 'split-<how>' rows embed each object's name alone and aggregate (the mitigation). Beside this
+workflow's conditions, the authors' two scenarios as their code builds them (protocol "authors")."""
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +11,8 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 
 import numpy as np
 
-from workflow_scripts.analyses.retrieval import aggregate_object_embeddings, large_position, move_object
-from workflow_scripts.analyses.similarity import image_to_text_preference
+from workflow_scripts.analyses.retrieval import aggregate_object_embeddings, large_position, move_object, replace_object
+from workflow_scripts.analyses.similarity import image_to_text_preference, rowwise_cosine
 from workflow_scripts.datasets.items import Vocabulary
 
 
@@ -43,17 +44,77 @@ def distractor_objects(scene: dict, vocabulary: Vocabulary) -> list[str]:
     return names
 
 
+def swap_objects(order: tuple, i: int, j: int) -> tuple:
+    """`order` with the objects at positions i and j exchanged."""
+    swapped = list(order)
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    return tuple(swapped)
+
+
+AUTHORS_SCENARIOS = ("authors 1: large first", "authors 2: large last")
+
+
+def authors_scenarios(scene: dict, vocabulary: Vocabulary) -> list[tuple[str, tuple, tuple]]:
+    """(scenario, caption order, distractor order) as the authors' code builds them, one distractor per object
+    of the vocabulary absent from the scene; nothing for a scene without exactly one large object.
+    Scenario 1: the caption with the large object swapped into the first slot; its distractor, that caption with
+    its first (large) object replaced by the absent one. Scenario 2: the caption with the large object swapped
+    into the last slot; its distractor, the large object swapped into the first slot and the last object replaced
+    by the absent one."""
+    large = large_position(scene)
+    if large < 0:
+        return []
+    order = tuple(o["object"] for o in scene["objects"])
+    first, last = swap_objects(order, large, 0), swap_objects(order, large, len(order) - 1)
+    absent = [name for name in vocabulary.objects if name not in order]
+    return [variant for name in absent for variant in (
+        (AUTHORS_SCENARIOS[0], first, replace_object(first, 0, name)),
+        (AUTHORS_SCENARIOS[1], last, replace_object(first, len(order) - 1, name)))]
+
+
 MOVES = ("original", "large to first", "large to last", "small to first", "small to last")
 
 
 def condition_rank(condition: str) -> tuple:
-    """Table order of matching conditions: the moves in MOVES' order, then "large named 1", "large named 2", ..."""
-    return (MOVES.index(condition), 0) if condition in MOVES else (len(MOVES), int(condition.rsplit(" ", 1)[1]))
+    """Table order of matching conditions: the moves in MOVES' order, "large named 1", "large named 2", ..., then
+    the authors' scenarios."""
+    if condition in MOVES:
+        return 0, MOVES.index(condition)
+    if condition in AUTHORS_SCENARIOS:
+        return 2, AUTHORS_SCENARIOS.index(condition)
+    return 1, int(condition.rsplit(" ", 1)[1])
+
+
+def _grouped(protocol: str, method: str, correct: np.ndarray, counts: np.ndarray, conditions: np.ndarray) -> list:
+    """Accuracy rows per object count and condition of per-pair scores."""
+    rows = []
+    for n in sorted(set(counts)):
+        for condition in sorted(set(conditions[counts == n]), key=condition_rank):
+            mask = (counts == n) & (conditions == condition)
+            rows.append({"protocol": protocol, "n_objects": int(n), "condition": str(condition), "method": method,
+                         "accuracy": float(correct[mask].mean()), "n_pairs": int(mask.sum())})
+    return rows
+
+
+def authors_matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text, vocabulary: Vocabulary) -> list:
+    """The authors' image-text matching (authors_scenarios): whole captions, correct only when the caption is
+    strictly more similar (cosine) to the image than the distractor, a tie counting as wrong."""
+    variants = [(i, scene["n_objects"], *variant) for i, scene in enumerate(scenes)
+                for variant in authors_scenarios(scene, vocabulary)]
+    if not variants:
+        return []
+    index, counts, conditions, orders, distractors = zip(*variants)
+    images = image_emb[np.array(index)]
+    caption = encode_text([vocabulary.caption(o) for o in orders])
+    distractor = encode_text([vocabulary.caption(d) for d in distractors])
+    correct = (rowwise_cosine(images, caption) > rowwise_cosine(images, distractor)).astype(float)
+    return _grouped("authors", "caption", correct, np.array(counts), np.array(conditions))
 
 
 def matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text: Callable[[list[str]], np.ndarray],
                   vocabulary: Vocabulary, aggregations) -> list[dict]:
-    """Image-text matching, caption vs distractor, per object count, condition (matching_variants) and method:
+    """Image-text matching as this workflow builds it (protocol "workflow"), caption vs the item's distractor, ties
+    counting half, per object count, condition (matching_variants) and method:
     'caption' embeds each (reordered) caption whole; 'split-<how>' embeds each object's name alone and
     aggregates (the mitigation, blind to order by construction). Captions follow the vocabulary's grammar."""
     variants = []
@@ -74,11 +135,7 @@ def matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text: Callab
     rows = []
     for method, (caption_emb, distractor_emb) in methods.items():
         correct = image_to_text_preference(images, caption_emb, distractor_emb)
-        for n in sorted(set(counts)):
-            for condition in sorted(set(conditions[counts == n]), key=condition_rank):
-                mask = (counts == n) & (conditions == condition)
-                rows.append({"n_objects": int(n), "condition": str(condition), "method": method,
-                             "accuracy": float(correct[mask].mean()), "n_pairs": int(mask.sum())})
+        rows += _grouped("workflow", method, correct, counts, conditions)
     return rows
 
 
@@ -97,7 +154,8 @@ def main(snakemake) -> None:
     if weights != provenance["weights"]:
         raise ValueError(f"{snakemake.input.images} was embedded with {weights}, not with this model's "
                          f"{provenance['weights']}; rerun its embedding")
-    rows = matching_rows(items, images, encode_text, vocabulary, snakemake.params.aggregations)
+    rows = (matching_rows(items, images, encode_text, vocabulary, snakemake.params.aggregations)
+            + authors_matching_rows(items, images, encode_text, vocabulary))
     write_table(pa.Table.from_pylist(rows), snakemake.output.matching,
                 {**provenance, "dataset": snakemake.wildcards.dataset})
     logger.info("%d matching rows", len(rows))

@@ -140,10 +140,10 @@ def tor_position_bias(tables):
     data = melt_shares(tor, ["panel", "template", "n_objects", "method"], shares, "position")
     data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
     grid = bar_grid(data, "position", "share", "method", col="n_objects", row="panel", height=2.8, aspect=1.1)
-    grid.set_titles("{row_name}, {col_name} objects")
+    grid.set_titles("{row_name}\n{col_name} objects")
     positions = sorted(reference.TOR_FIRST_RETRIEVED_SHARE)
     for ax in grid.axes.flat:
-        if ax.get_title().startswith("short /") and ax.get_title().endswith(", 4 objects"):  # the paper's case
+        if ax.get_title().startswith("short /") and ax.get_title().endswith("\n4 objects"):  # the paper's case
             ax.scatter([p - 1 for p in positions], [reference.TOR_FIRST_RETRIEVED_SHARE[p] for p in positions],
                        marker="x", color="black", zorder=3)
     grid.set_axis_labels("caption position", "share retrieved first")
@@ -156,14 +156,15 @@ def ior_large_object(tables):
     ior["large_position"] = ior["large_position"].astype(str)
     shares = ["large_first_share"] + [c for c in ior.columns
                                       if c.startswith("small_first_share_") and not c.endswith((LOW, HIGH))]
-    ior["panel"] = ior["dataset"] + " / " + ior["model_id"]
+    ior["panel"] = (ior["dataset"] + " / " + ior["model_id"] + "\nranked among "
+                    + ior["ranked_among"].str.replace("_", " "))
     data = melt_shares(ior, ["panel", "n_objects", "large_position"], shares, "object")
     data["object"] = data["object"].str.replace("_first_share", "").str.replace("_", " ")
     grid = bar_grid(data, "large_position", "share", "object", col="n_objects", row="panel", height=2.8,
                     aspect=1.2, sharex=False)
-    grid.set_titles("{row_name}, {col_name} objects")
+    grid.set_titles("{row_name}\n{col_name} objects")
     for ax in grid.axes.flat:
-        if ax.get_title().endswith(", 4 objects"):  # the paper's figure: one large and three small objects
+        if "own objects" in ax.get_title() and ax.get_title().endswith("\n4 objects"):  # the paper's case
             labels = [t.get_text() for t in ax.get_xticklabels()]
             if "all" in labels:
                 x = labels.index("all")
@@ -177,12 +178,12 @@ def ior_large_object(tables):
 def matching_conditions(tables):
     matching = tables["matching"].copy()
     matching["panel"] = matching["dataset"] + " / " + matching["model_id"]
-    grid = bar_grid(matching, "condition", "accuracy", "method", col="n_objects", row="panel", height=3.0, aspect=1.5,
+    grid = bar_grid(matching, "condition", "accuracy", "method", col="n_objects", row="panel", height=4.2, aspect=1.2,
                     sharex=False)
     chance_line(grid, 0.5)
     for ax in grid.axes.flat:
         ax.tick_params(axis="x", labelrotation=60)
-    grid.set_titles("{row_name}, {col_name} objects")
+    grid.set_titles("{row_name}\n{col_name} objects")
     grid.set_axis_labels("", "caption vs distractor accuracy")
     return grid.figure, (f"Image-text matching under reordering and resizing ({INTERVAL_NOTE}); "
                          f"{weights_note(matching)}")
@@ -197,7 +198,10 @@ FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES}
 def draw(name: str, tables: dict[str, pd.DataFrame], png, pdf) -> None:
     figure, title = FIGURES[name](tables)
     figure.suptitle(title, fontsize=9, wrap=True)  # wrapped to the figure's width, which narrow grids need
-    figure.tight_layout()
+    legend_width = 0.0  # seaborn's figure legend stands at the right edge: keep the panels clear of it
+    if figure.legends:
+        legend_width = figure.legends[0].get_window_extent(figure.canvas.get_renderer()).width / figure.bbox.width
+    figure.tight_layout(rect=(0, 0, 1 - legend_width, 1))
     for path in (png, pdf):
         figure.savefig(path, dpi=150)
     plt.close(figure)
