@@ -79,11 +79,14 @@ def table_path(table: str, ext: str) -> str:
     return f"results/{TABLES[table][0]}/tables/{table}.{ext}"
 
 
+def figure_path(figure: str, ext: str) -> str:
+    return f"results/{FIGURES[figure][0]}/figures/{figure}.{ext}"
+
+
 def figure_sources(figure: str, paper: str) -> dict:
     """A figure's inputs: the tables it draws, or analysis results it reads directly."""
     if FIGURES[figure][0] != paper:
-        raise WorkflowError(f"figure {figure} belongs to {FIGURES[figure][0]}: "
-                            f"results/{FIGURES[figure][0]}/figures/{figure}.png")
+        raise WorkflowError(f"figure {figure} belongs to {FIGURES[figure][0]}: {figure_path(figure, 'png')}")
     return {key: table_path(source, "csv") if isinstance(source, str) else analysis_results(*source)
             for key, source in FIGURES[figure][1].items()}
 
@@ -112,6 +115,5 @@ def all_targets() -> list[str]:
     return [
         *expand(list(EMBEDDINGS.values()), dataset=datasets, model=MODELS),
         *(table_path(table, ext) for table in AVAILABLE_TABLES for ext in ("csv", "md")),
-        *(f"results/{FIGURES[figure][0]}/figures/{figure}.{ext}" for figure in AVAILABLE_FIGURES
-          for ext in ("png", "pdf")),
+        *(figure_path(figure, ext) for figure in AVAILABLE_FIGURES for ext in ("png", "pdf")),
     ]

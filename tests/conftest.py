@@ -11,6 +11,20 @@ sys.path.insert(0, str(REPO))
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
+def imported_names(source: str) -> list[str]:
+    """Every module name a Python source imports, anywhere in it (functions included); for `from a import b`
+    both `a` and `a.b`, since b may be a module that the import runs."""
+    import ast
+
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
 def schema_defaults() -> dict:
     """A minimal config with every default of the schemas filled in: the one place defaults are written."""
     from workflow_scripts.config import validate_config

@@ -1,8 +1,7 @@
 """The code's structure: stages import only what comes before them, no module imports another in a circle, and
 analyses read datasets only through the item contract (workflow_scripts/datasets/items.py)."""
-import ast
 
-from conftest import REPO
+from conftest import REPO, imported_names
 
 PACKAGE = REPO / "workflow_scripts"
 STAGES = ("common", "datasets", "render", "models", "analyses", "summary")
@@ -19,16 +18,8 @@ MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 def imports_of(name: str) -> set[str]:
     """The workflow_scripts modules a module imports anywhere in its text (functions included)."""
-    found = set()
-    for node in ast.walk(ast.parse(MODULES[name].read_text())):
-        if isinstance(node, ast.Import):
-            candidates = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            candidates = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        else:
-            candidates = []
-        found |= {c for c in candidates if c in MODULES and c != name and MODULES[c].name != "__init__.py"}
-    return found
+    return {c for c in imported_names(MODULES[name].read_text())
+            if c in MODULES and c != name and MODULES[c].name != "__init__.py"}
 
 
 GRAPH = {name: imports_of(name) for name in MODULES}

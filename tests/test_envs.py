@@ -1,12 +1,11 @@
 """Every rule names a conda env that provides what its script imports, pinned as in the venv."""
-import ast
 import re
 import sys
 
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, imported_names
 
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {
@@ -44,22 +43,13 @@ def third_party_imports(path, seen=None) -> set[str]:
         return set()
     seen.add(path)
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-            if node.module.startswith("workflow_scripts"):  # `from package import module` runs the module too
-                names += [f"{node.module}.{a.name}" for a in node.names]
-        else:
-            names = []
-        for name in names:
-            top = name.split(".")[0]
-            if top == "workflow_scripts":
-                for file in module_files(name):
-                    found |= third_party_imports(file, seen)
-            elif top not in sys.stdlib_module_names:
-                found.add(top)
+    for name in imported_names(path.read_text()):
+        top = name.split(".")[0]
+        if top == "workflow_scripts":
+            for file in module_files(name):
+                found |= third_party_imports(file, seen)
+        elif top not in sys.stdlib_module_names:
+            found.add(top)
     return found
 
 

@@ -80,7 +80,7 @@ def dataset_errors(config: dict, kinds: dict) -> list[str]:
             continue
         if "splits" in spec and abs(sum(spec["splits"].values()) - 1) > 1e-6:
             errors.append(f"datasets.{name}.splits: fractions must sum to 1, got {spec['splits']}")
-        analyses = spec.get("analyses", kind.analyses)
+        analyses = kind.analyses_of(spec)
         for analysis in analyses:
             if analysis not in ANALYSES:
                 errors.append(f"datasets.{name}.analyses: unknown analysis {analysis!r}; known: {', '.join(ANALYSES)}")

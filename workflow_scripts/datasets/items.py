@@ -14,6 +14,7 @@ Every dataset kind writes it; every analysis reads it through `read_items` and n
 import json
 import re
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -84,16 +85,20 @@ class Vocabulary:
         does not follow the grammar."""
         if self.phrase is None:
             raise ValueError(f"captions of this vocabulary are free text; cannot parse {caption!r}")
-        pattern = re.escape(self.phrase).replace(r"\{object\}", "(?P<object>" + _alternatives(self.objects) + ")")
-        pattern = pattern.replace(r"\{attribute\}", "(?P<attribute>" + _alternatives(self.attributes) + ")")
         pairs = []
         for text in caption.split(self.joiner):
-            match = re.fullmatch(pattern, text)
+            match = self._phrase_pattern.fullmatch(text)
             if match is None:
                 raise ValueError(f"caption {caption!r}: {text!r} is not a phrase {self.phrase!r} of the vocabulary")
             found = match.groupdict()
             pairs.append((found.get("attribute"), found["object"]))
         return pairs
+
+    @cached_property
+    def _phrase_pattern(self) -> re.Pattern:
+        """One object's phrase as a regular expression over the vocabulary's words (built once)."""
+        pattern = re.escape(self.phrase).replace(r"\{object\}", "(?P<object>" + _alternatives(self.objects) + ")")
+        return re.compile(pattern.replace(r"\{attribute\}", "(?P<attribute>" + _alternatives(self.attributes) + ")"))
 
     def binding(self, caption: str) -> tuple:
         """Order-free identity of a caption's attribute-object pairs: equal for captions that bind alike."""

@@ -50,6 +50,10 @@ class DatasetKind:
     skip_reason: Callable | None = None
     check: Callable | None = None
 
+    def analyses_of(self, spec: dict) -> tuple[str, ...]:
+        """The analyses a dataset entry of this kind runs: its own list, or the kind's."""
+        return tuple(spec.get("analyses", self.analyses))
+
 
 def shard_errors(dataset: str, spec: dict) -> list[str]:
     """A generated dataset of `objects_per_scene` x `scenes_per_count` scenes cannot have more shards than scenes."""

@@ -81,8 +81,7 @@ def plan_datasets(config: dict, kinds: dict[str, DatasetKind]) -> tuple[dict[str
             skipped[name] = reason
             continue
         files = kind.source_files(name, spec) if kind.source_files else {}
-        analyses = tuple(spec.get("analyses", kind.analyses))
-        planned[name] = PlannedDataset(name, kind, spec, analyses, source_files=files)
+        planned[name] = PlannedDataset(name, kind, spec, kind.analyses_of(spec), source_files=files)
         if kind.references is not None:  # built from the kind and its inputs alone: the entry's keys change none
             references = name + REFERENCES_SUFFIX
             planned[references] = PlannedDataset(references, kind, {"kind": kind.name}, of=name, source_files=files)
