@@ -11,6 +11,7 @@ rule probes:
         weights=f"{analysis_dir('probes')}/probe_weights.npz",
     params:
         probes=config["paper_a"]["probes"],
+        kind=lambda wc: DATASETS[wc.dataset].kind.name,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("probes")),
@@ -30,7 +31,8 @@ rule labclip:
         item_table=ITEMS,
         **EMBEDDINGS,
     output:
-        weights=f"{analysis_dir('labclip')}/{{mode}}.safetensors",
+        weights=f"{analysis_dir('labclip')}/{{mode}}.safetensors",  # the last epoch's map (the authors')
+        best_val=f"{analysis_dir('labclip')}/{{mode}}_best_val.safetensors",  # the best validation epoch's
         history=f"{analysis_dir('labclip')}/{{mode}}_history.parquet",
     params:
         labclip=config["paper_a"]["labclip"],
@@ -53,14 +55,17 @@ rule binding:
         item_table=ITEMS,
         **EMBEDDINGS,
         probe_weights=rules.probes.output.weights,
-        labclip=expand(rules.labclip.output.weights, mode=config["paper_a"]["labclip"]["modes"], allow_missing=True),
+        labclip=expand([rules.labclip.output.weights, rules.labclip.output.best_val],
+                       mode=config["paper_a"]["labclip"]["modes"], allow_missing=True),
         published=list(config["paper_a"]["published_maps"].values()),
     output:
         binding=f"{analysis_dir('binding')}/binding.parquet",
         cosines=f"{analysis_dir('binding')}/caption_cosines.parquet",
     params:
         probes=config["paper_a"]["probes"],
+        probe_cosine=config["paper_a"]["probe_cosine"],
         published_maps=config["paper_a"]["published_maps"],
+        kind=lambda wc: DATASETS[wc.dataset].kind.name,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("binding")),

@@ -110,10 +110,13 @@ AVAILABLE_FIGURES = [figure for figure, (_, sources) in FIGURES.items()
 
 
 def all_targets() -> list[str]:
-    """Every dataset's embeddings, and every table and figure the datasets feed."""
+    """Every dataset's embeddings (text only for a kind without images), and every table and figure the datasets
+    feed."""
     datasets = [name for name, planned in DATASETS.items() if not planned.is_references]
+    with_images = [name for name in datasets if DATASETS[name].kind.has_images]
     return [
-        *expand(list(EMBEDDINGS.values()), dataset=datasets, model=MODELS),
+        *expand(EMBEDDINGS["images"], dataset=with_images, model=MODELS),
+        *expand(EMBEDDINGS["texts"], dataset=datasets, model=MODELS),
         *(table_path(table, ext) for table in AVAILABLE_TABLES for ext in ("csv", "md")),
         *(figure_path(figure, ext) for figure in AVAILABLE_FIGURES for ext in ("png", "pdf")),
     ]

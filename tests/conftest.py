@@ -44,11 +44,13 @@ TINY = {
         "shapes": {"kind": "simco", "objects_per_scene": [2, 3], "scenes_per_count": 3},
         # Its mesh folder is written by the tiny_run fixture; where it does not exist, the dataset is skipped.
         "objects": {"kind": "comco", "meshes": "meshes", "objects_per_scene": [2, 3], "scenes_per_count": 2},
+        "coco_names": {"kind": "names", "names": "coco"},
     },
     "render": {"resolution": [64, 64], "samples": 4},
     "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
     "embedding": {"device": "cpu", "precision": "fp32", "batch_size": 8, "num_workers": 0},
-    "paper_a": {"probes": {"solver": "lbfgs"}, "labclip": {"epochs": 3, "batch_size": 8, "device": "cpu"}},
+    "paper_a": {"probes": {"solver": "lbfgs"}, "labclip": {"epochs": 3, "batch_size": 8, "device": "cpu"},
+                "probe_cosine": {"resamples": 2}},
     "paper_b": {"tor": {"objects_per_caption": [2, 3], "captions_per_count": 20}},
 }
 

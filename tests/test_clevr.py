@@ -12,8 +12,9 @@ from workflow_scripts.datasets.placement import bounding_radius
 SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 
-def spec(counts=(2,), per_count=300, shards=3, negatives=1):
+def spec(counts=(2,), per_count=300, shards=3, negatives=1, sampling="distinct"):
     return {
+        "sampling": sampling,
         "objects_per_scene": list(counts),
         "scenes_per_count": per_count,
         "negatives_per_scene": negatives,
@@ -30,6 +31,30 @@ def binding():
 @pytest.fixture(scope="module")
 def multi():
     return generate_scenes("clevr_multi", spec(range(3, 11), 12, negatives=2), 224, 224, seed=0).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def authors():
+    return generate_scenes("clevr_binding", spec(per_count=800, sampling="authors"), 224, 224, seed=0).to_pylist()
+
+
+def test_authors_sampling_draws_with_replacement_but_never_repeats_a_shape_in_two(authors):
+    pairs = [VOCABULARY.parse(s["caption"]) for s in authors]
+    assert all(a[1] != b[1] for a, b in pairs)
+    equal = [a[0] == b[0] for a, b in pairs]
+    # P(equal colours) = 1/8 when colours are drawn with replacement: 100 of 800 expected, sd about 9.4
+    assert 70 <= sum(equal) <= 130
+    for scene, same in zip(authors, equal):
+        assert (scene["negative_captions"] == [scene["caption"]]) == same
+
+
+def test_authors_sampling_repeats_shapes_in_larger_scenes_and_keeps_a_hard_negative():
+    scenes = generate_scenes("m", spec((3, 6), 60, sampling="authors"), 224, 224, seed=0).to_pylist()
+    shapes = [[o["object"] for o in s["objects"]] for s in scenes]
+    assert any(len(set(found)) < len(found) for found in shapes if len(found) == 3)
+    for scene in scenes:
+        (negative,) = scene["negative_captions"]
+        assert binding_key(VOCABULARY.parse(negative)) != binding_key(VOCABULARY.parse(scene["caption"]))
 
 
 def test_same_seed_same_scenes_other_seed_other_scenes():

@@ -34,7 +34,7 @@ def test_defaults_are_filled_in():
     }
     assert config["datasets"]["toy"]["splits"] == {"train": 0.8, "val": 0.1, "test": 0.1}
     assert config["datasets"]["toy"]["shards"] == 1
-    assert config["embedding"]["precision"] == "bf16"
+    assert config["embedding"]["precision"] == "fp16"
 
 
 def test_unknown_key_is_named_with_the_known_ones():
@@ -80,13 +80,24 @@ def test_inconsistent_values(change, expected):
 
 
 @pytest.mark.parametrize("dataset, expected", [
-    ({"kind": "pug"}, "datasets.toy.kind: unknown kind 'pug'; known kinds: clevr, comco, simco"),
+    ({"kind": "pug"}, "datasets.toy.kind: unknown kind 'pug'; known kinds: clevr, comco, names, simco"),
     ({"analyses": ["probes", "speed"]}, "datasets.toy.analyses: unknown analysis 'speed'"),
     ({"analyses": ["binding"]}, "datasets.toy.analyses: binding needs probes, which is not listed"),
     ({"analyses": ["ior"]}, "datasets.toy.analyses: ior needs single-object references, which kind clevr does not"),
 ])
 def test_kinds_and_analyses_are_checked_against_their_registries(dataset, expected):
     assert expected in invalid(lambda c: c["datasets"]["toy"].update(dataset))
+
+
+@pytest.mark.parametrize("dataset, expected", [
+    ({"names": "coco", "analyses": ["tor", "matching"]},
+     "datasets.toy.analyses: matching needs images, which kind names does not have"),
+    ({}, "datasets.toy: give names (coco or simco) or an objects list"),
+    ({"names": "coco", "objects": ["cat", "dog"]}, "datasets.toy: give either names or objects, not both"),
+    ({"objects": ["cat", "dog", "cat"]}, "datasets.toy.objects: names repeat"),
+])
+def test_a_names_dataset_is_checked(dataset, expected):
+    assert expected in invalid(lambda c: c["datasets"].update(toy={"kind": "names", **dataset}))
 
 
 def test_a_kind_module_that_declares_no_kind_is_named(tmp_path):

@@ -131,3 +131,12 @@ def test_embedding_column_round_trip_with_provenance(tmp_path):
     np.testing.assert_array_equal(embedding_matrix(table.column("embedding")), vectors)
     assert read_provenance(path) == {"model": "m", "dim": 4}
     assert not (tmp_path / "e.parquet.partial").exists()
+
+
+def test_precision_recorded_is_the_one_computed_in():
+    from workflow_scripts.common.parquet import joint_precision
+
+    assert embed.precision_used("cuda:0", "fp16") == "fp16" and embed.precision_used("cuda", "bf16") == "bf16"
+    assert embed.precision_used("cpu", "fp16") == "fp32"
+    assert joint_precision("fp16", "fp16") == "fp16"
+    assert joint_precision("fp16", "fp32") == "images fp16, texts fp32"

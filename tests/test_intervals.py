@@ -30,8 +30,14 @@ def test_no_items_give_no_interval():
 
 
 def binding_rows(n_test=11, accuracies=(6 / 11, 10 / 11)):
-    return pd.DataFrame([{"dataset": "d", "model_id": "m", "weights": "random initialisation, torch seed 0",
-                          "variant": v, "n_test": n_test, "image_to_text_accuracy": acc, "n_twin_pairs": 0,
+    return pd.DataFrame([{"dataset": "d", "dataset_kind": "clevr", "model_id": "m",
+                          "weights": "random initialisation, torch seed 0", "protocol": "clean",
+                          "selection": "none" if v == "CLIP" else "last_epoch", "epoch": None,
+                          "probe_weight_target": "unique l2 0.001", "n_bootstrap": 0,
+                          "variant": v, "n_test": n_test, "n_same_binding": 0, "n_scored": n_test,
+                          "image_to_text_accuracy": acc, "n_recall_images": n_test,
+                          **{f"recall_at_{k}": np.nan for k in (1, 5, 10)},
+                          "n_twin_pairs": 0,
                           "text_to_image_accuracy": np.nan, "modality_gap": 0.1, "caption_negative_cosine": 0.9,
                           "probe_weight_cosine": 0.2} for v, acc in zip(("CLIP", "LABCLIP-HNB"), accuracies)])
 
@@ -42,7 +48,7 @@ def test_a_number_from_eleven_items_looks_like_one():
     assert low < 0.3 and high > 0.75  # 6 of 11: anything from a coin flip's worse half to good binding
     assert np.isnan(table.loc["CLIP", "text_to_image_accuracy_low95"])  # no twin pair: no interval
     markdown = binding_markdown(table.reset_index())
-    assert "| 11 | 0.545 [0.280, 0.787] |" in markdown and "95% Wilson interval" in markdown
+    assert "| 0.545 [0.280, 0.787], n=11 |" in markdown and "95% Wilson interval" in markdown
 
 
 def test_matching_markdown_shows_counts_and_intervals():
@@ -54,13 +60,17 @@ def test_matching_markdown_shows_counts_and_intervals():
 def test_every_bar_draws_its_own_interval(tmp_path):
     table = binding_table(pd.concat([binding_rows(11), binding_rows(400, (0.3, 0.7)).assign(model_id="m2")]))
     fig, _ = figures.binding_accuracy({"binding": table})
-    (ax,) = fig.axes
-    whiskers = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
-    bars = [bar for c in ax.containers if type(c).__name__ == "BarContainer" for bar in c]
-    assert len(whiskers) == len(bars) == 4
-    height_at = {round(b.get_x() + b.get_width() / 2, 6): b.get_height() for b in bars}
-    drawn = sorted((round(height_at[round(float(w.lines[2][0].get_segments()[0][0, 0]), 6)], 3),
-                    *np.round(w.lines[2][0].get_segments()[0][:, 1], 3)) for w in whiskers)
+    drawn, n_bars = [], 0
+    for ax in fig.axes:  # one panel per model
+        whiskers = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+        bars = [bar for c in ax.containers if type(c).__name__ == "BarContainer" for bar in c]
+        assert len(whiskers) == len(bars)
+        n_bars += len(bars)
+        height_at = {round(b.get_x() + b.get_width() / 2, 6): b.get_height() for b in bars}
+        drawn += [(round(height_at[round(float(w.lines[2][0].get_segments()[0][0, 0]), 6)], 3),
+                   *np.round(w.lines[2][0].get_segments()[0][:, 1], 3)) for w in whiskers]
+    assert n_bars == 4
+    drawn.sort()
     expected = sorted(tuple(np.round((r.image_to_text_accuracy, r.image_to_text_accuracy_low95,
                                       r.image_to_text_accuracy_high95), 3)) for r in table.itertuples())
     assert drawn == expected  # each whisker stands on the bar whose value it belongs to

@@ -18,6 +18,7 @@ from workflow_scripts.analyses.labclip import (
     sb_loss,
     train_labclip,
 )
+from workflow_scripts.analyses.similarity import CLEAN, binding_accuracy as rule_accuracy, has_distinct_negative
 from workflow_scripts.analyses.similarity import image_to_text_accuracy, normalise
 from workflow_scripts.datasets.clevr import generate_scenes
 
@@ -25,9 +26,9 @@ SPLITS = dict(train=0.8, val=0.1, test=0.1)
 ONE_EPOCH = {**LABCLIP, "epochs": 1, "seed": 0}
 
 
-def synthetic_splits(scenes_per_count: int):
-    spec = dict(objects_per_scene=[2], scenes_per_count=scenes_per_count, negatives_per_scene=1, shards=1,
-                splits=SPLITS)
+def synthetic_splits(scenes_per_count: int, sampling: str = "distinct"):
+    spec = dict(sampling=sampling, objects_per_scene=[2], scenes_per_count=scenes_per_count, negatives_per_scene=1,
+                shards=1, splits=SPLITS)
     data = synthetic_embedded(generate_scenes("syn", spec, 320, 240, 0).to_pylist())
     return tuple(data.subset(data.split == split) for split in ("train", "val", "test"))
 
@@ -123,7 +124,8 @@ def test_known_answer_binding_restored(known_answer):
 
     hnb, history = train_labclip(train, val, "HNB", **{**LABCLIP, "epochs": 30}, seed=0)
     assert len(history) == 30
-    assert binding_accuracy(hnb, test) >= 0.9  # measured 1.0 (already after 1 epoch at lr 0.01)
+    for selection in ("last_epoch", "best_val"):
+        assert binding_accuracy(hnb[selection], test) >= 0.9  # measured 1.0 (already after 1 epoch at lr 0.01)
 
     # SB also restores binding here (measured 1.0, as HNB): in this data each scene's binding directions
     # appear in its image and (in the text basis) in its caption only, so raising the similarity of the
@@ -131,7 +133,7 @@ def test_known_answer_binding_restored(known_answer):
     # twins. The synthetic data therefore cannot tell SB from HNB; the hand-computed losses above check
     # what HNB adds (the negatives as extra image-to-text columns).
     sb, _ = train_labclip(train, val, "SB", **{**LABCLIP, "epochs": 30}, seed=0)
-    assert binding_accuracy(sb, test) >= 0.9
+    assert binding_accuracy(sb["last_epoch"], test) >= 0.9
 
 
 def test_same_seed_same_weights(small):
@@ -139,9 +141,10 @@ def test_same_seed_same_weights(small):
     first, _ = train_labclip(train, val, "HNB", lr=0.01, epochs=3, batch_size=64, seed=7)
     second, _ = train_labclip(train, val, "HNB", lr=0.01, epochs=3, batch_size=64, seed=7)
     other, _ = train_labclip(train, val, "HNB", lr=0.01, epochs=3, batch_size=64, seed=8)
-    for name, tensor in first.state_dict().items():
-        assert torch.equal(tensor, second.state_dict()[name])
-    assert not torch.equal(first.linear.weight, other.linear.weight)  # the seed does set the batch order
+    for selection in ("last_epoch", "best_val"):
+        for name, tensor in first[selection].state_dict().items():
+            assert torch.equal(tensor, second[selection].state_dict()[name])
+    assert not torch.equal(first["last_epoch"].linear.weight, other["last_epoch"].linear.weight)  # the batch order
 
 
 def val_loss_of(model, val) -> float:
@@ -157,7 +160,8 @@ def test_best_epoch_is_returned(small):
     train, val, _ = small
     assert len(val.image) <= 128  # the val loss is then one batch, recomputed by val_loss_of
     swapped = train.with_text(train.negative, train.caption)
-    model, history = train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": 6}, seed=0)
+    models, history = train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": 6}, seed=0)
+    model = models["best_val"]
     assert [row["epoch"] for row in history] == list(range(1, 7))
     best = [row for row in history if row["best"]]
     assert len(best) == 1
@@ -166,11 +170,19 @@ def test_best_epoch_is_returned(small):
     assert best["epoch"] < 6 and best["val_binding_accuracy"] > history[-1]["val_binding_accuracy"]
     assert binding_accuracy(model, val) == best["val_binding_accuracy"]
     assert val_loss_of(model, val) == pytest.approx(best["val_loss"], rel=1e-5)
+    # the authors' selection, from the same run: the last epoch, whatever its validation accuracy
+    last = models["last_epoch"]
+    assert binding_accuracy(last, val) == history[-1]["val_binding_accuracy"] < best["val_binding_accuracy"]
+    assert val_loss_of(last, val) == pytest.approx(history[-1]["val_loss"], rel=1e-5)
+    # same seed, same trajectory: the best epoch's map is the last map of a run stopped there
+    stopped, _ = train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": best["epoch"]}, seed=0)
+    assert torch.equal(stopped["last_epoch"].linear.weight, model.linear.weight)
 
 
 def test_ties_go_to_the_lower_validation_loss(small):
     train, val, _ = small
-    model, history = train_labclip(train, val, "HNB", **{**LABCLIP, "epochs": 8}, seed=0)
+    models, history = train_labclip(train, val, "HNB", **{**LABCLIP, "epochs": 8}, seed=0)
+    model = models["best_val"]
     top = max(row["val_binding_accuracy"] for row in history)
     tied = [row for row in history if row["val_binding_accuracy"] == top]
     assert len(tied) > 1  # measured: accuracy 1.0 from epoch 2 on, the loss still falling
@@ -285,3 +297,18 @@ def test_failed_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch, writ
             export_authors_weights(LabClip(3), path)
     assert path.read_bytes() == b"previous weights"
     assert [p.name for p in tmp_path.iterdir()] == ["weights"]
+
+
+def test_validation_accuracy_leaves_out_scenes_without_a_distinct_negative():
+    """With the authors' sampler about one validation scene in eight has two equal colours (its negative is its
+    caption): the clean rule that picks the best epoch leaves them out, rather than scoring their exact tie."""
+    train, val, _ = synthetic_splits(300, sampling="authors")
+    distinct = has_distinct_negative(val.items, val.vocabulary)
+    assert not distinct.all()
+    models, history = train_labclip(train, val, "HNB", **{**LABCLIP, "epochs": 2}, seed=0)
+    last = models["last_epoch"]
+    mapped = map_text(last, val.caption), map_text(last, val.negative)
+    assert history[-1]["val_binding_accuracy"] == rule_accuracy(CLEAN, val.image, *mapped, distinct)[0]
+    kept = np.flatnonzero(distinct)
+    assert history[-1]["val_binding_accuracy"] == pytest.approx(
+        image_to_text_accuracy(val.image[kept], mapped[0][kept], mapped[1][kept]))

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from synthetic import synthetic_embedded
-from workflow_scripts.analyses.binding import binding_rows
+from workflow_scripts.analyses.binding import Variant, binding_rows
 from workflow_scripts.analyses.labclip import map_text, train_labclip
 from workflow_scripts.analyses.probes import load_probe_weights, probe_table, save_probe_weights
 from workflow_scripts.datasets.clevr import generate_scenes
@@ -14,11 +14,12 @@ from workflow_scripts.summary.tables import binding_markdown, binding_table, pro
 from workflow_scripts.summary.tables import probe_table as probe_summary
 
 PROBES = {"solver": "lbfgs", "lbfgs": {"l2_grid": [0.0, 0.001, 0.01]}}
+COSINE = {"l2": 0.001, "resamples": 3}
 
 
 @pytest.fixture(scope="module")
 def data():
-    spec = {"objects_per_scene": [2], "scenes_per_count": 1500, "negatives_per_scene": 1, "shards": 1,
+    spec = {"sampling": "authors", "objects_per_scene": [2], "scenes_per_count": 1500, "negatives_per_scene": 1, "shards": 1,
             "splits": {"train": 0.8, "val": 0.1, "test": 0.1}}
     return synthetic_embedded(generate_scenes("syn", spec, 320, 240, seed=0).to_pylist())
 
@@ -28,24 +29,30 @@ def results(data, tmp_path_factory):
     probes, weights = probe_table(data, PROBES, seed=0)
     path = tmp_path_factory.mktemp("weights") / "probe_weights.npz"
     save_probe_weights(weights, path)
-    variants = {"CLIP": lambda text: text}
+    variants = [Variant("CLIP")]
     for mode in ("SB", "HNB"):
-        model, _ = train_labclip(data.subset(data.split == "train"), data.subset(data.split == "val"), mode,
-                                 lr=0.01, epochs=30, batch_size=128, seed=0)
-        variants[f"LABCLIP-{mode}"] = lambda text, model=model: map_text(model, text)
-    binding, cosines = binding_rows(data, variants, PROBES, load_probe_weights(path), seed=0)
-    return probes.to_pandas(), binding.to_pandas().set_index("variant"), cosines.to_pandas()
+        models, history = train_labclip(data.subset(data.split == "train"), data.subset(data.split == "val"), mode,
+                                        lr=0.01, epochs=30, batch_size=128, seed=0)
+        best = next(h["epoch"] for h in history if h["best"])
+        for selection, epoch in (("last_epoch", 30), ("best_val", best)):
+            variants.append(Variant(f"LABCLIP-{mode}", lambda text, m=models[selection]: map_text(m, text), selection,
+                                    epoch))
+    binding, cosines = binding_rows(data, variants, PROBES, load_probe_weights(path), seed=0, kind="clevr",
+                                    cosine_cfg=COSINE)
+    binding = binding.to_pandas()
+    authors_last = binding[(binding["protocol"] == "authors") & binding["selection"].isin(["none", "last_epoch"])]
+    return probes.to_pandas(), authors_last.set_index("variant"), cosines.to_pandas(), binding
 
 
 def test_probes_decode_the_binding_in_each_modality(results):
-    probes, _, _ = results
+    probes, *_ = results
     assert len(probes) == 6  # 3 categories x 2 modalities
     assert (probes["test_accuracy"] >= 0.9).all()
     assert (probes["chance"] == 0.125).all()
 
 
 def test_cosine_sees_a_bag_of_words_and_labclip_hnb_restores_binding(results):
-    _, binding, _ = results
+    _, binding, *_ = results
     assert binding.loc["CLIP", "image_to_text_accuracy"] == pytest.approx(0.5, abs=0.1)
     assert binding.loc["CLIP", "text_to_image_accuracy"] == pytest.approx(0.5, abs=0.1)
     assert binding.loc["LABCLIP-HNB", "image_to_text_accuracy"] >= 0.9
@@ -56,41 +63,98 @@ def test_cosine_sees_a_bag_of_words_and_labclip_hnb_restores_binding(results):
 
 
 def test_per_scene_cosines_cover_the_test_split_for_every_variant(data, results):
-    _, _, cosines = results
+    _, _, cosines, _ = results
     n_test = int((data.split == "test").sum())
-    assert cosines.groupby("variant").size().to_dict() == {"CLIP": n_test, "LABCLIP-HNB": n_test, "LABCLIP-SB": n_test}
+    assert cosines.groupby(["variant", "selection"]).size().to_dict() == {
+        ("CLIP", "none"): n_test, **{(f"LABCLIP-{m}", s): n_test for m in ("SB", "HNB") for s in ("last_epoch", "best_val")}}
 
 
 def labelled(frame: pd.DataFrame, weights: str) -> pd.DataFrame:
-    frame = frame.reset_index()
+    frame = frame.reset_index(drop=frame.index.name is None)
     frame.insert(0, "weights", weights)
     frame.insert(0, "model_id", "syn-model")
     frame.insert(0, "dataset", "syn")
     return frame
 
 
+def test_binding_rows_carry_protocol_selection_recall_and_cosine_spread(data, results):
+    *_, binding = results
+    assert len(binding) == 2 * 5  # (CLIP + 2 modes x 2 selections) x 2 protocols
+    assert set(zip(binding["variant"], binding["selection"], binding["protocol"])) == {
+        (v, s, p) for v, s in [("CLIP", "none")] + [(f"LABCLIP-{m}", s) for m in ("SB", "HNB")
+                                                     for s in ("last_epoch", "best_val")] for p in ("authors", "clean")}
+    assert (binding.loc[binding["selection"] == "last_epoch", "epoch"] == 30).all()
+    n_test = int((data.split == "test").sum())
+    assert (binding["n_recall_images"] == n_test).all()
+    assert (binding["n_scored"] == n_test - binding["n_same_binding"]).all() and (binding["n_same_binding"] > 0).all()
+    assert ((binding["recall_at_1"] <= binding["recall_at_5"]) & (binding["recall_at_5"] <= binding["recall_at_10"])).all()
+    clean, authors = binding[binding["protocol"] == "clean"], binding[binding["protocol"] == "authors"]
+    assert (clean["n_bootstrap"] == COSINE["resamples"]).all() and (clean["probe_weight_cosine_boot_sd"] > 0).all()
+    assert (authors["n_bootstrap"] == 0).all() and authors["probe_weight_cosine_boot_sd"].isna().all()
+    assert set(clean["probe_weight_target"]) == {"unique l2 0.001"} and set(authors["probe_weight_target"]) == {"lbfgs best_val"}
+    # LABCLIP's text is normalised: the two protocols' scores coincide, and with no exact ties so do accuracies
+    labclip = binding[binding["variant"].str.startswith("LABCLIP")].set_index(["variant", "selection", "protocol"])
+    for variant, selection in [(f"LABCLIP-{m}", s) for m in ("SB", "HNB") for s in ("last_epoch", "best_val")]:
+        assert labclip.loc[(variant, selection, "authors"), "image_to_text_accuracy"] == pytest.approx(
+            labclip.loc[(variant, selection, "clean"), "image_to_text_accuracy"])
+
+
 def test_tables_put_the_references_beside_ours(data, results):
-    probes, binding, _ = results
-    summary = probe_summary(labelled(probes, data.weights))
+    probes, _, _, binding = results
+    summary = probe_summary(labelled(probes.assign(dataset_kind="clevr"), data.weights))
     means = summary[summary["object"] == "mean"].set_index("modality")
-    assert means.loc["image", "reference_test_accuracy"] == reference.PROBE_ACCURACY["image"]
     assert means.loc["text", "test_accuracy"] == pytest.approx(probes[probes["modality"] == "text"]["test_accuracy"].mean())
-    assert summary[summary["object"] != "mean"]["reference_test_accuracy"].isna().all()
+    assert summary["reference_test_accuracy"].isna().all()  # L-BFGS probes are not the authors'
     assert "| syn | syn-model |" in probe_markdown(summary)
 
-    table = binding_table(labelled(binding, data.weights)).set_index("variant")
-    assert table.loc["CLIP", "reference_binding_accuracy"] == 0.58
-    assert table.loc["LABCLIP-HNB", "reference_probe_weight_cosine"] == 0.75
-    markdown = binding_markdown(table.reset_index())
-    assert "| LABCLIP-HNB |" in markdown and "0.580" in markdown
+    table = binding_table(labelled(binding.assign(dataset_kind="clevr"), data.weights))
+    reported = table.dropna(subset=["reference_binding_accuracy"])
+    assert sorted(zip(reported["variant"], reported["selection"], reported["protocol"], reported["reference_binding_accuracy"])) == [
+        ("CLIP", "none", "authors", 0.58), ("LABCLIP-HNB", "last_epoch", "authors", 0.95)]
+    assert table["reference_probe_weight_cosine"].isna().all()  # the authors' row's probes here are L-BFGS's
+    sgd = binding_table(labelled(binding.assign(dataset_kind="clevr", probe_weight_target=binding["probe_weight_target"].where(
+        binding["protocol"] == "clean", "sgd last_epoch")), data.weights))
+    cosine = sgd.dropna(subset=["reference_probe_weight_cosine"])
+    assert sorted(zip(cosine["variant"], cosine["selection"], cosine["reference_probe_weight_cosine"])) == [
+        ("CLIP", "none", 0.20), ("LABCLIP-HNB", "last_epoch", 0.75)]
+    elsewhere = binding_table(labelled(binding.assign(dataset_kind="simco"), data.weights))
+    assert elsewhere["reference_binding_accuracy"].isna().all() and (elsewhere["reference_source"] == "").all()
+    markdown = binding_markdown(table)
+    assert "| LABCLIP-HNB | last_epoch | 30 |" in markdown and "0.580" in markdown and "0.950" in markdown
+    assert "binding (authors)" in markdown and "binding (clean)" in markdown and "second-hand" in markdown
+
+
+def test_probe_references_only_beside_the_authors_probes():
+    """Hand-made probe rows: the paper's accuracies go beside the mean rows of SGD with the last epoch kept, two
+    objects, on a CLEVR-kind dataset; nowhere else."""
+    rows = []
+    for kind in ("clevr", "simco"):
+        for selection in ("last_epoch", "best_val"):
+            for n_objects in (2, 3):
+                for shape, accuracy in (("cube", 0.8), ("sphere", 0.6)):
+                    rows.append({"dataset": kind, "dataset_kind": kind, "model_id": "m", "weights": "w",
+                                 "modality": "image", "solver": "sgd", "selection": selection,
+                                 "protocol": "authors" if selection == "last_epoch" else "clean",
+                                 "n_objects": n_objects, "object": shape, "n_train": 8, "n_val": 1, "n_test": 10,
+                                 "train_accuracy": 1.0, "val_accuracy": 1.0, "test_accuracy": accuracy,
+                                 "chance": 0.125, "chosen": "epoch 100"})
+    summary = probe_summary(pd.DataFrame(rows))
+    reported = summary.dropna(subset=["reference_test_accuracy"])
+    assert len(reported) == 1
+    row = reported.iloc[0]
+    assert (row["dataset_kind"], row["selection"], row["n_objects"], row["object"]) == ("clevr", "last_epoch", 2, "mean")
+    assert row["test_accuracy"] == pytest.approx(0.7) and row["n_test"] == 20
+    assert row["reference_test_accuracy"] == reference.PROBE_ACCURACY["image"]
+    assert "| authors | sgd | last_epoch |" in probe_markdown(summary)
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_A_FIGURES))
 def test_every_figure_is_drawn_as_png_and_pdf(name, data, results, tmp_path):
-    probes, binding, cosines = results
-    probe_rows = probe_summary(labelled(probes, "random initialisation, torch seed 0"))
-    tables = {"probes": probe_rows, "binding": binding_table(labelled(binding, "random initialisation, torch seed 0")),
-              "cosines": labelled(cosines.set_index("variant"), "random initialisation, torch seed 0")}
+    probes, _, cosines, binding = results
+    weights = "random initialisation, torch seed 0"
+    probe_rows = probe_summary(labelled(probes.assign(dataset_kind="clevr"), weights))
+    tables = {"probes": probe_rows, "binding": binding_table(labelled(binding.assign(dataset_kind="clevr"), weights)),
+              "cosines": labelled(cosines, weights)}
     draw(name, tables, tmp_path / "f.png", tmp_path / "f.pdf")
     with Image.open(tmp_path / "f.png") as png:
         assert png.size[0] > 300 and png.size[1] > 200

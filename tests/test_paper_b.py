@@ -24,8 +24,8 @@ from workflow_scripts.summary.tables import (
 )
 
 POSITION_WEIGHTS = (0.4, 0.3, 0.2, 0.1, 0.05)
-TOR = {"objects_per_caption": [2, 4], "captions_per_count": 400, "templates": ["short", "long"],
-       "aggregations": ["mean", "sum"]}
+TOR = {"protocols": ["authors", "clean"], "objects_per_caption": [2, 4], "captions_per_count": 400,
+       "templates": ["short", "long"], "aggregations": ["mean", "sum"]}
 
 
 def biased_encoder(weights=POSITION_WEIGHTS, dim=64, noise=0.01):
@@ -48,26 +48,34 @@ def rows():
     return pd.DataFrame(tor_rows(biased_encoder(), SIMCO_SHAPES, TOR, seed=0))
 
 
-def test_rows_cover_every_template_count_and_method(rows):
-    assert len(rows) == 2 * 2 * 3
+def test_rows_cover_every_protocol_template_count_and_method(rows):
+    assert len(rows) == 2 * 2 * (3 + 1)  # protocols x counts x (short: caption + 2 splits; long: caption)
     assert set(rows["method"]) == {"caption", "split-mean", "split-sum"}
-    assert rows.groupby("n_objects")["n_captions"].unique().to_dict() == {2: [18 * 17], 4: [400]}
+    counts = rows.groupby(["protocol", "n_objects"])["n_captions"].unique().to_dict()
+    assert counts == {("authors", 2): [153], ("authors", 4): [400], ("clean", 2): [306], ("clean", 4): [400]}
     assert rows[rows["n_objects"] == 2]["first_retrieved_share_3"].isna().all()
 
 
+@pytest.mark.parametrize("protocol", ["authors", "clean"])
 @pytest.mark.parametrize("template", ["short", "long"])
-def test_planted_first_mention_bias_is_measured_and_the_split_removes_it(rows, template):
-    four = rows[(rows["n_objects"] == 4) & (rows["template"] == template)].set_index("method")
-    assert four.loc["caption", "first_retrieved_share_1"] > 0.95
-    assert four.loc["caption", "first_retrieved_share_4"] < 0.02
+def test_planted_first_mention_bias_is_measured(rows, protocol, template):
+    four = rows[(rows["n_objects"] == 4) & (rows["template"] == template) & (rows["protocol"] == protocol)]
+    caption = four.set_index("method").loc["caption"]
+    assert caption["first_retrieved_share_1"] > 0.95
+    assert caption["first_retrieved_share_4"] < 0.02
+
+
+def test_the_split_removes_the_bias_on_balanced_orders(rows):
+    four = rows[(rows["n_objects"] == 4) & (rows["protocol"] == "clean")].set_index("method")
     for method in ("split-mean", "split-sum"):
         for position in range(1, 5):
             assert four.loc[method, f"first_retrieved_share_{position}"] == pytest.approx(0.25, abs=0.08)
         assert four.loc[method, "top_n_accuracy"] > 0.95
 
 
-def test_unbiased_encoder_shows_no_position_preference():
-    rows = pd.DataFrame(tor_rows(biased_encoder(weights=(0.25,) * 5), SIMCO_SHAPES, {**TOR, "templates": ["short"]}, seed=0))
+def test_unbiased_encoder_shows_no_position_preference_on_balanced_orders():
+    rows = pd.DataFrame(tor_rows(biased_encoder(weights=(0.25,) * 5), SIMCO_SHAPES,
+                                 {**TOR, "templates": ["short"], "protocols": ["clean"]}, seed=0))
     caption = rows[(rows["n_objects"] == 4) & (rows["method"] == "caption")].iloc[0]
     for position in range(1, 5):
         assert caption[f"first_retrieved_share_{position}"] == pytest.approx(0.25, abs=0.08)
@@ -77,7 +85,8 @@ def test_table_marks_the_rows_the_paper_reports_and_the_figure_draws(rows, tmp_p
     labelled = rows.assign(dataset="simco", model_id="syn", weights="random initialisation, torch seed 0")
     table = tor_table(labelled)
     reported = table.dropna(subset=["reference_first_retrieved_share_1"])
-    assert list(zip(reported["template"], reported["n_objects"], reported["method"])) == [("short", 4, "caption")]
+    assert list(zip(reported["protocol"], reported["template"], reported["n_objects"], reported["method"])) == [
+        ("authors", "short", 4, "caption")]
     assert reported["reference_first_retrieved_share_4"].iloc[0] == reference.TOR_FIRST_RETRIEVED_SHARE[4]
     assert "| simco | syn |" in tor_markdown(table)
     draw("tor_position_bias", {"tor": table}, tmp_path / "t.png", tmp_path / "t.pdf")

@@ -20,7 +20,8 @@ RENDER = {"samples": 8, "denoise": True, "device": "CPU", "gpu_backend": "CUDA"}
 
 @pytest.fixture(scope="module")
 def scenes():
-    spec = {"objects_per_scene": [2, 3], "scenes_per_count": 1, "negatives_per_scene": 1, "shards": 1,
+    spec = {"sampling": "authors", "objects_per_scene": [2, 3], "scenes_per_count": 1, "negatives_per_scene": 1,
+            "shards": 1,
             "splits": {"train": 0.8, "val": 0.1, "test": 0.1}}
     return generate_scenes("render_test", spec, WIDTH, HEIGHT, seed=1).to_pylist()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Analysis:
     needs_references: bool = False  # reads the single-object references "<dataset>-references"
+    needs_images: bool = True  # reads image embeddings (tor alone reads only the vocabulary's names)
     requires: tuple[str, ...] = ()  # analyses of the same dataset whose outputs it reads
 
 
@@ -17,7 +18,7 @@ ANALYSES = {
     "probes": Analysis(),
     "labclip": Analysis(),
     "binding": Analysis(requires=("probes", "labclip")),
-    "tor": Analysis(),
+    "tor": Analysis(needs_images=False),
     "ior": Analysis(needs_references=True),
     "matching": Analysis(),
 }

@@ -84,6 +84,10 @@ def embedded_for_rule(snakemake) -> tuple[Embedded, dict]:
     data = load_embedded(snakemake.input.item_table, snakemake.input.images, snakemake.input.texts)
     logging.getLogger("clip_binding").info("%s with %s: %d items", snakemake.wildcards.dataset, data.weights,
                                            len(data.items))
+    from workflow_scripts.common.parquet import joint_precision, read_provenance
+
+    precision = joint_precision(*(read_provenance(path).get("precision", "unrecorded")
+                                  for path in (snakemake.input.images, snakemake.input.texts)))
     provenance = {"dataset": snakemake.wildcards.dataset, "model_id": snakemake.wildcards.model,
-                  "weights": data.weights, "seed": snakemake.params.seed}
+                  "weights": data.weights, "precision": precision, "seed": snakemake.params.seed}
     return data, provenance

@@ -3,8 +3,13 @@
 Authors' setting: Linear(D, D, bias=False) initialised to the identity, output L2-normalised; image
 embeddings L2-normalised and frozen; learnable temperature t (logits times exp(t)) initialised to 0; Adam.
 SB (standard batch) is CLIP's symmetric loss over the B x B similarity matrix; HNB (hard-negative batch)
-adds each caption's attribute-swapped version as an extra text column. The authors kept the last epoch;
-here the epoch with the best validation binding accuracy is kept.
+adds each caption's attribute-swapped version as an extra text column.
+
+Epoch selection: one training run gives two maps. `last_epoch`, the final epoch's map, is what the authors keep
+(their validation is only logged): protocol `authors`, written as `{mode}.safetensors`. `best_val`, the epoch of
+best validation binding accuracy (the clean rule of similarity.py: cosine, ties half, items without a distinct
+negative left out; ties go to the lower validation loss, then the earlier epoch), is the clean protocol's, written
+as `{mode}_best_val.safetensors`; it changes only which epoch is kept.
 
 Weights are written as safetensors with the provenance in the metadata; the authors' released format
 (a torch state_dict {"t": scalar, "linear.weight": D x D}) can be read and written too.
@@ -25,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workflow_scripts.analyses.embedded import Embedded
-from workflow_scripts.analyses.similarity import image_to_text_accuracy
+from workflow_scripts.analyses.similarity import CLEAN, binding_accuracy, has_distinct_negative
 from workflow_scripts.common.files import write_atomically
 
 log = logging.getLogger("clip_binding")
@@ -97,14 +102,16 @@ def _tensors(data: Embedded, device: str) -> tuple[torch.Tensor, torch.Tensor, t
 
 @torch.no_grad()
 def _evaluate(model: LabClip, mode: str, data: Embedded, tensors, batch_size: int) -> tuple[float, float]:
-    """(loss, binding accuracy) on `data`; the loss is averaged over batches of `batch_size`, weighted by size."""
+    """(loss, binding accuracy) on `data`; the loss is averaged over batches of `batch_size`, weighted by size; the
+    accuracy is the clean rule's (NaN when no item has a distinct negative)."""
     model.eval()
     image, caption, negative = tensors
     total = 0.0
     for start in range(0, len(image), batch_size):
         part = slice(start, start + batch_size)
         total += _batch_loss(model, mode, image[part], caption[part], negative[part]).item() * len(image[part])
-    accuracy = image_to_text_accuracy(data.image, map_text(model, data.caption), map_text(model, data.negative))
+    accuracy, _ = binding_accuracy(CLEAN, data.image, map_text(model, data.caption), map_text(model, data.negative),
+                                   has_distinct_negative(data.items, data.vocabulary))
     return total / len(image), accuracy
 
 
@@ -119,9 +126,10 @@ def train_labclip(
     seed: int,
     device: str = "cpu",
     progress: bool = False,
-) -> tuple[LabClip, list[dict]]:
-    """Train a LABCLIP map with Adam (the authors' settings are the config schema's defaults); return it with the state of the epoch of best validation binding
-    accuracy (ties: lower validation loss, then the earlier epoch), and the per-epoch history."""
+) -> tuple[dict[str, LabClip], list[dict]]:
+    """Train a LABCLIP map with Adam (the authors' settings are the config schema's defaults). Returns
+    ({"last_epoch": the final epoch's map (the authors'), "best_val": the map of the epoch of best validation
+    binding accuracy (ties: lower validation loss, then the earlier epoch)}, the per-epoch history)."""
     if mode not in MODES:
         raise ValueError(f"unknown LABCLIP mode {mode!r}: expected one of {MODES}")
     _check_split("train", train)
@@ -152,7 +160,7 @@ def train_labclip(
             optimiser.step()
             total += loss.item() * len(batch)
         val_loss, val_accuracy = _evaluate(model, mode, val, val_tensors, batch_size)
-        key = (val_accuracy, -val_loss)
+        key = (-1.0 if np.isnan(val_accuracy) else val_accuracy, -val_loss)
         is_best = best_key is None or key > best_key
         if is_best:
             best_key, best_state = key, copy.deepcopy(model.state_dict())
@@ -162,10 +170,9 @@ def train_labclip(
                         "val_binding_accuracy": val_accuracy, "best": is_best})
         log.info("LABCLIP %s epoch %d: train loss %.4f, val loss %.4f, val binding accuracy %.4f%s", mode, epoch,
                  total / len(image), val_loss, val_accuracy, " (best)" if is_best else "")
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return model, history
+    best = LabClip(model.dim)
+    best.load_state_dict(best_state)
+    return {"last_epoch": model.eval(), "best_val": best.to(device).eval()}, history
 
 
 @torch.no_grad()
@@ -250,16 +257,20 @@ def main(snakemake) -> None:
     data, provenance = embedded_for_rule(snakemake)
     settings, mode = snakemake.params.labclip, snakemake.wildcards.mode
     torch.set_num_threads(max(1, snakemake.threads))
-    model, history = train_labclip(
+    models, history = train_labclip(
         data.subset(data.split == "train"), data.subset(data.split == "val"), mode,
         lr=settings["lr"], epochs=settings["epochs"], batch_size=settings["batch_size"],
         seed=snakemake.params.seed, device=resolve_device(settings["device"]), progress=True,
     )
     best = next(h for h in history if h["best"])
-    logger.info("LABCLIP %s: best epoch %d, val binding accuracy %.3f", mode, best["epoch"], best["val_binding_accuracy"])
+    logger.info("LABCLIP %s: best epoch %d, val binding accuracy %.3f; last epoch %d, %.3f", mode, best["epoch"],
+                best["val_binding_accuracy"], history[-1]["epoch"], history[-1]["val_binding_accuracy"])
     provenance = {**provenance, "mode": mode}
     write_table(pa.Table.from_pylist(history), snakemake.output.history, provenance)
-    save_labclip(model, snakemake.output.weights, {**provenance, "settings": settings, "best_epoch": best["epoch"]})
+    for selection, path, epoch in (("last_epoch", snakemake.output.weights, history[-1]["epoch"]),
+                                   ("best_val", snakemake.output.best_val, best["epoch"])):
+        save_labclip(models[selection], path, {**provenance, "settings": settings, "selection": selection,
+                                               "epoch": epoch, "best_epoch": best["epoch"]})
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -144,7 +144,7 @@ def main(snakemake) -> None:
 
     from workflow_scripts.analyses.embedded import load_images
     from workflow_scripts.common.logs import log_to
-    from workflow_scripts.common.parquet import write_table
+    from workflow_scripts.common.parquet import joint_precision, read_provenance, write_table
     from workflow_scripts.models.embed import configured_text_encoder
 
     logger = log_to(snakemake.log[0])
@@ -156,8 +156,10 @@ def main(snakemake) -> None:
                          f"{provenance['weights']}; rerun its embedding")
     rows = (matching_rows(items, images, encode_text, vocabulary, snakemake.params.aggregations)
             + authors_matching_rows(items, images, encode_text, vocabulary))
+    precision = joint_precision(read_provenance(snakemake.input.images).get("precision", "unrecorded"),
+                                provenance["precision"])
     write_table(pa.Table.from_pylist(rows), snakemake.output.matching,
-                {**provenance, "dataset": snakemake.wildcards.dataset})
+                {**provenance, "precision": precision, "dataset": snakemake.wildcards.dataset})
     logger.info("%d matching rows", len(rows))
 
 

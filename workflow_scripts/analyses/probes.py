@@ -7,9 +7,17 @@ the distribution of attributes over those objects and a prediction counts as cor
 logits are exactly the object's k attributes ("top-k set match"; plain accuracy for k = 1). Object categories
 and attribute classes are the item table's vocabulary, in its order.
 
-Two solvers: `train_probe_sgd` is the authors' loop (SGD lr 0.1, batch 32, 100 epochs, cross-entropy),
-with the best epoch on validation kept; `train_probe_lbfgs` solves the same convex problem full-batch
-with L-BFGS and an l2 penalty chosen on validation, much faster and free of step-size choices.
+Two solvers: `train_probe_sgd` is the authors' loop (SGD lr 0.1, batch 32, 100 epochs, cross-entropy). One
+training run gives two probes: the last epoch's (selection `last_epoch`, what the authors keep: protocol
+`authors`) and the best validation epoch's (selection `best_val`: protocol `clean`, which changes only the epoch
+kept). `train_probe_lbfgs` solves the same convex problem full-batch with L-BFGS and an l2 penalty chosen on
+validation (selection `best_val`, protocol `clean`), much faster and free of step-size choices.
+
+Probe-weight cosine. `probe_weight_cosine` compares whatever weights a solver returned: for SGD (the authors'
+style) it depends on the solver and on the initialisation, since the image and text probes start from the same
+seeded initialisation, whose component orthogonal to the data never changes. `unique_probe_weights` fits instead
+the unique minimiser of the L2-regularised multinomial logistic regression (`fit_unique_probe`), which any
+converged solver reaches from any start, so the cosine between its image and text weights depends on neither.
 """
 import logging
 import sys
@@ -46,14 +54,20 @@ def single_threaded():
         torch.set_num_threads(threads)
 
 
+# The selection whose weights run_probes returns (and the probe rule saves) for each solver.
+PRIMARY_SELECTION = {"sgd": "last_epoch", "lbfgs": "best_val"}
+UNIQUE_L2 = 1e-3  # the default lambda of the unique probe target (config: paper_a.probe_cosine.l2)
+
+
 @dataclass
 class ProbeFit:
     """A fitted probe: logits = x @ weight.T + bias on raw embeddings x."""
 
     weight: np.ndarray  # (classes, d)
     bias: np.ndarray  # (classes,)
-    chosen: str  # what validation chose, e.g. "epoch 37" or "l2 0.001"
+    chosen: str  # which epoch or penalty it is, e.g. "epoch 37" or "l2 0.001"
     val_accuracy: float
+    selection: str = "best_val"  # "last_epoch" (the authors') or "best_val"
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float64) @ self.weight.T + self.bias
@@ -101,11 +115,13 @@ def chance_accuracy(targets: np.ndarray) -> float:
 
 
 def train_probe_sgd(x_train, y_train, x_val, y_val, *, lr: float, batch_size: int, epochs: int,
-                    seed: int) -> ProbeFit:
-    """The authors' loop (their settings are the config schema's defaults): nn.Linear(d, classes) with bias at PyTorch's default initialisation, plain SGD (no
-    momentum, no weight decay), shuffled mini-batches, cross-entropy on the (soft) targets. Validation
-    top-k accuracy is measured after every epoch and the best epoch's parameters are kept; ties go to
-    the later epoch, so a flat validation curve returns the authors' final model."""
+                    seed: int) -> dict[str, ProbeFit]:
+    """The authors' loop (their settings are the config schema's defaults): nn.Linear(d, classes) with bias at
+    PyTorch's default initialisation (drawn after torch.manual_seed(seed), so two probes of one shape and seed
+    start alike), plain SGD (no momentum, no weight decay), shuffled mini-batches, cross-entropy on the (soft)
+    targets. Returns, from this one run, {"last_epoch": the final model (what the authors keep), "best_val": the
+    epoch of best validation top-k accuracy (ties go to the later epoch, so a flat validation curve returns the
+    final model)}."""
     x, y = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(y_train, dtype=torch.float32)
     xv = torch.as_tensor(x_val, dtype=torch.float32)
     with torch.random.fork_rng(devices=[]):
@@ -124,8 +140,11 @@ def train_probe_sgd(x_train, y_train, x_val, y_val, *, lr: float, batch_size: in
                 accuracy = topk_set_accuracy(model(xv).numpy(), y_val)
             if accuracy >= best[0]:
                 best = (accuracy, epoch, [p.detach().clone() for p in (model.weight, model.bias)])
-    accuracy, epoch, (weight, bias) = best
-    return ProbeFit(weight.double().numpy(), bias.double().numpy(), f"epoch {epoch}", accuracy)
+    best_accuracy, epoch, (weight, bias) = best
+    last = ProbeFit(model.weight.detach().double().numpy().copy(), model.bias.detach().double().numpy().copy(),
+                    f"epoch {epochs}", accuracy, "last_epoch")
+    return {"last_epoch": last,
+            "best_val": ProbeFit(weight.double().numpy(), bias.double().numpy(), f"epoch {epoch}", best_accuracy)}
 
 
 def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +211,9 @@ def run_probes(data: Embedded, modality: str, solver: str, seed: int = 0,
     """Fit one probe per (object count, object category of the vocabulary) on `modality` ("image": the item's
     image embedding; "text": the caption's embedding, each distinct caption once per split) with `solver`
     ("sgd" or "lbfgs"; `seed` is used by sgd, lbfgs is deterministic without one): train on the train split,
-    choose on val, score on test. Returns one row per probe and {(n_objects, object): weight (classes, d)}."""
+    choose on val, score on test. Returns one row per probe and selection (sgd: `last_epoch`, protocol
+    `authors`, and `best_val`, protocol `clean`, from one run; lbfgs: `best_val`, protocol `clean`) and
+    {(n_objects, object): weight (classes, d)} of the solver's PRIMARY_SELECTION (sgd: the last epoch)."""
     if modality not in ("image", "text"):
         raise ValueError(f"modality must be 'image' or 'text', not {modality!r}")
     if solver == "sgd":
@@ -200,7 +221,7 @@ def run_probes(data: Embedded, modality: str, solver: str, seed: int = 0,
             return train_probe_sgd(*arrays, seed=seed, **solver_settings)
     elif solver == "lbfgs":
         def train(*arrays):
-            return train_probe_lbfgs(*arrays, **solver_settings)
+            return {"best_val": train_probe_lbfgs(*arrays, **solver_settings)}
     else:
         raise ValueError(f"solver must be 'sgd' or 'lbfgs', not {solver!r}")
     x = data.image if modality == "image" else data.caption
@@ -224,19 +245,28 @@ def run_probes(data: Embedded, modality: str, solver: str, seed: int = 0,
                 log.warning("%s probe for %s in %d-object scenes skipped: sizes %s", modality, shape, n_objects,
                             {name: len(rows_) for name, rows_ in index.items()})
                 continue
-            fit = train(x[index["train"]], targets[index["train"]], x[index["val"]], targets[index["val"]])
-            accuracy = {name: topk_set_accuracy(fit.logits(x[rows_]), targets[rows_]) for name, rows_ in index.items()}
-            rows.append({
-                "modality": modality, "solver": solver, "n_objects": int(n_objects), "object": shape,
-                **{f"n_{name}": len(rows_) for name, rows_ in index.items()},
-                **{f"{name}_accuracy": accuracy[name] for name in SPLITS},
-                "chance": chance_accuracy(targets[index["test"]]),
-                "chosen": fit.chosen,
-            })
-            weights[(int(n_objects), shape)] = fit.weight
-            log.info("%s probe (%s) for %s in %d-object scenes: test accuracy %.3f (chance %.3f), %s",
-                     modality, solver, shape, n_objects, accuracy["test"], rows[-1]["chance"], fit.chosen)
+            fits = train(x[index["train"]], targets[index["train"]], x[index["val"]], targets[index["val"]])
+            for selection, fit in fits.items():
+                accuracy = {name: topk_set_accuracy(fit.logits(x[rows_]), targets[rows_])
+                            for name, rows_ in index.items()}
+                rows.append({
+                    "modality": modality, "solver": solver, "selection": selection,
+                    "protocol": probe_protocol(solver, selection), "n_objects": int(n_objects), "object": shape,
+                    **{f"n_{name}": len(rows_) for name, rows_ in index.items()},
+                    **{f"{name}_accuracy": accuracy[name] for name in SPLITS},
+                    "chance": chance_accuracy(targets[index["test"]]),
+                    "chosen": fit.chosen,
+                })
+                log.info("%s probe (%s, %s) for %s in %d-object scenes: test accuracy %.3f (chance %.3f), %s",
+                         modality, solver, selection, shape, n_objects, accuracy["test"], rows[-1]["chance"],
+                         fit.chosen)
+            weights[(int(n_objects), shape)] = fits[PRIMARY_SELECTION[solver]].weight
     return rows, weights
+
+
+def probe_protocol(solver: str, selection: str) -> str:
+    """`authors` for the authors' probes (SGD, last epoch kept), `clean` for every other."""
+    return "authors" if (solver, selection) == ("sgd", "last_epoch") else "clean"
 
 
 def probe_weight_cosine(image_weights: dict, text_weights: dict) -> float:
@@ -254,6 +284,74 @@ def probe_weight_cosine(image_weights: dict, text_weights: dict) -> float:
     return float(np.mean(cosines))
 
 
+def fit_unique_probe(x, y, l2: float = UNIQUE_L2, start=None, max_rounds: int = 10,
+                     tolerance: float = 1e-8) -> tuple[np.ndarray, np.ndarray, float]:
+    """The unique probe target: the minimiser (W, b) of mean soft-target cross-entropy(x W^T + b, y)
+    + l2 (||W||^2 + ||b||^2) on raw embeddings x, in float64. The objective is strictly convex (l2 > 0), so the
+    minimiser exists and is unique, and it is centred over classes (the rows of W sum to zero, as do the entries of
+    b: adding one vector to every class's weights leaves the cross-entropy as it is, and the penalty is least when
+    they sum to zero).
+    Solved by L-BFGS (strong-Wolfe line search) from `start` ((W, b); default zero), restarted (at most
+    `max_rounds` rounds of 500 iterations, fewer when a round no longer halves it) until the largest gradient entry
+    is below `tolerance`; as the objective is 2 * l2-strongly convex, the weights are then within
+    gradient / (2 * l2) of the minimiser in each entry's direction (about 5e-6 at the defaults). Returns
+    (W, b, largest gradient entry at the end)."""
+    x, y = torch.as_tensor(np.asarray(x), dtype=torch.float64), torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    if start is None:
+        start = (np.zeros((y.shape[1], x.shape[1])), np.zeros(y.shape[1]))
+    weight = torch.tensor(np.asarray(start[0]), dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(np.asarray(start[1]), dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([weight, bias], lr=1, max_iter=500, history_size=20, tolerance_grad=tolerance,
+                                  tolerance_change=1e-15, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = F.cross_entropy(x @ weight.T + bias, y) + l2 * ((weight ** 2).sum() + (bias ** 2).sum())
+        loss.backward()
+        return loss
+
+    gradient = float("inf")
+    with single_threaded():
+        for _ in range(max_rounds):
+            optimiser.step(closure)
+            closure()
+            previous, gradient = gradient, max(weight.grad.abs().max().item(), bias.grad.abs().max().item())
+            if gradient <= tolerance or gradient > previous / 2:  # converged, or stalled at float64's precision
+                break
+    if gradient > 100 * tolerance:
+        log.warning("unique probe fit stopped at a largest gradient entry of %.2g (tolerance %.2g)", gradient, tolerance)
+    return weight.detach().numpy(), bias.detach().numpy(), gradient
+
+
+def training_probe_sets(data: Embedded) -> dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]:
+    """{(n_objects, object): (rows, targets)}: the train-split items of that object count that contain the object
+    (every item, so a caption counts once per item that has it), and their attribute targets (probe_targets)."""
+    counts = np.array([s["n_objects"] for s in data.items])
+    sets = {}
+    for shape in data.vocabulary.objects:
+        mask, targets = probe_targets(data.items, shape, data.vocabulary.attributes)
+        for n_objects in sorted(set(counts.tolist())):
+            rows = np.flatnonzero(mask & (counts == n_objects) & (data.split == "train"))
+            if len(rows):
+                sets[(int(n_objects), shape)] = rows, targets[rows]
+    return sets
+
+
+def unique_probe_weights(x, probe_sets: dict, l2: float, resamples: int, seed: int) -> list[dict]:
+    """The unique probe target's weights W (fit_unique_probe) for every probe set, on the raw rows `x`: first fitted
+    on the whole training set, then on each of `resamples` bootstrap resamples of its items (resample b of probe
+    set k draws len(rows) items with replacement by numpy's default_rng([seed, b, k]): the same items for either
+    modality, whatever x). Returns [weights by key: whole set, resample 1, ..., resample `resamples`]."""
+    x = np.asarray(x, dtype=np.float64)
+    found = [{} for _ in range(resamples + 1)]
+    for k, (key, (rows, targets)) in enumerate(sorted(probe_sets.items())):
+        found[0][key] = fit_unique_probe(x[rows], targets, l2)[0]
+        for b in range(1, resamples + 1):
+            pick = np.random.default_rng([seed, b, k]).integers(0, len(rows), len(rows))
+            found[b][key] = fit_unique_probe(x[rows[pick]], targets[pick], l2)[0]
+    return found
+
+
 def probe_settings(probes_cfg: dict) -> dict:
     """Keyword arguments of the configured probe solver."""
     return dict(probes_cfg[probes_cfg["solver"]])
@@ -269,7 +367,8 @@ def probe_table(data: Embedded, probes_cfg: dict, seed: int) -> tuple[pa.Table, 
 
 
 def save_probe_weights(weights: dict, path) -> None:
-    """Probe weight matrices as an .npz with keys 'modality/n_objects/object'."""
+    """Probe weight matrices as an .npz with keys 'modality/n_objects/object' (run_probes' weights: for SGD the
+    last epoch's, the authors' selection)."""
     arrays = {f"{modality}/{n}/{name}": w for modality, found in weights.items() for (n, name), w in found.items()}
 
     def write(partial):
@@ -297,6 +396,7 @@ def main(snakemake) -> None:
     data, provenance = embedded_for_rule(snakemake)
     probes_cfg = snakemake.params.probes
     table, weights = probe_table(data, probes_cfg, snakemake.params.seed)
+    table = table.add_column(0, "dataset_kind", pa.array([snakemake.params.kind] * table.num_rows, pa.string()))
     write_table(table, snakemake.output.probes, {**provenance, "probes": probes_cfg})
     save_probe_weights(weights, snakemake.output.weights)
 

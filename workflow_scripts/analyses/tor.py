@@ -1,9 +1,20 @@
-"""Rule `tor`: text-based object retrieval (paper B) over a dataset's object names, with short and long caption
-templates: for captions naming several objects, which single-object text embedding is nearest, and at which
-caption position that object stands. 'split-<how>' rows embed each object alone and aggregate (the mitigation)."""
+"""Rule `tor`: text-based object retrieval (paper B) over a dataset's object names: for captions naming several
+objects, which single-name text embedding is nearest, and at which caption slot that name stands.
+
+Two protocols, both with the short template (names joined by " and ") and the authors' long template:
+- "authors", as their code runs it: one caption per combination of n names, the names in vocabulary order (so
+  slot 1 always holds the name that comes earliest in the list: a confound); a caption is top-n correct when each
+  of its n nearest names occurs in the caption as a substring ("dog" counts inside "hot dog").
+- "clean": every combination in each of its n cyclic orders, so every name stands at every slot equally often;
+  top-n correct when the n nearest names are exactly the caption's names.
+Both report the slot shares over all captions and among the top-n-correct ones.
+'split-<how>' rows embed each bare name alone and aggregate them (the mitigation; "sum" of the raw embeddings,
+"mean" of the L2-normalised ones, whose ranking is the authors' sum of L2-normalised embeddings).
+"""
 import sys
 from collections.abc import Callable, Sequence
-from math import perm
+from itertools import combinations
+from math import comb
 from pathlib import Path
 
 if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
@@ -11,122 +22,126 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 
 import numpy as np
 
-from workflow_scripts.analyses.retrieval import (
-    MAX_OBJECTS,
-    aggregate_object_embeddings,
-    first_share_by_position,
-    retrieve,
-    top_n_accuracy,
-)
+from workflow_scripts.analyses.retrieval import MAX_OBJECTS, aggregate_object_embeddings, retrieve
 
-LONG_PREFIX = "This vibrant display features"
-# One descriptive phrase per caption position, after the paper's long TOR template.
-LONG_PHRASES = (
-    "a stunning {} with its radiant glow",
-    "a mesmerizing {} with bold contours",
-    "an elegant {} with intricate details",
-    "a striking {} with a polished finish",
-    "a graceful {} with soft shadows",
-)
+PROTOCOLS = ("authors", "clean")
 TEMPLATES = ("short", "long")
+# The authors' long template: for n names, the text up to the end of the n-th phrase, which then ends with ".".
+LONG_TEMPLATE = (
+    "This vibrant display features a stunning {} with its radiant glow",
+    ", a mesmerizing {} with bold contours",
+    ", an enchanting {} that fits perfectly with its graceful form",
+    ", a dazzling {} with brilliant tones and intricate patterns",
+    ", and an alluring {} that completes the ensemble with its seamless fusion and distinct shape",
+)
+ENUMERATE_UP_TO = 2_000_000  # combinations listed in full below this count, sampled by rejection above it
 
 
 def render_caption(names: Sequence[str], template: str = "short") -> str:
-    """The caption naming `names` in order: "short" joins them with " and ", "long" wraps each in the
-    phrase for its position (at most len(LONG_PHRASES) objects)."""
+    """The caption naming `names` in order: "short" joins them with " and "; "long" is the authors' long template
+    for 2..5 names."""
     if template == "short":
         return " and ".join(names)
     if template != "long":
         raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
-    if not 1 <= len(names) <= len(LONG_PHRASES):
-        raise ValueError(f"long template takes 1..{len(LONG_PHRASES)} objects, got {len(names)}")
-    phrases = [phrase.format(name) for phrase, name in zip(LONG_PHRASES, names)]
-    if len(phrases) == 1:
-        body = phrases[0]
-    elif len(phrases) == 2:
-        body = f"{phrases[0]} and {phrases[1]}"
-    else:
-        body = ", ".join(phrases[:-1]) + f", and {phrases[-1]}"
-    return f"{LONG_PREFIX} {body}."
+    if not 2 <= len(names) <= len(LONG_TEMPLATE):
+        raise ValueError(f"the long template takes 2..{len(LONG_TEMPLATE)} names, got {len(names)}")
+    return "".join(part.format(name) for part, name in zip(LONG_TEMPLATE, names)) + "."
 
 
-def _unrank_permutation(rank: int, k: int, n: int) -> tuple[int, ...]:
-    """The `rank`-th ordered n-tuple of distinct indices from range(k), in lexicographic order
-    (the order itertools.permutations yields)."""
-    remaining = list(range(k))
-    out = []
-    for i in range(n):
-        block = perm(k - i - 1, n - i - 1)
-        digit, rank = divmod(rank, block)
-        out.append(remaining.pop(digit))
-    return tuple(out)
-
-
-def tor_captions(objects: Sequence[str], n: int, template: str = "short", limit: int | None = None,
-                 seed: int = 0) -> list[tuple[str, tuple[int, ...]]]:
-    """(caption, object-index tuple) for every ordered n-tuple of distinct objects, in lexicographic order;
-    with `limit`, a seeded random subset of that many tuples (still in lexicographic order)."""
-    k = len(objects)
+def combination_tuples(k: int, n: int, limit: int | None = None, seed: int = 0) -> list[tuple[int, ...]]:
+    """Index tuples of every n-combination of range(k), each in increasing (vocabulary) order, in the order
+    itertools.combinations yields them; with `limit`, a seeded random subset of that many (same order)."""
     if not 2 <= n <= MAX_OBJECTS:
         raise ValueError(f"n must be in 2..{MAX_OBJECTS}, got {n}")
     if n > k:
-        raise ValueError(f"n={n} exceeds the number of objects ({k})")
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}; expected one of {TEMPLATES}")
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be non-negative, got {limit}")
-    total = perm(k, n)
+        raise ValueError(f"n={n} exceeds the number of names ({k})")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be positive, got {limit}")
+    total = comb(k, n)
     if limit is None or limit >= total:
-        ranks = range(total)
-    else:
-        ranks = np.sort(np.random.default_rng(seed).choice(total, size=limit, replace=False)).tolist()
-    tuples = [_unrank_permutation(r, k, n) for r in ranks]
-    return [(render_caption([objects[i] for i in t], template), t) for t in tuples]
+        return list(combinations(range(k), n))
+    rng = np.random.default_rng(seed)
+    if total <= ENUMERATE_UP_TO:
+        every = list(combinations(range(k), n))
+        return [every[i] for i in np.sort(rng.choice(total, size=limit, replace=False))]
+    chosen = set()
+    while len(chosen) < limit:
+        chosen.add(tuple(sorted(int(i) for i in rng.choice(k, size=n, replace=False))))
+    return sorted(chosen)
 
 
-def tor_metrics(caption_emb: np.ndarray, object_emb: np.ndarray, tuples: np.ndarray) -> dict:
-    """Text-based object retrieval: rank the single-object text embeddings for each caption embedding.
+def protocol_tuples(protocol: str, k: int, n: int, limit: int | None, seed: int) -> list[tuple[int, ...]]:
+    """The captions' name-index tuples: "authors", combinations in vocabulary order (at most `limit`); "clean",
+    each of at most ceil(limit / n) combinations in its n cyclic orders (balanced: every name at every slot once
+    per combination)."""
+    if protocol == "authors":
+        return combination_tuples(k, n, limit, seed)
+    if protocol != "clean":
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    chosen = combination_tuples(k, n, None if limit is None else -(-limit // n), seed)
+    return [c[r:] + c[:r] for c in chosen for r in range(n)]
 
-    top_n_accuracy: share of captions whose n nearest objects are exactly the caption's n objects.
-    first_retrieved_share: (n,) share of captions whose nearest object is the one at each caption position.
-    not_mentioned_share: share of captions whose nearest object is not in the caption.
-    """
+
+def tor_metrics(caption_emb: np.ndarray, name_emb: np.ndarray, tuples: np.ndarray, protocol: str,
+                names: Sequence[str] | None = None, captions: Sequence[str] | None = None) -> dict:
+    """Rank the single-name embeddings for each caption embedding. Returns per caption:
+    top_n_correct (bool), first_slot (slot of the nearest name in the caption, -1 when not in it); and the counts.
+    Under "authors" a caption is top-n correct when each of its n nearest `names` is a substring of its text in
+    `captions`; under "clean" when they are exactly its names."""
     tuples = np.asarray(tuples, int)
-    ranks = retrieve(caption_emb, object_emb)
-    first = ranks[:, 0]
-    return {
-        "top_n_accuracy": top_n_accuracy(ranks, tuples),
-        "first_retrieved_share": first_share_by_position(first, tuples),
-        "not_mentioned_share": float((first[:, None] != tuples).all(axis=1).mean()),
-    }
+    n = tuples.shape[1]
+    ranks = retrieve(caption_emb, name_emb)
+    if protocol == "authors":
+        if names is None or captions is None:
+            raise ValueError("the authors' top-n test needs the names and caption texts")
+        correct = np.array([all(names[j] in text for j in row[:n]) for row, text in zip(ranks, captions)])
+    else:
+        correct = (np.sort(ranks[:, :n], axis=1) == np.sort(tuples, axis=1)).all(axis=1)
+    hit = ranks[:, :1] == tuples
+    first_slot = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    return {"top_n_correct": correct, "first_slot": first_slot}
 
 
-def tor_rows(encode_text: Callable[[list[str]], np.ndarray], objects: Sequence[str], tor_cfg: dict,
+def tor_rows(encode_text: Callable[[list[str]], np.ndarray], names: Sequence[str], tor_cfg: dict,
              seed: int) -> list[dict]:
-    """One row per (template, object count, method) over the object names `objects`: 'caption' embeds the whole
-    caption; 'split-<how>' embeds each object's phrase alone and aggregates them (the mitigation)."""
-    objects = list(objects)
-    object_emb = encode_text(objects)
+    """One row per (protocol, template, name count, method) over the names `names`: 'caption' embeds the whole
+    caption; 'split-<how>' embeds each bare name alone and aggregates (the mitigation, the same for every
+    template, so it is given once, with the short template)."""
+    names = list(names)
+    name_emb = encode_text(names)
     rows = []
-    for template in tor_cfg["templates"]:
-        per_object = dict(zip(objects, encode_text([render_caption([o], template) for o in objects])))
+    for protocol in tor_cfg["protocols"]:
         for n in tor_cfg["objects_per_caption"]:
-            captions = tor_captions(objects, n, template, limit=tor_cfg["captions_per_count"], seed=seed)
-            tuples = np.array([t for _, t in captions])
-            methods = {"caption": encode_text([text for text, _ in captions])}
-            stacked = np.stack([[per_object[objects[i]] for i in t] for t in tuples])
-            for how in tor_cfg["aggregations"]:
-                methods[f"split-{how}"] = aggregate_object_embeddings(stacked, how)
-            for method, caption_emb in methods.items():
-                metrics = tor_metrics(caption_emb, object_emb, tuples)
-                shares = list(metrics["first_retrieved_share"]) + [np.nan] * (MAX_OBJECTS - n)
-                rows.append({
-                    "template": template, "n_objects": n, "method": method, "n_captions": len(captions),
-                    "top_n_accuracy": metrics["top_n_accuracy"],
-                    "not_mentioned_share": metrics["not_mentioned_share"],
-                    **{f"first_retrieved_share_{p + 1}": float(s) for p, s in enumerate(shares)},
-                })
+            tuples = np.array(protocol_tuples(protocol, len(names), n, tor_cfg["captions_per_count"], seed))
+            for template in tor_cfg["templates"]:
+                texts = [render_caption([names[i] for i in t], template) for t in tuples]
+                methods = {"caption": encode_text(texts)}
+                if template == "short":
+                    for how in tor_cfg["aggregations"]:
+                        methods[f"split-{how}"] = aggregate_object_embeddings(name_emb[tuples], how)
+                for method, caption_emb in methods.items():
+                    rows.append(tor_row(protocol, template, method, caption_emb, name_emb, tuples, names, texts))
     return rows
+
+
+def tor_row(protocol, template, method, caption_emb, name_emb, tuples, names, texts) -> dict:
+    n = tuples.shape[1]
+    metrics = tor_metrics(caption_emb, name_emb, tuples, protocol, names, texts)
+    correct, first_slot = metrics["top_n_correct"], metrics["first_slot"]
+    return {"protocol": protocol, "template": template, "n_objects": n, "method": method,
+            "n_names": len(names), "n_captions": len(tuples), "top_n_accuracy": float(correct.mean()),
+            "not_mentioned_share": float((first_slot == -1).mean()),
+            **shares_by_slot(first_slot, n, "first_retrieved_share"),
+            "n_top_n_correct": int(correct.sum()),
+            **shares_by_slot(first_slot[correct], n, "correct_first_retrieved_share")}
+
+
+def shares_by_slot(first_slot: np.ndarray, n: int, prefix: str) -> dict:
+    """{prefix_p: share of these captions whose nearest name stands at slot p}, p = 1..MAX_OBJECTS: NaN past the
+    caption's n slots, and NaN everywhere when there is no caption."""
+    return {f"{prefix}_{p + 1}": float((first_slot == p).mean()) if p < n and first_slot.size else float("nan")
+            for p in range(MAX_OBJECTS)}
 
 
 def main(snakemake) -> None:
@@ -140,11 +155,11 @@ def main(snakemake) -> None:
     logger = log_to(snakemake.log[0])
     encode_text, provenance = configured_text_encoder(snakemake)
 
-    objects = read_vocabulary(snakemake.input.item_table).objects
-    rows = tor_rows(encode_text, objects, snakemake.params.tor, snakemake.params.seed)
+    names = read_vocabulary(snakemake.input.item_table).objects
+    rows = tor_rows(encode_text, names, snakemake.params.tor, snakemake.params.seed)
     provenance = {**provenance, "dataset": snakemake.wildcards.dataset, "tor": snakemake.params.tor}
     write_table(pa.Table.from_pylist(rows), snakemake.output.tor, provenance)
-    logger.info("%d TOR rows over %d object names", len(rows), len(objects))
+    logger.info("%d TOR rows over %d object names", len(rows), len(names))
 
 
 if __name__ == "__main__" and "snakemake" in globals():

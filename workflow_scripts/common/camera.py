@@ -46,3 +46,27 @@ def segment_point_distance(start, end, point) -> float:
     direction = end - start
     t = np.clip(np.dot(point - start, direction) / np.dot(direction, direction), 0.0, 1.0)
     return float(np.linalg.norm(start + t * direction - point))
+
+
+def sphere_bounds(centre, radius, location, target, focal_length_mm, sensor_width_mm, width, height):
+    """The exact pixel bounding box (u_min, v_min, u_max, v_max) of a sphere's image, or None when the sphere
+    reaches the camera's plane (its depth is not above its radius). Conventions as `project`.
+
+    Along each image axis the sphere's image spans the two tangent rays from the eye to the disc that the
+    sphere projects to in the plane of that axis and the view direction: for a sphere off the axis it is
+    wider than 2 * focal_px * radius / depth.
+    """
+    rotation = look_at_rotation(location, target)
+    x, y, z = (np.asarray(centre, float) - np.asarray(location, float)) @ rotation
+    depth = -z
+    if depth <= radius:
+        return None
+    focal_px = focal_length_mm / sensor_width_mm * max(width, height)
+
+    def span(offset):  # tan of the two tangent directions in the plane (offset, depth)
+        angle, half = np.arctan2(offset, depth), np.arcsin(radius / np.hypot(offset, depth))
+        return np.tan(angle - half), np.tan(angle + half)
+
+    (x_lo, x_hi), (y_lo, y_hi) = span(x), span(y)
+    return (width / 2 + focal_px * x_lo, height / 2 - focal_px * y_hi,
+            width / 2 + focal_px * x_hi, height / 2 - focal_px * y_lo)

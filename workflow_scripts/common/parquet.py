@@ -32,6 +32,11 @@ def read_provenance(path) -> dict:
     return json.loads(metadata[PROVENANCE_KEY])
 
 
+def joint_precision(images: str, texts: str) -> str:
+    """One label for the precision of an output computed from image and text embeddings of these precisions."""
+    return images if images == texts else f"images {images}, texts {texts}"
+
+
 def embedding_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
     """An (n, d) float array as a fixed_size_list<float32>[d] column."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)

@@ -3,6 +3,12 @@
 Vocabulary as CLEVR's: three shapes, eight colours (CLEVR's RGB values), rubber and metal, large and small.
 Captions "{color} {shape} and {color} {shape} ..."; each hard negative re-binds the colours so that no object
 keeps its own; splits are grouped by the multisets of colours and shapes, per object count.
+
+Two samplers (`sampling`): "authors", the authors' generator: shape and colour drawn per object with
+replacement, and a two-object scene with a repeated shape redrawn (as their alignment code rejects it), so about
+one two-object scene in eight has two equal colours, and its negative (the swap) equals its caption; scenes of
+three or more objects are redrawn until a hard negative exists (the authors' multi-object scenes have none).
+"distinct": shapes and colours distinct where the vocabularies allow, so every scene has a true hard negative.
 """
 from collections import Counter
 
@@ -43,9 +49,21 @@ def split_group_key(pairs) -> tuple:
     return tuple(sorted(c for c, _ in pairs)), tuple(sorted(s for _, s in pairs))
 
 
-def sample_attributes(rng, n: int) -> tuple[list[str], list[str]]:
-    """Shapes and colours of n objects: distinct where the vocabularies allow, and never so repetitive
-    that no hard negative exists (no colour on more than half the objects, not all shapes equal)."""
+SAMPLINGS = ("authors", "distinct")
+
+
+def sample_attributes(rng, n: int, sampling: str = "distinct") -> tuple[list[str], list[str]]:
+    """Shapes and colours of n objects. "authors": drawn with replacement, a repeated shape redrawn in
+    two-object scenes. "distinct": distinct where the vocabularies allow, and never so repetitive that no
+    hard negative exists (no colour on more than half the objects, not all shapes equal)."""
+    if sampling == "authors":
+        while True:
+            shapes = [str(s) for s in rng.choice(SHAPES, n)]
+            colors = [str(c) for c in rng.choice(list(COLORS), n)]
+            if n > 2 or len(set(shapes)) == 2:
+                return shapes, colors
+    if sampling != "distinct":
+        raise ValueError(f"unknown sampling {sampling!r}; expected one of {SAMPLINGS}")
     while True:
         shapes = [str(s) for s in rng.choice(SHAPES, n, replace=n > len(SHAPES))]
         colors = [str(c) for c in rng.choice(list(COLORS), n, replace=n > len(COLORS))]
@@ -56,9 +74,13 @@ def sample_attributes(rng, n: int) -> tuple[list[str], list[str]]:
 def hard_negatives(rng, shapes, colors, count: int) -> list[list[tuple[str, str]]]:
     """`count` distinct re-bindings of the colours to the shapes in which no object keeps its colour
     and the set of pairs differs from the original. For two objects this is the swap
-    (a1, o1, a2, o2) -> (a2, o1, a1, o2). Raises ValueError when fewer exist than asked for."""
+    (a1, o1, a2, o2) -> (a2, o1, a1, o2), which for two equal colours is the original itself (the authors'
+    data has such scenes: it is returned, and binding analyses must leave such scenes out).
+    Raises ValueError when fewer exist than asked for."""
     n = len(shapes)
     if n == 2:
+        if colors[0] == colors[1]:
+            return [list(zip(colors, shapes))]
         candidates = [[1, 0]]
     else:
         candidates = (rng.permutation(n) for _ in range(2000))
@@ -80,10 +102,17 @@ def hard_negatives(rng, shapes, colors, count: int) -> list[list[tuple[str, str]
     )
 
 
-def sample_scene(rng, n_objects: int, negatives_per_scene: int, width: int, height: int) -> dict:
+def sample_scene(rng, n_objects: int, negatives_per_scene: int, width: int, height: int,
+                 sampling: str = "distinct") -> dict:
     """One scene: objects in caption order, camera, caption, hard negatives and render seed."""
     for _ in range(MAX_SCENE_TRIES):
-        shapes, colors = sample_attributes(rng, n_objects)
+        shapes, colors = sample_attributes(rng, n_objects, sampling)
+        try:
+            negatives = hard_negatives(rng, shapes, colors, negatives_per_scene)
+        except ValueError:
+            if sampling == "distinct":
+                raise
+            continue  # the authors' sampler drew a multi-object scene without a hard negative
         camera = sample_camera(rng)
         placed = place_objects(rng, shapes, camera, width, height)
         if placed is not None:
@@ -98,7 +127,7 @@ def sample_scene(rng, n_objects: int, negatives_per_scene: int, width: int, heig
         "n_objects": n_objects,
         "objects": object_rows(placed, colors),
         "caption": caption(pairs),
-        "negative_captions": [caption(n) for n in hard_negatives(rng, shapes, colors, negatives_per_scene)],
+        "negative_captions": [caption(n) for n in negatives],
         "render_seed": int(rng.integers(0, 2**31 - 1)),
         "camera": camera,
         "group": split_group_key(pairs),
@@ -110,7 +139,7 @@ def generate_scenes(dataset: str, spec: dict, width: int, height: int, seed: int
     count in `spec['objects_per_scene']`, with splits (per object count) and render shards."""
     rng = dataset_rng(seed, dataset)
     scenes = [
-        sample_scene(rng, n, spec["negatives_per_scene"], width, height)
+        sample_scene(rng, n, spec["negatives_per_scene"], width, height, spec["sampling"])
         for n in spec["objects_per_scene"]
         for _ in range(spec["scenes_per_count"])
     ]

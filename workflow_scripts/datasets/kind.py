@@ -31,6 +31,7 @@ class DatasetKind:
         may give those a default).
     items: (dataset name, config entry, ItemContext) -> (item table, Vocabulary).
     rendered: whether the items are scenes that render_shard draws (their table has the render columns).
+    has_images: whether items have images (False: text only, e.g. a list of names; no image embeddings).
     analyses: the analyses that run on it unless the entry lists its own.
     references: like `items`, for the single-object references "<name>-references" of the dataset (None: none).
     inputs: (dataset name, entry) -> {key: path}: files the item builder reads (tracked by Snakemake).
@@ -44,6 +45,7 @@ class DatasetKind:
     items: Callable
     rendered: bool
     analyses: tuple[str, ...]
+    has_images: bool = True
     references: Callable | None = None
     inputs: Callable | None = None
     source_files: Callable | None = None

@@ -1,5 +1,12 @@
 """Where objects stand in a rendered scene: the camera, the shapes' geometry, and seeded placement that keeps
-every object apart from the others, inside the frame and in sight. Shared by the rendered dataset kinds.
+every object apart from the others, inside the part of the frame that CLIP sees, and in sight. Shared by the
+rendered dataset kinds.
+
+CLIP's preprocessing (open_clip's: resize the shortest side, then centre-crop a square input) keeps only the
+central min(width, height) square of a render (`visible_square`; for a 320x240 render x in [40, 280)), give or
+take half a model-input pixel of rounding; placement keeps every object's bounding sphere (its exact image:
+`camera.sphere_bounds`) inside that square, FRAME_MARGIN of its side from its edges, which covers the rounding.
+workflow_scripts/models/preprocessing.py derives the kept region from a model's own transform.
 
 The shape library is the renderer's (workflow_scripts/render/shapes.py): CLEVR's three primitives and SIMCO's
 procedural shapes; ComCO's meshes bring their own measured geometry. An object's "position" is a point the
@@ -12,7 +19,7 @@ Pure Python: the renderer reads the item table and adds nothing random beyond ea
 
 import numpy as np
 
-from workflow_scripts.common.camera import project, segment_point_distance
+from workflow_scripts.common.camera import segment_point_distance, sphere_bounds
 
 CLEVR_PRIMITIVES = ("cube", "sphere", "cylinder")
 MATERIALS = ("rubber", "metal")
@@ -65,7 +72,7 @@ FOCAL_LENGTH_MM = 35.0
 SENSOR_WIDTH_MM = 36.0
 GROUND_HALF_EXTENT = 3.0  # objects are placed in [-3, 3]^2
 MIN_GAP = 0.25  # free space between the footprints of two objects
-FRAME_MARGIN = 0.02  # fraction of the image kept free at its border
+FRAME_MARGIN = 0.02  # fraction of the visible square's side kept free at its border
 MAX_PLACEMENT_TRIES = 200
 MAX_SCENE_TRIES = 100
 
@@ -150,17 +157,24 @@ def sample_camera(rng, focal_length_mm: float = FOCAL_LENGTH_MM) -> dict:
     return camera_at(np.asarray(CAMERA_LOCATION) + rng.uniform(-CAMERA_JITTER, CAMERA_JITTER, 3), focal_length_mm)
 
 
+def visible_square(width: int, height: int) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) in pixels of the central min(width, height) square of a width x height image:
+    what CLIP's preprocessing (resize the shortest side, centre-crop a square) keeps of it."""
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return left, top, left + side, top + side
+
+
 def in_frame(centre, reach, camera, width, height) -> bool:
-    """Whether a sphere of radius `reach` around `centre` projects inside the image margins."""
-    u, v, depth = project(centre, **camera, width=width, height=height)[0]
-    if depth <= reach:
+    """Whether the image of a sphere of radius `reach` around `centre` (its exact bounding box) lies inside
+    the visible square (`visible_square`), FRAME_MARGIN of the square's side from its edges."""
+    bounds = sphere_bounds(centre, reach, **camera, width=width, height=height)
+    if bounds is None:
         return False
-    reach_px = camera["focal_length_mm"] / camera["sensor_width_mm"] * max(width, height) * reach / depth
-    margin = FRAME_MARGIN * max(width, height)
-    return (
-        margin + reach_px <= u <= width - margin - reach_px
-        and margin + reach_px <= v <= height - margin - reach_px
-    )
+    left, top, right, bottom = visible_square(width, height)
+    margin = FRAME_MARGIN * (right - left)
+    u_min, v_min, u_max, v_max = bounds
+    return left + margin <= u_min and u_max <= right - margin and top + margin <= v_min and v_max <= bottom - margin
 
 
 def unobstructed(centre, reach, placed, camera, anchor=None) -> bool:
@@ -182,8 +196,8 @@ def place_objects(rng, shapes, camera, width, height, sizes=None, material=None,
 
     `sizes` (a size name per shape) and `material` fix what is otherwise drawn at random per object
     (CLEVR's way: size before the position, material then rotation after it). Objects keep their
-    footprints MIN_GAP apart, their bounding spheres inside the frame, and their anchors (`object_anchor`)
-    in sight, on the ground within [-half_extent, half_extent]^2. `geometry` as for `bounding_radius`.
+    footprints MIN_GAP apart, their bounding spheres inside the visible square (`in_frame`), and their anchors
+    (`object_anchor`) in sight, on the ground within [-half_extent, half_extent]^2. `geometry` as for `bounding_radius`.
     Each placed dict has "centre" (bounding sphere centre) and "anchor" (the stored position).
     """
     placed = []

@@ -35,6 +35,11 @@ class ImageFiles(Dataset):
             return self.preprocess(image.convert("RGB"))
 
 
+def precision_used(device: str, precision: str) -> str:
+    """What the encoders compute in: the configured autocast dtype on CUDA, fp32 on every other device."""
+    return precision if device.startswith("cuda") else "fp32"
+
+
 def autocast(device: str, precision: str):
     dtype = PRECISIONS[precision]
     if device.startswith("cuda") and dtype is not None:
@@ -80,7 +85,7 @@ def configured_text_encoder(snakemake):
     def encode_text(texts):
         return embed_texts(model, tokenizer, texts, device, settings["batch_size"], settings["precision"])
 
-    return encode_text, provenance
+    return encode_text, {**provenance, "precision": precision_used(device, settings["precision"])}
 
 
 def text_items(items: pa.Table) -> dict[str, list]:
@@ -127,7 +132,7 @@ def main(snakemake) -> None:
     provenance.update(
         dim=int(vectors.shape[1]), dataset=snakemake.wildcards.dataset,
         kind=snakemake.params.kind, device=device,
-        precision=settings["precision"] if device.startswith("cuda") else "fp32",
+        precision=precision_used(device, settings["precision"]),
         open_clip=open_clip.__version__, torch=torch.__version__,
     )
     write_table(table, snakemake.output[0], provenance)

@@ -74,13 +74,21 @@ def chance_line(grid, value: float, label: str = "chance") -> None:
         ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
 
 
+def probe_panel(probes: pd.DataFrame) -> pd.Series:
+    """'<model> / <protocol>: <solver> <selection>' for each probe row."""
+    return (probes["model_id"] + " / " + probes["protocol"] + ": " + probes["solver"] + " "
+            + probes["selection"].str.replace("_", " "))
+
+
 def probe_accuracy(tables):
+    """One row of panels per model and protocol (authors: SGD, last epoch; clean: best validation epoch)."""
     probes = tables["probes"]
-    categories = probes[(probes["object"] != "mean")]
+    categories = probes[(probes["object"] != "mean")].assign(panel=probe_panel)
     smallest = categories.groupby("dataset")["n_objects"].transform("min")
     data = categories[categories["n_objects"] == smallest]
-    grid = bar_grid(data, "object", "test_accuracy", "modality", col="dataset", row="model_id", height=3.2,
+    grid = bar_grid(data, "object", "test_accuracy", "modality", col="dataset", row="panel", height=3.2,
                     aspect=1.2)
+    grid.set_titles("{row_name}\n{col_name}")
     chance_line(grid, float(data["chance"].mean()))
     grid.set_axis_labels("object category", "probe test accuracy")
     return grid.figure, f"Linear probes, fewest objects per dataset ({INTERVAL_NOTE}); {weights_note(data)}"
@@ -88,8 +96,8 @@ def probe_accuracy(tables):
 
 def probes_vs_objects(tables):
     probes = tables["probes"]
-    data = probes[probes["object"] == "mean"]
-    grid = sns.relplot(data=data, kind="line", x="n_objects", y="test_accuracy", hue="modality", style="model_id",
+    data = probes[probes["object"] == "mean"].assign(panel=probe_panel)
+    grid = sns.relplot(data=data, kind="line", x="n_objects", y="test_accuracy", hue="modality", style="panel",
                        col="dataset", marker="o", height=3.2, aspect=1.2)
     for ax, (_, subset) in zip(grid.axes.flat, data.groupby("dataset")):
         lines = list(ax.get_lines())
@@ -105,28 +113,53 @@ def probes_vs_objects(tables):
     return grid.figure, f"Probe accuracy vs number of objects ({INTERVAL_NOTE}, approximate); {weights_note(data)}"
 
 
+def variant_label(frame: pd.DataFrame) -> pd.Series:
+    """The variant, with its epoch selection for our LABCLIP maps ('LABCLIP-HNB last epoch')."""
+    selection = frame["selection"].fillna("none") if "selection" in frame.columns else "none"
+    suffix = pd.Series(selection, index=frame.index).map(
+        lambda s: "" if s in ("none", "released") else "\n" + s.replace("_", " "))
+    return frame["variant"] + suffix
+
+
 def binding_accuracy(tables):
-    binding = tables["binding"]
-    grid = bar_grid(binding, "variant", "image_to_text_accuracy", "model_id", col="dataset", height=3.2, aspect=1.3)
+    """Both protocols side by side (hue), one row of panels per model; x marks the paper's numbers on the bars of
+    their setting (the table's reference column: authors' protocol, CLEVR, CLIP and LABCLIP-HNB last epoch)."""
+    binding = tables["binding"].assign(label=variant_label)
+    grid = bar_grid(binding, "label", "image_to_text_accuracy", "protocol", col="dataset", row="model_id",
+                    height=3.2, aspect=1.5)
     chance_line(grid, 0.5)
+    grid.set_titles("{row_name}\n{col_name}")
+    order = list(dict.fromkeys(binding["label"]))
+    protocols = list(dict.fromkeys(binding["protocol"]))
+    for (i, j, _), subset in grid.facet_data():
+        rows = subset.dropna(subset=["reference_binding_accuracy"])
+        if rows.empty:
+            continue
+        width = 0.8 / len(protocols)  # seaborn's dodge: the hue levels share 0.8 of each category's width
+        x = [order.index(r.label) - 0.4 + width * (protocols.index(r.protocol) + 0.5) for r in rows.itertuples()]
+        grid.axes[i, j].scatter(x, rows["reference_binding_accuracy"], marker="x", color="black", zorder=5,
+                                label="paper (ViT-B/32, second-hand)")
     for ax in grid.axes.flat:
-        variants = [t.get_text() for t in ax.get_xticklabels()]
-        ax.scatter(variants, [reference.BINDING_ACCURACY.get(v, float("nan")) for v in variants], marker="x", color="black",
-                   zorder=3, label="paper (ViT-B/32)")
+        ax.tick_params(axis="x", labelsize=7)
     grid.set_axis_labels("", "image-to-text binding accuracy")
-    return grid.figure, f"Cross-modal binding, test split ({INTERVAL_NOTE}); {weights_note(binding)}"
+    return grid.figure, (f"Cross-modal binding, test split, authors' vs clean protocol ({INTERVAL_NOTE}; x: paper, "
+                         f"setting uncertain); {weights_note(binding)}")
 
 
 def caption_cosines(tables):
-    cosines = tables["cosines"]
+    cosines = tables["cosines"].assign(variant=variant_label)
+    if "distinct_negative" in cosines.columns:  # a negative equal to its caption has cosine 1 and says nothing
+        cosines = cosines[cosines["distinct_negative"].astype(bool)]
     grid = sns.displot(data=cosines, kind="hist", x="cosine", hue="variant", col="dataset", row="model_id",
                        element="step", stat="density", common_norm=False, height=3.2, aspect=1.3)
     grid.set_axis_labels("cosine(caption, attribute-swapped caption)", "density")
-    return grid.figure, f"Caption vs permuted caption, before and after LABCLIP; {weights_note(cosines)}"
+    return grid.figure, (f"Caption vs permuted caption (items with a distinct negative), before and after LABCLIP; "
+                         f"{weights_note(cosines)}")
 
 
 def modality_gap(tables):
     binding = tables["binding"]
+    binding = binding[binding["protocol"] == "clean"].assign(variant=variant_label)  # the gap has no protocol
     grid = sns.catplot(data=binding, kind="bar", x="variant", y="modality_gap", hue="model_id", col="dataset",
                        height=3.2, aspect=1.3, errorbar=None)
     grid.set_axis_labels("", "distance between image and text centroids")
@@ -134,21 +167,24 @@ def modality_gap(tables):
 
 
 def tor_position_bias(tables):
-    tor = tables["tor"].copy()
+    """Short captions only (the long template's rows are in the table): one row of panels per protocol, dataset
+    and model."""
+    tor = tables["tor"][lambda t: t["template"] == "short"].copy()
     shares = [c for c in tor.columns if c.startswith("first_retrieved_share_") and not c.endswith((LOW, HIGH))]
-    tor["panel"] = tor["template"] + " / " + tor["dataset"] + " / " + tor["model_id"]
-    data = melt_shares(tor, ["panel", "template", "n_objects", "method"], shares, "position")
+    tor["panel"] = tor["protocol"] + " protocol / " + tor["dataset"] + " / " + tor["model_id"]
+    data = melt_shares(tor, ["panel", "n_objects", "method"], shares, "position")
     data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
     grid = bar_grid(data, "position", "share", "method", col="n_objects", row="panel", height=2.8, aspect=1.1)
     grid.set_titles("{row_name}\n{col_name} objects")
     positions = sorted(reference.TOR_FIRST_RETRIEVED_SHARE)
     for ax in grid.axes.flat:
-        if ax.get_title().startswith("short /") and ax.get_title().endswith("\n4 objects"):  # the paper's case
+        if ax.get_title().startswith("authors protocol") and ax.get_title().endswith("\n4 objects"):
             ax.scatter([p - 1 for p in positions], [reference.TOR_FIRST_RETRIEVED_SHARE[p] for p in positions],
                        marker="x", color="black", zorder=3)
-    grid.set_axis_labels("caption position", "share retrieved first")
-    return grid.figure, (f"Text-based object retrieval by caption position (x: paper, 4 objects; {INTERVAL_NOTE}); "
-                         f"{weights_note(tor)}")
+    grid.set_axis_labels("caption slot", "share retrieved first")
+    return grid.figure, ("Text-based object retrieval by caption slot, short captions (authors: combinations in "
+                         "vocabulary order; clean: every order balanced, no bias gives 1/n; x: paper, 4 objects, "
+                         f"setting uncertain; {INTERVAL_NOTE}); {weights_note(tor)}")
 
 
 def ior_large_object(tables):

@@ -19,9 +19,11 @@ LOW, HIGH = "_low95", "_high95"  # suffixes of a share's interval columns
 # Per table: the shares that get a 95% interval, each with the column that counts the items it is a share of.
 SHARE_COUNTS = {
     "probes": {"test_accuracy": "n_test"},
-    "binding": {"image_to_text_accuracy": "n_test", "text_to_image_accuracy": "n_twin_pairs"},
+    "binding": {"image_to_text_accuracy": "n_scored", "text_to_image_accuracy": "n_twin_pairs",
+                **{f"recall_at_{k}": "n_recall_images" for k in (1, 5, 10)}},
     "tor": {"top_n_accuracy": "n_captions", "not_mentioned_share": "n_captions",
-            **{f"first_retrieved_share_{p}": "n_captions" for p in range(1, 6)}},
+            **{f"first_retrieved_share_{p}": "n_captions" for p in range(1, 6)},
+            **{f"correct_first_retrieved_share_{p}": "n_top_n_correct" for p in range(1, 6)}},
     "ior": {"top_n_accuracy": "n_images", "large_first_share": "n_large_images",
             **{f"small_first_share_{j}": "n_large_images" for j in range(1, 6)},
             **{f"first_retrieved_share_{p}": "n_images" for p in range(1, 6)}},
@@ -88,35 +90,52 @@ RANDOM_NOTE = ("Rows whose weights are a random initialisation show that the pip
 
 def read_results(paths) -> pd.DataFrame:
     """Concatenate per-(dataset, model) or per-model result files, adding the dataset (where the file has
-    one), model_id and weights columns from their provenance."""
+    one), model_id, weights and precision columns from their provenance (precision "unrecorded" in files
+    written before it was recorded)."""
     frames = []
     for path in paths:
-        provenance = read_provenance(path)
+        provenance = {"precision": "unrecorded", **read_provenance(path)}
         frame = pq.read_table(path).to_pandas()
-        for key in ("weights", "model_id", "dataset"):
+        for key in ("precision", "weights", "model_id", "dataset"):
             if key in provenance:
                 frame.insert(0, key, provenance[key])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
+def _kind(table: pd.DataFrame) -> pd.Series:
+    """Each row's dataset kind ('' where the results predate the dataset_kind column)."""
+    return table["dataset_kind"] if "dataset_kind" in table.columns else pd.Series("", index=table.index)
+
+
+PROBE_PROTOCOLS = ("Protocol 'authors': SGD (lr 0.1, batch 32, 100 epochs) with the last epoch kept, as the authors "
+                   "do. Protocol 'clean': the same SGD run with the epoch of best validation accuracy kept "
+                   "(selection best_val), or L-BFGS with its l2 chosen on validation; it changes only which model "
+                   "is kept.")
+
+
 def probe_table(probes: pd.DataFrame) -> pd.DataFrame:
-    """Per-category rows, then a 'mean' row per (dataset, model, modality, objects) with the reference. A mean
-    row's counts are the categories' summed, so its interval treats the (unweighted) mean accuracy as a share of
-    all their test items: an approximation."""
-    keys = ["dataset", "model_id", "weights", "modality", "solver", "n_objects"]
+    """Per-category rows, then a 'mean' row per (dataset, model, modality, solver, selection, objects). The paper's
+    accuracies stand beside the mean rows of the authors' protocol (SGD, last epoch) for two objects on CLEVR-kind
+    datasets only. A mean row's counts are the categories' summed, so its interval treats the (unweighted) mean
+    accuracy as a share of all their test items: an approximation."""
+    probes = probes.assign(dataset_kind=_kind(probes))
+    keys = [k for k in ("dataset", "dataset_kind", "model_id", "weights", "precision", "modality", "protocol", "solver",
+                        "selection", "n_objects") if k in probes.columns]
     means = probes.groupby(keys, as_index=False)[["train_accuracy", "val_accuracy", "test_accuracy", "chance"]].mean()
     means = means.merge(probes.groupby(keys, as_index=False)[["n_train", "n_val", "n_test"]].sum(), on=keys)
     means["object"] = "mean"
     table = pd.concat([probes, means], ignore_index=True).sort_values(keys + ["object"], kind="stable")
-    is_reference = (table["object"] == "mean") & (table["n_objects"] == 2)
+    is_reference = ((table["object"] == "mean") & (table["n_objects"] == 2) & (table["protocol"] == "authors")
+                    & (table["dataset_kind"] == reference.REFERENCE_KIND))
     table["reference_test_accuracy"] = table["modality"].map(reference.PROBE_ACCURACY).where(is_reference)
     table["reference_source"] = np.where(is_reference, reference.SOURCE, "")
     return with_intervals(table.reset_index(drop=True), "probes")
 
 
 def probe_markdown(table: pd.DataFrame) -> str:
-    keys = ["dataset", "model_id", "weights", "modality", "n_objects"]
+    keys = [k for k in ("dataset", "model_id", "weights", "precision", "modality", "n_objects", "protocol", "solver",
+                        "selection") if k in table.columns]
     table = table.assign(cell=[f"{interval_text(a, lo, hi)}, n={n}" for a, lo, hi, n in zip(
         table["test_accuracy"], table["test_accuracy" + LOW], table["test_accuracy" + HIGH], table["n_test"])])
     wide = table.pivot(index=keys, columns="object", values="cell").reset_index()
@@ -130,32 +149,94 @@ def probe_markdown(table: pd.DataFrame) -> str:
     columns = keys + shapes + ["mean", "chance", "paper"]
     return ("# Linear probe test accuracy\n\nOne probe per object category predicts that object's attribute (CLEVR: "
             f"its colour); each cell is the test accuracy with its 95% Wilson interval and the number of test items "
-            f"(for 'mean', the categories' unweighted mean and their summed items). 'paper' is {reference.SOURCE}."
-            f"\n{RANDOM_NOTE}\n\n" + markdown_table(rows, columns))
+            f"(for 'mean', the categories' unweighted mean and their summed items). {PROBE_PROTOCOLS} 'paper' is "
+            f"{reference.SOURCE}, beside the authors'-protocol mean rows of two-object CLEVR-kind datasets only; "
+            f"{reference.UNCERTAIN}.\n{RANDOM_NOTE}\n\n" + markdown_table(rows, columns))
+
+
+BINDING_PROTOCOLS = (
+    "Protocol 'authors' is the authors' binding rule: on CLEVR-kind datasets the score is the L2-normalised image "
+    "embedding . the raw (unnormalised) text embedding, a tie counts as correct and scenes whose hard negative binds "
+    "as the caption (two equal colours) are left out; on other kinds (the authors' PUG rule) cosine, a tie counts "
+    "as wrong, nothing left out. Protocol 'clean' scores by cosine, counts a tie half and leaves out items without "
+    "a distinct negative. LABCLIP's text is L2-normalised, so for its rows the two scores coincide. Epoch selection "
+    "of a LABCLIP map: 'last_epoch' (the authors') or 'best_val' (the epoch of best validation binding accuracy), "
+    "from one training run. Recall@k ranks, for each test image, the distinct captions of the test split (hard "
+    "negatives only where they are another scene's caption) by the protocol's score; ties as in its accuracy "
+    "('clean': at random). Probe-weight cosine: mean over probes and classes of the cosine between the image and "
+    "the text probe's weight rows; 'authors' uses the probe rule's solver (SGD: last epoch, image and text probes "
+    "from one seeded initialisation), 'clean' the unique minimiser of the l2-regularised multinomial logistic "
+    "regression on raw embeddings, fitted on the training items and on seeded bootstrap resamples of them "
+    "(mean +- sd over n_bootstrap resamples).")
 
 
 def binding_table(binding: pd.DataFrame) -> pd.DataFrame:
-    table = binding.copy()
-    table["reference_binding_accuracy"] = table["variant"].map(reference.BINDING_ACCURACY)
-    table["reference_probe_weight_cosine"] = table["variant"].map(reference.PROBE_WEIGHT_COSINE)
-    table["reference_source"] = reference.SOURCE
+    """Binding rows with the paper's numbers beside the rows of its setting only: protocol authors on CLEVR-kind
+    datasets, CLIP and LABCLIP-HNB with the last epoch kept (the paper's LABCLIP is HNB); the probe-weight cosine's
+    only where the probes are the authors' too (SGD, last epoch)."""
+    table = binding.assign(dataset_kind=_kind(binding))
+    reported = ((table["protocol"] == "authors") & (table["dataset_kind"] == reference.REFERENCE_KIND)
+                & (table["selection"] == table["variant"].map(reference.REFERENCE_SELECTION)))
+    table["reference_binding_accuracy"] = table["variant"].map(reference.BINDING_ACCURACY).where(reported)
+    sgd = table["probe_weight_target"].astype(str).str.startswith("sgd last_epoch")  # the authors' probes
+    table["reference_probe_weight_cosine"] = table["variant"].map(reference.PROBE_WEIGHT_COSINE).where(reported & sgd)
+    table["reference_source"] = np.where(reported, reference.SOURCE, "")
     return with_intervals(table, "binding")
 
 
 def binding_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "variant", "n_test", "image_to_text_accuracy",
-               "reference_binding_accuracy", "n_twin_pairs", "text_to_image_accuracy", "modality_gap", "caption_negative_cosine", "probe_weight_cosine",
-               "reference_probe_weight_cosine"]
-    return ("# Cross-modal binding on the test split\n\nImage-to-text: an image is more similar to its caption "
-            "than to the attribute-swapped caption (chance 0.5). Text-to-image: a caption is more similar to its "
-            "image than to the image of its swapped twin. References: " + reference.SOURCE + ".\n"
-            + INTERVAL_NOTE + " Ties count half.\n" + RANDOM_NOTE + "\n\n" + markdown_table(table.to_dict("records"), columns))
+    """Two tables, one row per (dataset, model, variant, selection), the two protocols side by side."""
+    keys = [k for k in ("dataset", "model_id", "weights", "precision", "variant", "selection", "epoch")
+            if k in table.columns]
+
+    def share(row, column, count) -> str:
+        if column not in row or row[column] != row[column]:
+            return ""
+        return f"{interval_text(row[column], row[column + LOW], row[column + HIGH])}, n={int(row[count])}"
+
+    def spread(row) -> str:
+        if not row or row.get("n_bootstrap", 0) == 0:
+            return ""
+        return (f"{row['probe_weight_cosine']:.3f} (bootstrap {row['probe_weight_cosine_boot_mean']:.3f} +- "
+                f"{row['probe_weight_cosine_boot_sd']:.3f}, n={int(row['n_bootstrap'])})")
+
+    accuracy, recall = [], []
+    for key, group in table.groupby(keys, sort=False, dropna=False):
+        by = {r["protocol"]: r for r in group.to_dict("records")}
+        authors, clean = by.get("authors", {}), by.get("clean", {})
+        head = dict(zip(keys, key))
+        head["epoch"] = "" if pd.isna(head["epoch"]) else str(int(head["epoch"]))
+        accuracy.append({**head, "binding (authors)": share(authors, "image_to_text_accuracy", "n_scored"),
+                         "paper": authors.get("reference_binding_accuracy"),
+                         "binding (clean)": share(clean, "image_to_text_accuracy", "n_scored"),
+                         "text-to-image (authors)": share(authors, "text_to_image_accuracy", "n_twin_pairs"),
+                         "text-to-image (clean)": share(clean, "text_to_image_accuracy", "n_twin_pairs"),
+                         "same-binding test items": group["n_same_binding"].iloc[0]})
+        recall.append({**head, **{f"R@{k} ({p})": share(r, f"recall_at_{k}", "n_recall_images")
+                                  for k in (1, 5, 10) for p, r in (("authors", authors), ("clean", clean))},
+                       "probe cosine (authors)": authors.get("probe_weight_cosine"),
+                       "paper": authors.get("reference_probe_weight_cosine"),
+                       "probe cosine (clean)": spread(clean),
+                       "modality gap": group["modality_gap"].iloc[0],
+                       "caption-negative cosine": clean.get("caption_negative_cosine")})
+    columns = lambda rows: list(rows[0]) if rows else keys  # noqa: E731
+    return ("# Cross-modal binding on the test split\n\nImage-to-text binding: an image is more similar to its "
+            "caption than to the attribute-swapped caption (chance 0.5); n is the number of items scored. "
+            "Text-to-image: a caption is more similar to its image than to the image of its swapped twin (pairs of "
+            "items with a distinct negative; not in the authors' code). " + BINDING_PROTOCOLS + " 'paper': "
+            + reference.SOURCE + ", beside the rows of its setting only (authors' protocol, CLEVR kind, CLIP and "
+            "LABCLIP-HNB with the last epoch; the paper's LABCLIP is HNB, no reference for SB); "
+            + reference.UNCERTAIN + ".\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
+            + markdown_table(accuracy, columns(accuracy))
+            + "\n## Recall, probe-weight cosine and diagnostics\n\n" + markdown_table(recall, columns(recall)))
 
 
 def tor_table(tor: pd.DataFrame) -> pd.DataFrame:
-    """TOR rows with the reference shares on the rows the paper reports (4 objects, whole short captions)."""
+    """TOR rows, with the paper's shares beside the rows of the authors' protocol whose setting is closest to the
+    published one (4 names, whole short captions); which name list and which denominator they used is not known."""
     table = tor.copy()
-    reported = (table["n_objects"] == 4) & (table["method"] == "caption") & (table["template"] == "short")
+    reported = ((table["protocol"] == "authors") & (table["n_objects"] == 4) & (table["method"] == "caption")
+                & (table["template"] == "short"))
     for position, share in reference.TOR_FIRST_RETRIEVED_SHARE.items():
         table[f"reference_first_retrieved_share_{position}"] = np.where(reported, share, np.nan)
     table["reference_source"] = np.where(reported, reference.PAPER_B_SOURCE, "")
@@ -163,16 +244,26 @@ def tor_table(tor: pd.DataFrame) -> pd.DataFrame:
 
 
 def tor_markdown(table: pd.DataFrame) -> str:
-    shares = [c for c in table.columns if c.startswith("first_retrieved_share_")]
-    columns = (["dataset", "model_id", "weights", "template", "n_objects", "method", "n_captions", "top_n_accuracy"]
-               + [c for c in shares if not c.endswith((LOW, HIGH))]
-               + ["reference_first_retrieved_share_1", "reference_first_retrieved_share_4"])
+    def shares(prefix):
+        return [c for c in table.columns if c.startswith(prefix) and not c.endswith((LOW, HIGH))]
+
+    columns = (["dataset", "model_id", "weights", "precision", "protocol", "template", "n_objects", "method", "n_names",
+                "n_captions", "top_n_accuracy"] + shares("first_retrieved_share_")
+               + ["reference_first_retrieved_share_1", "reference_first_retrieved_share_4", "n_top_n_correct"]
+               + shares("correct_first_retrieved_share_"))
     return ("# Text-based object retrieval\n\nOver each dataset's object names: share of captions whose most "
-            "similar single-object text embedding "
-            "is the object mentioned at each position (a first-mention bias puts mass on position 1). "
-            "'split-<how>' embeds each object alone and aggregates (the mitigation). References: "
-            f"{reference.PAPER_B_SOURCE}.\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n"
-            + markdown_table(table.to_dict("records"), columns))
+            "similar single-name text embedding is the name at each slot (a first-mention bias puts mass on slot 1), "
+            "over all captions ('first_retrieved_share_p') and over the top-n-correct ones "
+            "('correct_first_retrieved_share_p', n_top_n_correct of them). Protocol 'authors': one caption per "
+            "combination of names in vocabulary order, so slot 1 always holds the name listed earliest (a "
+            "confound), and top-n correct when each of the n nearest names is a substring of the caption. Protocol "
+            "'clean': each combination in all its cyclic orders, so every name stands at every slot equally often "
+            "(no bias gives 1/n per slot), and top-n correct when the n nearest names are exactly the caption's. "
+            "'long': the authors' long template. 'split-<how>' embeds each bare name alone and aggregates (the "
+            "mitigation). References: "
+            f"{reference.PAPER_B_SOURCE}; they stand beside the authors'-protocol rows, but which name list "
+            "and which denominator (all or top-n-correct captions) they come from is not known."
+            f"\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
 
 
 def ior_table(ior: pd.DataFrame) -> pd.DataFrame:
@@ -189,7 +280,8 @@ def ior_table(ior: pd.DataFrame) -> pd.DataFrame:
 
 
 def ior_markdown(table: pd.DataFrame) -> str:
-    columns = (["dataset", "model_id", "weights", "ranked_among", "n_objects", "large_position", "n_images",
+    columns = (["dataset", "model_id", "weights", "precision", "ranked_among", "n_objects", "large_position",
+                "n_images",
                 "top_n_accuracy",
                 "n_large_images", "large_first_share", "reference_large_first_share"]
                + [c for c in table.columns if c.startswith("small_first_share_") and not c.endswith((LOW, HIGH))])
@@ -204,7 +296,8 @@ def ior_markdown(table: pd.DataFrame) -> str:
 
 
 def matching_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "protocol", "n_objects", "condition", "method", "accuracy", "n_pairs"]
+    columns = ["dataset", "model_id", "weights", "precision", "protocol", "n_objects", "condition", "method",
+               "accuracy", "n_pairs"]
     return ("# Image-text matching under reordering and resizing\n\nShare of images more similar to their "
             "caption than to a distractor naming one other object (ties count half). 'original': the scene's "
             "caption; '<size> to first|last': the large or a small object moved to the caption's first or last "
