@@ -235,8 +235,8 @@ def test_full_config_builds_the_paper_scale_dag(tmp_path):
     assert counts["items"] == "7"  # with the 90 COCO names for TOR
     assert counts["render_shard"] == str(230 + 40 + 20 + 2)
     assert counts["embed_images"] == "12" and counts["embed_texts"] == "10"
-    assert counts["probes"] == counts["binding"] == "4"  # two CLEVR datasets, two models
-    assert counts["labclip"] == "8"
+    assert counts["probes"] == "4"  # two CLEVR datasets, two models
+    assert counts["binding"] == "2" and counts["labclip"] == "4"  # the two-object one only
     assert counts["ior"] == counts["matching"] == "4"  # two SIMCO datasets, two models
     assert counts["tor"] == "6"  # and the COCO names
     assert counts["table"] == "5" and counts["figure"] == "8"
