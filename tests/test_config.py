@@ -79,6 +79,21 @@ def test_inconsistent_values(change, expected):
     assert expected in invalid(change)
 
 
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c["datasets"]["toy"].update(scenes_per_count=6.0), "datasets.toy.scenes_per_count: 6.0 is not of type 'integer'"),
+        (lambda c: c.update(seed=1.0), "seed: 1.0 is not of type 'integer'"),
+        (lambda c: c["datasets"]["toy"].update(shards=True), "datasets.toy.shards: True is not of type 'integer'"),
+        (lambda c: c["models"][0].update(id=".."), "models.0.id: '..' does not match"),
+        (lambda c: c["models"][0].update(id="."), "models.0.id: '.' does not match"),
+        (lambda c: c["models"][0].update(id="a/b"), "models.0.id: 'a/b' does not match"),
+    ],
+)
+def test_integers_are_integers_and_model_ids_are_folder_names(change, expected):
+    assert expected in invalid(change)
+
+
 @pytest.mark.parametrize("dataset, expected", [
     ({"kind": "pug"}, "datasets.toy.kind: unknown kind 'pug'; known kinds: clevr, comco, names, simco"),
     ({"analyses": ["probes", "speed"]}, "datasets.toy.analyses: unknown analysis 'speed'"),

@@ -16,8 +16,14 @@ class ConfigError(ValueError):
     """A config that the workflow cannot run; the message names every offending key."""
 
 
+def _is_integer(checker, instance) -> bool:
+    """JSON schema counts 6.0 as an integer; a count, seed or size written 6.0 would then crash a job later."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 def _with_defaults(validator_class):
-    """A validator that fills in the schema's defaults before checking the properties."""
+    """A validator that fills in the schema's defaults before checking the properties, and whose integers are
+    integers (6.0 is refused)."""
     check_properties = validator_class.VALIDATORS["properties"]
 
     def properties(validator, properties, instance, schema):
@@ -27,7 +33,8 @@ def _with_defaults(validator_class):
                     instance[key] = copy.deepcopy(subschema["default"])
         yield from check_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": properties})
+    type_checker = validator_class.TYPE_CHECKER.redefine("integer", _is_integer)
+    return jsonschema.validators.extend(validator_class, {"properties": properties}, type_checker=type_checker)
 
 
 def _key(path) -> str:
