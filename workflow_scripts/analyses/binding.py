@@ -15,13 +15,12 @@ ties and exclusions (and in the probe-weight cosine). LABCLIP maps come in two e
 authors', and `best_val`), each a variant row of its own with the epoch it kept.
 """
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821
-
-from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +36,9 @@ from workflow_scripts.analyses.probes import (
     unique_probe_weights,
 )
 from workflow_scripts.analyses.similarity import (
+    CLEAN,
     PROTOCOLS,
+    BindingRule,
     binding_accuracy,
     binding_rule,
     has_distinct_negative,
@@ -73,15 +74,13 @@ def twin_pairs(items: list[dict], vocabulary: Vocabulary) -> list[tuple[int, int
             for j in items_of.get(vocabulary.binding(item["negative_captions"][0]), [])]
 
 
-def text_to_image_accuracy(image, caption, pairs, rule=None) -> float:
+def text_to_image_accuracy(image, caption, pairs, rule: BindingRule = CLEAN) -> float:
     """Share of (i, j) twin pairs where caption i is more similar to image i than to image j, whose scene
-    is its attribute-swapped version: by cosine with ties half, or by `rule`'s similarity and ties (for a fixed
+    is its attribute-swapped version, by `rule`'s similarity and ties (default: cosine, ties half; for a fixed
     caption the two similarities rank images alike). NaN when no pair exists."""
     if not pairs:
         return float("nan")
     i, j = np.array(pairs).T
-    if rule is None:
-        return float(preference(rowwise_cosine(caption[i], image[i]), rowwise_cosine(caption[i], image[j])).mean())
     return float(preference(rule.score(image[i], caption[i]), rule.score(image[j], caption[i]), rule.tie).mean())
 
 
@@ -141,7 +140,7 @@ def binding_rows(data: Embedded, variants: list[Variant], probes_cfg: dict, prob
         for protocol in PROTOCOLS:
             rule = binding_rule(protocol, kind)
             accuracy, n_scored = binding_accuracy(rule, test.image, caption, negative, distinct)
-            scored = distinct if rule.exclude_same_binding else np.ones(len(distinct), bool)
+            scored = rule.scored(distinct)
             recall = recall_at_k(test.image, caption[candidates], correct, RECALL_KS, rule.similarity, rule.tie)
             cosine = probe_cosine[variant.name, variant.selection]
             boot = cosine["clean"][1] if protocol == "clean" else []

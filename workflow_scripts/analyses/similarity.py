@@ -78,6 +78,11 @@ class BindingRule:
     def ties(self) -> str:
         return {1.0: "correct", 0.0: "wrong", 0.5: "half"}[self.tie]
 
+    def scored(self, distinct) -> np.ndarray:
+        """Mask of the items this rule scores, from has_distinct_negative's mask `distinct`."""
+        distinct = np.asarray(distinct, bool)
+        return distinct if self.exclude_same_binding else np.ones(len(distinct), bool)
+
 
 AUTHORS_CLEVR = BindingRule("authors", "image_dot_raw_text", 1.0, True)
 AUTHORS_OTHER = BindingRule("authors", "cosine", 0.0, False)  # the authors' PUG rule
@@ -94,17 +99,11 @@ def binding_rule(protocol: str, kind: str) -> BindingRule:
     raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
 
 
-def binding_scores(rule: BindingRule, image, caption, negative, distinct) -> tuple[np.ndarray, np.ndarray]:
-    """(per-item score in [0, 1], mask of the items scored) under `rule`; `distinct` is has_distinct_negative's
-    mask."""
-    scored = np.asarray(distinct, bool) if rule.exclude_same_binding else np.ones(len(image), bool)
-    score = preference(rule.score(image, caption), rule.score(image, negative), rule.tie)
-    return score, scored
-
-
 def binding_accuracy(rule: BindingRule, image, caption, negative, distinct) -> tuple[float, int]:
-    """(accuracy, number of items scored) under `rule`; NaN when no item is scored."""
-    score, scored = binding_scores(rule, image, caption, negative, distinct)
+    """(accuracy, number of items scored) under `rule`; `distinct` is has_distinct_negative's mask; NaN when no
+    item is scored."""
+    scored = rule.scored(distinct)
+    score = preference(rule.score(image, caption), rule.score(image, negative), rule.tie)
     n = int(scored.sum())
     return (float(score[scored].mean()) if n else float("nan")), n
 

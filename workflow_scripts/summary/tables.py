@@ -63,6 +63,12 @@ def interval_text(value, low, high) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def counted_interval_text(value, low, high, n) -> str:
+    """'0.500 [0.237, 0.763], n=10': a share with its 95% interval and its count; blank where the share is missing."""
+    text = interval_text(value, low, high)
+    return f"{text}, n={int(n)}" if text else ""
+
+
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
     """A GitHub-flavoured Markdown table of `columns`; floats with 3 decimals, a share that has interval columns
     with its 95% interval, missing values blank."""
@@ -136,7 +142,7 @@ def probe_table(probes: pd.DataFrame) -> pd.DataFrame:
 def probe_markdown(table: pd.DataFrame) -> str:
     keys = [k for k in ("dataset", "model_id", "weights", "precision", "modality", "n_objects", "protocol", "solver",
                         "selection") if k in table.columns]
-    table = table.assign(cell=[f"{interval_text(a, lo, hi)}, n={n}" for a, lo, hi, n in zip(
+    table = table.assign(cell=[counted_interval_text(*cell) for cell in zip(
         table["test_accuracy"], table["test_accuracy" + LOW], table["test_accuracy" + HIGH], table["n_test"])])
     wide = table.pivot(index=keys, columns="object", values="cell").reset_index()
     chance = table[table["object"] == "mean"].set_index(keys)["chance"]
@@ -190,9 +196,9 @@ def binding_markdown(table: pd.DataFrame) -> str:
             if k in table.columns]
 
     def share(row, column, count) -> str:
-        if column not in row or row[column] != row[column]:
+        if column not in row:
             return ""
-        return f"{interval_text(row[column], row[column + LOW], row[column + HIGH])}, n={int(row[count])}"
+        return counted_interval_text(row[column], row[column + LOW], row[column + HIGH], row[count])
 
     def spread(row) -> str:
         if not row or row.get("n_bootstrap", 0) == 0:
