@@ -24,6 +24,10 @@ include: "rules/analyses.smk"
 include: "rules/summary.smk"
 
 
+# Reruns follow the content of the code, not its timestamps (README, "When rules rerun").
+follow_the_code()
+
+
 rule all:
     default_target: True
     input:

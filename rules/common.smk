@@ -2,18 +2,22 @@
 # workflow_scripts/datasets/), the paths of items, embeddings and analysis results, and the target lists.
 import re
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.config import ConfigError, validate_config
+from workflow_scripts.common.sources import code_digest, imported_files
+from workflow_scripts.config import ConfigError, check_config_file, validate_config
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 from workflow_scripts.datasets.items import shard_dir
 from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES
 
 try:
+    for path in workflow.configfiles:
+        check_config_file(path)
     validate_config(config)
     DATASETS, SKIPPED = plan_datasets(config, dataset_kinds(config["kind_modules"]))
 except (ConfigError, ValueError) as error:
@@ -120,3 +124,18 @@ def all_targets() -> list[str]:
         *(table_path(table, ext) for table in AVAILABLE_TABLES for ext in ("csv", "md")),
         *(figure_path(figure, ext) for figure in AVAILABLE_FIGURES for ext in ("png", "pdf")),
     ]
+
+
+def follow_the_code() -> None:
+    """Give every rule with a script the digest of its script and of every project module it imports (and of
+    the config's kind modules, where it imports the kind registry) as its `code` param: a rule reruns when that
+    code's content changes. profiles/default, which Snakemake reads on every run, turns off Snakemake's own
+    code trigger (the script's modification time), so that a touch alone reruns nothing. Call once, after
+    every rule is defined."""
+    root = Path(workflow.basedir)
+    registry = (root / "workflow_scripts/datasets/registry.py").resolve()
+    for rule_ in workflow.rules:
+        if rule_.script:
+            script = Path(rule_.snakefile).parent / rule_.script
+            kind_modules = config["kind_modules"] if registry in imported_files(script, root) else ()
+            rule_.set_params(code=code_digest(script, root, kind_modules))

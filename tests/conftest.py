@@ -29,7 +29,7 @@ def schema_defaults() -> dict:
     """A minimal config with every default of the schemas filled in: the one place defaults are written."""
     from workflow_scripts.config import validate_config
 
-    return validate_config({"datasets": {"d": {"objects_per_scene": [2], "scenes_per_count": 1}},
+    return validate_config({"datasets": {"d": {"objects_per_scene": [2], "scenes_per_count": 10}},
                             "models": [{"id": "m", "name": "ViT-B-32", "pretrained": "none"}]})
 
 

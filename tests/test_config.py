@@ -8,7 +8,7 @@ from conftest import REPO
 from workflow_scripts.config import ConfigError, validate_config
 
 MINIMAL = {
-    "datasets": {"toy": {"objects_per_scene": [2], "scenes_per_count": 4}},
+    "datasets": {"toy": {"objects_per_scene": [2], "scenes_per_count": 10}},
     "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
 }
 
@@ -69,7 +69,7 @@ def test_every_problem_is_listed():
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda c: c["datasets"]["toy"].update(shards=9), "datasets.toy.shards"),
+        (lambda c: c["datasets"]["toy"].update(shards=11), "datasets.toy.shards"),
         (lambda c: c["datasets"]["toy"].update(negatives_per_scene=2), "datasets.toy.negatives_per_scene"),
         (lambda c: c["datasets"]["toy"].update(splits={"train": 0.8, "val": 0.1, "test": 0.2}), "sum to 1"),
         (lambda c: c["models"].append(dict(c["models"][0])), "'rand' is used more than once"),
@@ -145,3 +145,39 @@ def test_simco_and_comco_datasets_get_their_own_defaults():
 ])
 def test_kind_specific_keys_are_checked(dataset, expected):
     assert expected in invalid(lambda c: c["datasets"]["toy"].update(dataset))
+
+
+def test_six_two_object_scenes_are_refused_with_the_counts_each_analysis_needs():
+    message = invalid(lambda c: c["datasets"]["toy"].update(scenes_per_count=6))
+    assert ("datasets.toy: probes need(s) at least 1 test 2-object item; 6 2-object items x test fraction 0.1 give "
+            "about 0.6: plan at least 10 2-object items or raise the test fraction") in message
+    assert "datasets.toy: labclip need(s) at least 1 val item; 6 items x val fraction 0.1 give about 0.6" in message
+    assert "datasets.toy: binding need(s) at least 1 test item" in message
+
+
+def test_split_needs_follow_the_analyses_and_object_counts():
+    # probes alone need each object count's splits; binding and labclip, with none listed, need nothing
+    message = invalid(lambda c: c["datasets"]["toy"].update(objects_per_scene=[2, 3], scenes_per_count=4,
+                                                          analyses=["probes"]))
+    assert "probes need(s) at least 1 val 3-object item; 4 3-object items x val fraction 0.1 give about 0.4" in message
+    assert "labclip" not in message and "binding" not in message
+    config = copy.deepcopy(MINIMAL)
+    config["datasets"]["toy"].update(objects_per_scene=[2, 3], scenes_per_count=4, analyses=["probes"],
+                                     splits={"train": 0.5, "val": 0.25, "test": 0.25})
+    validate_config(config)  # 1 val and 1 test of each count
+    message = invalid(lambda c: c["datasets"]["toy"].update(splits={"train": 1.0, "val": 0.0, "test": 0.0}))
+    assert "raise the val fraction above 0" in message
+    config = copy.deepcopy(MINIMAL)
+    config["datasets"]["toy"].update(scenes_per_count=2, analyses=["tor"])  # tor uses no split
+    validate_config(config)
+
+
+def test_a_key_written_twice_in_a_config_file_is_refused_naming_file_key_and_lines(tmp_path):
+    from workflow_scripts.config import check_config_file
+
+    path = tmp_path / "config.yaml"
+    path.write_text("seed: 1\nrender:\n  samples: 4\n  samples: 8\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: key 'samples' appears twice in one mapping \(lines 3 and 4\)"):
+        check_config_file(path)
+    path.write_text("seed: 1\nrender:\n  samples: 4\nmodels: []\n")
+    check_config_file(path)

@@ -126,3 +126,18 @@ def test_toy_images_are_embedded_from_their_files(toy_run):
     with torch.no_grad(), Image.open(workdir / "toy" / annotations["items"][5]["image"]) as png:
         expected = model.encode_image(preprocess(png.convert("RGB")).unsqueeze(0))[0].numpy()
     np.testing.assert_allclose(stored[5], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_drawn_splits_too_small_for_an_analysis_stop_the_item_rule_with_the_counts():
+    import pyarrow as pa
+
+    from workflow_scripts.datasets.build import check_split_sizes
+
+    table = pa.table({"split": ["train"] * 5 + ["val"], "n_objects": [2] * 6})  # 6 scenes drawn in groups
+    with pytest.raises(ValueError) as error:
+        check_split_sizes("toy", table, ("probes", "labclip", "binding"))
+    message = str(error.value)
+    assert "probes needs at least 1 test item(s) of 2 objects and has 0" in message
+    assert "binding needs at least 1 test item(s) and has 0" in message
+    assert "2 objects: {'train': 5, 'val': 1}" in message and "labclip" not in message
+    check_split_sizes("toy", table, ("tor", "ior"))

@@ -174,7 +174,7 @@ def test_workflow_prefetches_every_model_and_nothing_else(hf_home, tagged_model,
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "seed": 5,
-        "datasets": {"toy": {"objects_per_scene": [2], "scenes_per_count": 4, "shards": 1}},
+        "datasets": {"toy": {"objects_per_scene": [2], "scenes_per_count": 10, "shards": 1}},
         "models": [
             {"id": "ckpt", "name": TAGGED[0], "pretrained": str(checkpoint)},
             {"id": "tagged", "name": TAGGED[0], "pretrained": TAGGED[1]},

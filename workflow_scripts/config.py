@@ -3,6 +3,7 @@ the checks a schema cannot express (the kinds' own, and which analyses each data
 Snakefile is parsed, so a bad config stops the run before any job."""
 
 import copy
+import math
 from pathlib import Path
 
 import jsonschema
@@ -101,14 +102,59 @@ def dataset_errors(config: dict, kinds: dict) -> list[str]:
             if ANALYSES[analysis].needs_references and kind.references is None:
                 errors.append(f"datasets.{name}.analyses: {analysis} needs single-object references, which kind "
                               f"{kind.name} does not make")
-        if kind.check is not None:
-            errors += kind.check(name, spec)
+        own = kind.check(name, spec) if kind.check is not None else []
+        errors += own
+        if kind.planned_items is not None and "splits" in spec and not own:
+            known = [analysis for analysis in analyses if analysis in ANALYSES]
+            errors += split_errors(name, spec, kind.planned_items(name, spec), known)
+    return errors
+
+
+def split_errors(name: str, spec: dict, planned: dict[int, int], analyses) -> list[str]:
+    """Each analysis' shortfall of items in a split it uses, from the items the entry plans per object count and
+    its split fractions (splits are drawn in groups, so the items rule checks the drawn counts again)."""
+    from workflow_scripts.analyses import split_shortfalls
+
+    fractions = spec["splits"]
+    expected = {n: {split: items * fraction for split, fraction in fractions.items()} for n, items in planned.items()}
+    short = {}  # (split, object count or None for all items) -> (items expected, items needed, analyses)
+    for analysis, split, n_objects, have, needed in split_shortfalls(analyses, expected):
+        _, most, names = short.get((split, n_objects), (have, 0, []))
+        short[(split, n_objects)] = (have, max(most, needed), [*names, analysis])
+    errors = []
+    for (split, n_objects), (have, needed, names) in short.items():
+        items = planned[n_objects] if n_objects is not None else sum(planned.values())
+        which = f"{n_objects}-object items" if n_objects is not None else "items"
+        fix = (f"raise the {split} fraction above 0" if fractions[split] == 0 else
+               f"plan at least {math.ceil(needed / fractions[split])} {which} or raise the {split} fraction")
+        errors.append(f"datasets.{name}: {', '.join(names)} need(s) at least {needed} {split} {which[:-1]}; "
+                      f"{items} {which} x {split} fraction {fractions[split]} give about {have:.1f}: {fix}")
     return errors
 
 
 def model_errors(config: dict) -> list[str]:
     ids = [m["id"] for m in config["models"]]
     return [f"models: id {duplicate!r} is used more than once" for duplicate in sorted({i for i in ids if ids.count(i) > 1})]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's SafeLoader, refusing a key written twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(f"{self.name}: key {key!r} appears twice in one mapping (lines {seen[key] + 1} "
+                                  f"and {key_node.start_mark.line + 1}); YAML would keep the last silently")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def check_config_file(path) -> None:
+    """ConfigError naming the file, key and lines where a config file repeats a key in one mapping."""
+    with open(path, encoding="utf-8") as handle:
+        yaml.load(handle, Loader=_UniqueKeyLoader)
 
 
 def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:

@@ -4,7 +4,7 @@ job runs which analyses their datasets cannot feed. Each analysis is one module 
 
 Analyses read the item table (workflow_scripts/datasets/items.py) and the embeddings, never a dataset module.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -12,13 +12,30 @@ class Analysis:
     needs_references: bool = False  # reads the single-object references "<dataset>-references"
     needs_images: bool = True  # reads image embeddings (tor alone reads only the vocabulary's names)
     requires: tuple[str, ...] = ()  # analyses of the same dataset whose outputs it reads
+    split_items: dict[str, int] = field(default_factory=dict)  # split -> the fewest items it can run on
+    per_object_count: bool = False  # split_items is needed for each object count (probes fit one per count)
 
 
 ANALYSES = {
-    "probes": Analysis(),
-    "labclip": Analysis(),
-    "binding": Analysis(requires=("probes", "labclip")),
+    "probes": Analysis(split_items={"train": 1, "val": 1, "test": 1}, per_object_count=True),
+    "labclip": Analysis(split_items={"train": 1, "val": 1}),
+    "binding": Analysis(requires=("probes", "labclip"), split_items={"test": 1}),
     "tor": Analysis(needs_images=False),
     "ior": Analysis(needs_references=True),
     "matching": Analysis(),
 }
+
+
+def split_shortfalls(analyses, counts: dict[int, dict[str, float]]) -> list[tuple]:
+    """(analysis, split, n_objects or None for all items, items there, items needed) for every split that holds
+    fewer items than an analysis in `analyses` needs; `counts` is {n_objects: {split: items}}."""
+    short = []
+    for name in analyses:
+        analysis = ANALYSES[name]
+        groups = ({n: by_split for n, by_split in counts.items()} if analysis.per_object_count
+                  else {None: {split: sum(c.get(split, 0) for c in counts.values()) for split in analysis.split_items}})
+        for n_objects, by_split in sorted(groups.items(), key=lambda group: group[0] or 0):
+            for split, needed in analysis.split_items.items():
+                if by_split.get(split, 0) < needed:
+                    short.append((name, split, n_objects, by_split.get(split, 0), needed))
+    return short

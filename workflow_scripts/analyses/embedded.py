@@ -34,32 +34,28 @@ class Embedded:
 def load_images(items_path, images_path) -> tuple[list[dict], np.ndarray, str, Vocabulary]:
     """(item rows, (n, d) image embeddings in item order, the weights that produced them, vocabulary); fails
     naming the file when an item has no embedding."""
-    import pyarrow.parquet as pq
-
-    from workflow_scripts.common.parquet import embedding_matrix, read_provenance
+    from workflow_scripts.common.parquet import embedding_matrix, read_provenance, read_table
 
     items, vocabulary = read_items(items_path)
     ids = [s["item_id"] for s in items]
-    images = pq.read_table(images_path)
+    images = read_table(images_path, ["item_id", "embedding"], what="image embeddings")
     row_of = {item_id: i for i, item_id in enumerate(images.column("item_id").to_pylist())}
     missing = [i for i in ids if i not in row_of]
     if missing:
         raise ValueError(f"{images_path}: no image embedding for {len(missing)} items of {items_path}, e.g. {missing[0]}")
     image = embedding_matrix(images.column("embedding"))[[row_of[i] for i in ids]]
-    return items, image, read_provenance(images_path)["weights"], vocabulary
+    return items, image, read_provenance(images_path, "image embeddings")["weights"], vocabulary
 
 
 def load_embedded(items_path, images_path, texts_path) -> Embedded:
     """Join the item table with its image and text embedding files by item_id; fail naming the file when they
     do not cover the same items."""
-    import pyarrow.parquet as pq
-
-    from workflow_scripts.common.parquet import embedding_matrix
+    from workflow_scripts.common.parquet import embedding_matrix, read_table
 
     items, image, weights, vocabulary = load_images(items_path, images_path)
     ids = [s["item_id"] for s in items]
 
-    texts = pq.read_table(texts_path)
+    texts = read_table(texts_path, ["item_id", "role", "negative_index", "embedding"], what="text embeddings")
     vectors = embedding_matrix(texts.column("embedding"))
     caption_row, negative_row = {}, {}
     for row, (item_id, role, index) in enumerate(zip(texts.column("item_id").to_pylist(),

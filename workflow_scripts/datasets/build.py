@@ -7,6 +7,7 @@ from pathlib import Path
 if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821
 
+from workflow_scripts.analyses import split_shortfalls
 from workflow_scripts.datasets.items import check_items, write_items
 from workflow_scripts.datasets.kind import ItemContext
 from workflow_scripts.datasets.registry import dataset_kinds
@@ -14,11 +15,31 @@ from workflow_scripts.datasets.registry import dataset_kinds
 
 def build_items(dataset: str, spec: dict, kind, context: ItemContext, references: bool = False):
     """(item table, vocabulary) of a dataset, or of its references; ValueError when the kind's table breaks
-    the contract."""
+    the contract, or leaves a split too small for one of the dataset's analyses."""
     make = kind.references if references else kind.items
     table, vocabulary = make(dataset, spec, context)
     check_items(table, f"kind {kind.name!r}, dataset {dataset!r}", rendered=kind.rendered)
+    if not references:
+        check_split_sizes(dataset, table, kind.analyses_of(spec))
     return table, vocabulary
+
+
+def check_split_sizes(dataset: str, table, analyses) -> None:
+    """ValueError naming each analysis that a split of the drawn items is too small for (the config check saw
+    only the expected counts; splits are drawn in whole groups)."""
+    splits = table.column("split").to_pylist()
+    objects = table.column("n_objects").to_pylist() if "n_objects" in table.column_names else [0] * len(splits)
+    counts = {}
+    for n_objects, split in zip(objects, splits):
+        counts.setdefault(n_objects, Counter())[split] += 1
+    short = [f"{analysis} needs at least {needed} {split} item(s)"
+             f"{f' of {n_objects} objects' if n_objects else ''} and has {have}"
+             for analysis, split, n_objects, have, needed in split_shortfalls(analyses, counts)]
+    if short:
+        drawn = "; ".join(f"{n} objects: {dict(sorted(c.items()))}" if n else str(dict(sorted(c.items())))
+                          for n, c in sorted(counts.items()))
+        raise ValueError(f"dataset {dataset!r}: the drawn splits are too small: {', '.join(short)} (items per split, "
+                         f"drawn in whole groups: {drawn}); plan more items or change datasets.{dataset}.splits")
 
 
 def main(snakemake) -> None:

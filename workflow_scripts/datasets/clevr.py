@@ -13,7 +13,7 @@ three or more objects are redrawn until a hard negative exists (the authors' mul
 from collections import Counter
 
 from workflow_scripts.datasets.items import Vocabulary, binding_key, rendered_items
-from workflow_scripts.datasets.kind import DatasetKind, ItemContext, schema_block, shard_errors
+from workflow_scripts.datasets.kind import DatasetKind, ItemContext, scene_counts, schema_block, shard_errors
 from workflow_scripts.datasets.placement import (
     CLEVR_PRIMITIVES,
     MAX_SCENE_TRIES,
@@ -160,4 +160,5 @@ def check(dataset: str, spec: dict) -> list[str]:
 
 
 KIND = DatasetKind(name="clevr", config=schema_block("clevr"), items=items, rendered=True,
-                   analyses=("probes", "labclip", "binding"), check=check)
+                   analyses=("probes", "labclip", "binding"), check=check,
+                   planned_items=scene_counts)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from workflow_scripts.datasets import simco
 from workflow_scripts.datasets.items import Vocabulary
-from workflow_scripts.datasets.kind import DatasetKind, ItemContext, schema_block
+from workflow_scripts.datasets.kind import DatasetKind, ItemContext, scene_counts, schema_block
 
 MESH_SUFFIXES = (".glb", ".obj", ".blend")
 
@@ -102,4 +102,5 @@ def source_files(dataset: str, spec: dict) -> dict[str, Path]:
 MESHES_KEY = b"meshes"
 KIND = DatasetKind(name="comco", config=schema_block("comco"), items=items, rendered=True,
                    analyses=("tor", "ior", "matching"), references=references, inputs=inputs,
-                   source_files=source_files, skip_reason=skip_reason, check=simco.check)
+                   source_files=source_files, skip_reason=skip_reason, check=simco.check,
+                   planned_items=scene_counts)

@@ -18,9 +18,8 @@ from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from workflow_scripts.common.parquet import write_table
+from workflow_scripts.common.parquet import read_schema, read_table, write_table
 
 OBJECT_TYPE = pa.struct(
     [
@@ -184,7 +183,7 @@ def check_items(table: pa.Table, source, rendered: bool = False) -> None:
 
 
 def read_vocabulary(path) -> Vocabulary:
-    metadata = pq.read_schema(path).metadata or {}
+    metadata = read_schema(path, "an item table").metadata or {}
     if VOCABULARY_KEY not in metadata:
         raise ValueError(f"{path}: no {VOCABULARY_KEY.decode()!r} in the Parquet metadata: not an item table")
     return Vocabulary.from_json(metadata[VOCABULARY_KEY])
@@ -192,7 +191,7 @@ def read_vocabulary(path) -> Vocabulary:
 
 def read_items(path) -> tuple[list[dict], Vocabulary]:
     """(rows of the item table, its vocabulary); ValueError naming the file when it is not an item table."""
-    table = pq.read_table(path)
+    table = read_table(path, what="an item table")
     check_items(table, path)
     return table.to_pylist(), read_vocabulary(path)
 

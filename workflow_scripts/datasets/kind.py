@@ -38,6 +38,9 @@ class DatasetKind:
     source_files: (dataset name, entry) -> {name: path}: user files to measure before items exist (meshes).
     skip_reason: (dataset name, entry) -> why the dataset cannot run here (its targets are skipped), or None.
     check: (dataset name, entry) -> list of errors the schema cannot express.
+    planned_items: (dataset name, entry) -> {object count: items} the entry asks for, known from the config
+        (generated scenes: `scene_counts`); lets the config check see that each split gets enough items for
+        each analysis before any job. None: known only once the items are read (the items rule checks).
     """
 
     name: str
@@ -51,6 +54,7 @@ class DatasetKind:
     source_files: Callable | None = None
     skip_reason: Callable | None = None
     check: Callable | None = None
+    planned_items: Callable | None = None
 
     def analyses_of(self, spec: dict) -> tuple[str, ...]:
         """The analyses a dataset entry of this kind runs: its own list, or the kind's."""
@@ -63,3 +67,8 @@ def shard_errors(dataset: str, spec: dict) -> list[str]:
     if spec["shards"] > total:
         return [f"datasets.{dataset}.shards: {spec['shards']} shards for {total} scenes; use at most {total}"]
     return []
+
+
+def scene_counts(dataset: str, spec: dict) -> dict[int, int]:
+    """The scenes a generated dataset draws per object count: `scenes_per_count` of each of `objects_per_scene`."""
+    return {n: spec["scenes_per_count"] for n in spec["objects_per_scene"]}

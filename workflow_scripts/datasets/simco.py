@@ -8,7 +8,7 @@ import numpy as np
 
 from workflow_scripts.datasets.clevr import COLORS
 from workflow_scripts.datasets.items import Vocabulary, rendered_items
-from workflow_scripts.datasets.kind import DatasetKind, ItemContext, schema_block, shard_errors
+from workflow_scripts.datasets.kind import DatasetKind, ItemContext, scene_counts, schema_block, shard_errors
 from workflow_scripts.datasets.placement import (
     CAMERA_LOCATION,
     MAX_SCENE_TRIES,
@@ -154,4 +154,5 @@ def check(dataset: str, spec: dict) -> list[str]:
 
 
 KIND = DatasetKind(name="simco", config=schema_block("simco"), items=items, rendered=True,
-                   analyses=("tor", "ior", "matching"), references=references, check=check)
+                   analyses=("tor", "ior", "matching"), references=references, check=check,
+                   planned_items=scene_counts)

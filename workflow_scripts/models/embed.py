@@ -22,17 +22,37 @@ PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
 class ImageFiles(Dataset):
-    """PNG files decoded and preprocessed in DataLoader workers."""
+    """PNG files decoded and preprocessed in DataLoader workers. A file that does not decode, or (where `sizes`
+    gives the (width, height) the item table records) decodes to another size, raises a ValueError naming the
+    file and its item (`item_ids`); the message survives the DataLoader's re-raise from a worker."""
 
-    def __init__(self, paths, preprocess):
+    def __init__(self, paths, preprocess, item_ids=None, sizes=None):
         self.paths, self.preprocess = list(paths), preprocess
+        self.item_ids = list(item_ids) if item_ids is not None else None
+        self.sizes = list(sizes) if sizes is not None else None
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, index):
-        with Image.open(self.paths[index]) as image:
-            return self.preprocess(image.convert("RGB"))
+        path = self.paths[index]
+        item = f"the image of item {self.item_ids[index]}" if self.item_ids is not None else "the image"
+        expected = tuple(self.sizes[index]) if self.sizes is not None else None
+        expected = None if expected is None or None in expected else expected
+        if expected:
+            advice = f"delete its shard folder {Path(path).parent} so that rule render_shard renders it again"
+        else:
+            advice = "replace it with an intact image or correct the item table's image path"
+        try:
+            with Image.open(path) as image:
+                image.load()  # decode now: PIL opens lazily, so a truncated file would fail only later
+                rgb = image.convert("RGB")
+        except Exception as error:
+            raise ValueError(f"{path}: cannot decode {item} ({type(error).__name__}: {error}); {advice}") from error
+        if expected and rgb.size != expected:
+            raise ValueError(f"{path}: {item} is {rgb.size[0]}x{rgb.size[1]} pixels, the item table says "
+                             f"{expected[0]}x{expected[1]} (image_width x image_height); {advice}")
+        return self.preprocess(rgb)
 
 
 def precision_used(device: str, precision: str) -> str:
@@ -48,12 +68,13 @@ def autocast(device: str, precision: str):
 
 
 def embed_images(model, preprocess, paths, device, batch_size, num_workers, precision,
-                 progress=False) -> np.ndarray:
-    """(n, d) float32 unnormalised image embeddings, in the order of `paths`."""
+                 progress=False, item_ids=None, sizes=None) -> np.ndarray:
+    """(n, d) float32 unnormalised image embeddings, in the order of `paths`; a file that does not decode or is
+    not of its `sizes` entry (width, height) fails naming the file and its item (ImageFiles)."""
     if not paths:
         raise ValueError("no images to embed")
     loader = DataLoader(
-        ImageFiles(paths, preprocess), batch_size=batch_size, num_workers=num_workers,
+        ImageFiles(paths, preprocess, item_ids, sizes), batch_size=batch_size, num_workers=num_workers,
         pin_memory=device.startswith("cuda"),
     )
     chunks = []
@@ -88,6 +109,20 @@ def configured_text_encoder(snakemake):
     return encode_text, {**provenance, "precision": precision_used(device, settings["precision"])}
 
 
+def image_inputs(items: pa.Table, items_path) -> tuple[list[Path], list[str], list | None]:
+    """(each item's image file, its item id, its (width, height) where the table has image_width and image_height,
+    else None) for embed_images; ValueError naming the table when an item has no image."""
+    from workflow_scripts.datasets.items import image_file
+
+    images, item_ids = items.column("image").to_pylist(), items.column("item_id").to_pylist()
+    if None in images:
+        raise ValueError(f"{items_path}: item {item_ids[images.index(None)]} has no image")
+    sizes = None
+    if {"image_width", "image_height"} <= set(items.column_names):
+        sizes = list(zip(items.column("image_width").to_pylist(), items.column("image_height").to_pylist()))
+    return [image_file(items_path, image) for image in images], item_ids, sizes
+
+
 def text_items(items: pa.Table) -> dict[str, list]:
     """One row per caption and per negative caption, with ids that join back to the item table."""
     rows = {"item_id": [], "role": [], "negative_index": [], "text": []}
@@ -105,24 +140,20 @@ def text_items(items: pa.Table) -> dict[str, list]:
 
 
 def main(snakemake) -> None:
-    import pyarrow.parquet as pq
-
     from workflow_scripts.common.logs import log_to
-    from workflow_scripts.common.parquet import embedding_array, write_table
-    from workflow_scripts.datasets.items import check_items, image_file
+    from workflow_scripts.common.parquet import embedding_array, read_table, write_table
+    from workflow_scripts.datasets.items import check_items
 
     logger = log_to(snakemake.log[0])
     settings = snakemake.params.embedding
     model, preprocess, tokenizer, provenance, device = load_configured_model(snakemake)
-    items = pq.read_table(snakemake.input.item_table)
+    items = read_table(snakemake.input.item_table, what="an item table")
     check_items(items, snakemake.input.item_table)
     if snakemake.params.kind == "images":
-        images = items.column("image").to_pylist()
-        if None in images:
-            raise ValueError(f"{snakemake.input.item_table}: item {items.column('item_id')[images.index(None)]} has no image")
-        paths = [image_file(snakemake.input.item_table, image) for image in images]
+        paths, item_ids, sizes = image_inputs(items, snakemake.input.item_table)
         vectors = embed_images(model, preprocess, paths, device, settings["batch_size"],
-                               settings["num_workers"], settings["precision"], progress=True)
+                               settings["num_workers"], settings["precision"], progress=True,
+                               item_ids=item_ids, sizes=sizes)
         columns = {"item_id": items.column("item_id")}
     else:
         columns = text_items(items)

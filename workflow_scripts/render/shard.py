@@ -86,15 +86,14 @@ def render_scenes(rows: list[dict], out_dir, render_cfg: dict, threads: int = 1,
 
 
 def main(snakemake) -> None:
-    import pyarrow.parquet as pq
-
     from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.parquet import read_table
     from workflow_scripts.datasets.comco import MESHES_KEY
 
     logger = log_to(snakemake.log[0])
     os.dup2(sys.stderr.fileno(), 1)  # Blender prints render progress on stdout: keep it in the log
     shard = int(snakemake.wildcards.shard)
-    table = pq.read_table(snakemake.input.item_table, filters=[("shard", "=", shard)])
+    table = read_table(snakemake.input.item_table, what="an item table", filters=[("shard", "=", shard)])
     logger.info("shard %d: %d items, render settings %s", shard, table.num_rows, snakemake.params.render)
     metadata = table.schema.metadata or {}
     mesh_files = json.loads(metadata[MESHES_KEY]) if MESHES_KEY in metadata else None

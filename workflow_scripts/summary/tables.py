@@ -8,9 +8,8 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from workflow_scripts.common.parquet import read_provenance
+from workflow_scripts.common.parquet import read_provenance, read_table
 from workflow_scripts.summary import reference
 
 
@@ -101,7 +100,7 @@ def read_results(paths) -> pd.DataFrame:
     frames = []
     for path in paths:
         provenance = {"precision": "unrecorded", **read_provenance(path)}
-        frame = pq.read_table(path).to_pandas()
+        frame = read_table(path, what="a result table").to_pandas()
         for key in ("precision", "weights", "model_id", "dataset"):
             if key in provenance:
                 frame.insert(0, key, provenance[key])
