@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from workflow_scripts.common.files import LOCK_NAME
 from workflow_scripts.models import embed, loading
 from workflow_scripts.common.parquet import embedding_array, embedding_matrix, read_provenance, write_table
 
@@ -130,7 +131,7 @@ def test_embedding_column_round_trip_with_provenance(tmp_path):
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 4)
     np.testing.assert_array_equal(embedding_matrix(table.column("embedding")), vectors)
     assert read_provenance(path) == {"model": "m", "dim": 4}
-    assert not (tmp_path / "e.parquet.partial").exists()
+    assert {p.name for p in tmp_path.iterdir()} == {"e.parquet", LOCK_NAME}  # no partial, no claim left
 
 
 def test_precision_recorded_is_the_one_computed_in():

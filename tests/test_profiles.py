@@ -103,7 +103,8 @@ def slurm_dry_run(tmp_path_factory):
     run = snakemake("-n", "--profile", SLURM, "--cores", 64, "--directory", workdir, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     output = run.stdout + run.stderr
-    assert f"Using profile {SLURM} for setting default command line arguments" in output
+    assert f"Using profiles {SLURM} and workflow specific profile" in output
+    assert "profiles/default for setting default command line arguments" in output
     return job_blocks(output)
 
 
@@ -168,7 +169,9 @@ def test_local_profile_dry_run(tmp_path):
     jobs = job_blocks(run.stdout + run.stderr)
     assert SUBMITTED | KNOWN_LOCAL <= {job["rule"] for job in jobs}
     assert not any("gpu" in job["resources"] or "slurm_partition" in job["resources"] for job in jobs)
-    assert not (REPO / "profiles" / "default").exists()  # it would be loaded into every run, cluster ones too
+    # profiles/default is loaded into every run, cluster ones too: only settings right for every way of running
+    assert set(yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())) == {"rerun-triggers",
+                                                                                         "show-failed-logs"}
 
 
 @pytest.fixture(scope="module")

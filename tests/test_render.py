@@ -49,7 +49,7 @@ def test_pngs_are_rgb_at_the_configured_size(scenes, rendered):
     for scene in scenes:
         with Image.open(rendered / f"{scene['item_id']}.png") as image:
             assert image.mode == "RGB" and image.size == (WIDTH, HEIGHT)
-    assert not list(rendered.glob(".*partial*"))
+    assert not list(rendered.glob(".*"))
 
 
 def test_each_object_has_its_colour_at_its_projected_centre(scenes, rendered):

@@ -159,6 +159,15 @@ def test_finished_run_has_nothing_left_to_do(tiny_run):
     assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
 
 
+def test_finished_run_leaves_no_claim_and_no_partial_output(tiny_run):
+    """Every script claims its outputs at start and publishes them through files.write_atomically, which
+    withdraws the claim: a claim or temporary left behind means an output was written some other way."""
+    workdir, _ = tiny_run
+    left = [str(p.relative_to(workdir)) for p in (workdir / "results").rglob(".*")
+            if ".tmp-" in p.name or p.name.endswith(".attempt")]
+    assert left == []
+
+
 # What a rerun may redo. Scene specs, renders and embeddings are the expensive part and depend on none of the
 # analysis settings; everything else reads embeddings and takes seconds.
 UPSTREAM_RULES = {"prefetch_weights", "mesh_geometry", "items", "render_shard", "embed_images", "embed_texts"}

@@ -133,8 +133,12 @@ def split_errors(name: str, spec: dict, planned: dict[int, int], analyses) -> li
 
 
 def model_errors(config: dict) -> list[str]:
+    """Repeated ids, and models open_clip cannot build (unknown architecture or tag, missing checkpoint)."""
+    from workflow_scripts.models.catalogue import model_errors as unbuildable
+
     ids = [m["id"] for m in config["models"]]
-    return [f"models: id {duplicate!r} is used more than once" for duplicate in sorted({i for i in ids if ids.count(i) > 1})]
+    repeated = [f"models: id {i!r} is used more than once" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    return repeated + unbuildable(config["models"])
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -173,10 +173,10 @@ def main(snakemake) -> None:
     from workflow_scripts.analyses.embedded import embedded_for_rule
     from workflow_scripts.analyses.labclip import import_authors_weights, load_labclip, map_text
     from workflow_scripts.analyses.probes import load_probe_weights
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     data, provenance = embedded_for_rule(snakemake)
     variants = [Variant("CLIP")]
     for path in snakemake.input.labclip:

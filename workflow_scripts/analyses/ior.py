@@ -107,10 +107,10 @@ def main(snakemake) -> None:
     import pyarrow as pa
 
     from workflow_scripts.analyses.embedded import load_images
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import read_provenance, write_table
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     items, images, weights, _ = load_images(snakemake.input.item_table, snakemake.input.images)
     references, reference_images, reference_weights, _ = load_images(snakemake.input.reference_items,
                                                                      snakemake.input.reference_images)

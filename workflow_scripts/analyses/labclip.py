@@ -250,10 +250,10 @@ def main(snakemake) -> None:
 
     from workflow_scripts.analyses.embedded import embedded_for_rule
     from workflow_scripts.common.devices import resolve_device
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     data, provenance = embedded_for_rule(snakemake)
     settings, mode = snakemake.params.labclip, snakemake.wildcards.mode
     torch.set_num_threads(max(1, snakemake.threads))

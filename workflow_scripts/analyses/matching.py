@@ -143,11 +143,11 @@ def main(snakemake) -> None:
     import pyarrow as pa
 
     from workflow_scripts.analyses.embedded import load_images
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import joint_precision, read_provenance, write_table
     from workflow_scripts.models.embed import configured_text_encoder
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     encode_text, provenance = configured_text_encoder(snakemake)
 
     items, images, weights, vocabulary = load_images(snakemake.input.item_table, snakemake.input.images)

@@ -389,10 +389,10 @@ def load_probe_weights(path) -> dict:
 
 def main(snakemake) -> None:
     from workflow_scripts.analyses.embedded import embedded_for_rule
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
 
-    log_to(snakemake.log[0])
+    start_job(snakemake)
     data, provenance = embedded_for_rule(snakemake)
     probes_cfg = snakemake.params.probes
     table, weights = probe_table(data, probes_cfg, snakemake.params.seed)

@@ -147,12 +147,12 @@ def shares_by_slot(first_slot: np.ndarray, n: int, prefix: str) -> dict:
 def main(snakemake) -> None:
     import pyarrow as pa
 
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
     from workflow_scripts.datasets.items import read_vocabulary
     from workflow_scripts.models.embed import configured_text_encoder
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     encode_text, provenance = configured_text_encoder(snakemake)
 
     names = read_vocabulary(snakemake.input.item_table).objects

@@ -15,3 +15,14 @@ def log_to(path) -> logging.Logger:
     )
     logging.captureWarnings(True)
     return logging.getLogger("clip_binding")
+
+
+def start_job(snakemake) -> logging.Logger:
+    """The first call of every rule's script: log to the rule's log file and claim the job's outputs, so that an
+    earlier attempt still running (its controller killed) can no longer publish them (files.py)."""
+    from workflow_scripts.common.files import ATTEMPT, claim_outputs
+
+    logger = log_to(snakemake.log[0])
+    claim_outputs(snakemake.output)
+    logger.info("attempt %s claims %s", ATTEMPT, ", ".join(map(str, snakemake.output)))
+    return logger

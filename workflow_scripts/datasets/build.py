@@ -43,9 +43,9 @@ def check_split_sizes(dataset: str, table, analyses) -> None:
 
 
 def main(snakemake) -> None:
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     dataset, spec = snakemake.wildcards.dataset, snakemake.params.spec
     kind = dataset_kinds(snakemake.params.kind_modules)[spec["kind"]]
     width, height = snakemake.params.resolution

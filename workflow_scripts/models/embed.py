@@ -140,11 +140,11 @@ def text_items(items: pa.Table) -> dict[str, list]:
 
 
 def main(snakemake) -> None:
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import embedding_array, read_table, write_table
     from workflow_scripts.datasets.items import check_items
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     settings = snakemake.params.embedding
     model, preprocess, tokenizer, provenance, device = load_configured_model(snakemake)
     items = read_table(snakemake.input.item_table, what="an item table")

@@ -17,8 +17,8 @@ import open_clip
 import torch
 
 from workflow_scripts.common.files import sha256_of
+from workflow_scripts.models.catalogue import RANDOM_WEIGHTS, is_checkpoint_path, weights_problem
 
-RANDOM_WEIGHTS = ("none", "random")
 HUB_HOST = "huggingface.co"
 
 
@@ -33,28 +33,22 @@ def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
         return False
 
 
-def is_checkpoint_path(pretrained: str) -> bool:
-    return "/" in pretrained or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}
-
-
 def describe_weights(name: str, pretrained: str | None, seed: int) -> dict:
     """Provenance of a model's weights, checked before any weights are loaded.
 
     Raises a ValueError or FileNotFoundError naming the model, tag or path when they cannot be used.
     """
-    if name not in open_clip.list_models():
-        raise ValueError(f"model name {name!r} is not an open_clip architecture (see open_clip.list_models())")
     pretrained = "none" if pretrained is None else str(pretrained)
+    problem = weights_problem(name, pretrained, open_clip.list_models(),
+                              {name: open_clip.list_pretrained_tags_by_model(name)})
+    if problem:
+        error_type, message = problem
+        raise error_type(message)
     if pretrained.lower() in RANDOM_WEIGHTS:
         return {"model": name, "pretrained": "none", "weights": f"random initialisation, torch seed {seed}"}
     if is_checkpoint_path(pretrained):
         path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint for model {name!r} not found: {path}")
         return {"model": name, "pretrained": str(path), "weights": f"local checkpoint sha256 {sha256_of(path)}"}
-    tags = open_clip.list_pretrained_tags_by_model(name)
-    if pretrained not in tags:
-        raise ValueError(f"{pretrained!r} is not an open_clip tag of {name!r}; its tags are {tags}")
     return {"model": name, "pretrained": pretrained, "weights": f"open_clip pretrained tag {name}/{pretrained}"}
 
 

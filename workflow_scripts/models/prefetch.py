@@ -24,9 +24,9 @@ from workflow_scripts.models.loading import (
     cached_weights_file,
     describe_weights,
     hub_offline_reason,
-    is_checkpoint_path,
     load_model,
 )
+from workflow_scripts.models.catalogue import is_checkpoint_path
 
 
 def file_record(path) -> dict:
@@ -72,9 +72,9 @@ def prefetch(name: str, pretrained: str | None, seed: int = 0) -> dict:
 
 
 def main(snakemake) -> None:
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     torch.set_num_threads(max(1, snakemake.threads))
     model = snakemake.params.model
     record = {"model_id": model["id"], **prefetch(model["name"], model["pretrained"], snakemake.params.seed)}

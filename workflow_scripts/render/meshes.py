@@ -128,9 +128,9 @@ def measure_meshes(files: dict) -> dict:
 
 
 def main(snakemake) -> None:
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     measured = measure_meshes(snakemake.params.meshes)
     text = json.dumps(measured, indent=1)

@@ -17,6 +17,7 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 import bpy
 import numpy as np
 
+from workflow_scripts.common.files import write_atomically
 from workflow_scripts.datasets.placement import object_origin
 from workflow_scripts.render.blender import (
     LIGHT_JITTER,
@@ -59,13 +60,18 @@ def set_scene(scene, row: dict, lights: dict, materials: dict, meshes: dict) -> 
 def render_scenes(rows: list[dict], out_dir, render_cfg: dict, threads: int = 1, progress: bool = False,
                   mesh_files: dict | None = None) -> None:
     """Render each item row (as read from the item table) to `out_dir/<item_id>.png`; `mesh_files`
-    {category: file} holds the meshes of a ComCO table's objects."""
-    from tqdm import tqdm
-
+    {category: file} holds the meshes of a ComCO table's objects. The folder appears, complete, only at the end
+    (files.write_atomically)."""
     if not rows:
         raise ValueError("no scenes to render")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomically(out_dir, lambda partial: _render_into(Path(partial), rows, render_cfg, threads, progress,
+                                                           mesh_files))
+
+
+def _render_into(out_dir: Path, rows, render_cfg, threads, progress, mesh_files) -> None:
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     configure_cycles(scene, render_cfg, rows[0]["image_width"], rows[0]["image_height"], threads)
@@ -78,19 +84,16 @@ def render_scenes(rows: list[dict], out_dir, render_cfg: dict, threads: int = 1,
         meshes = {c: import_mesh(path, c) for c, path in mesh_files.items() if c in used}
     for row in tqdm(rows, desc="render", unit="image", disable=not progress):
         set_scene(scene, row, lights, materials, meshes)
-        target = out_dir / f"{row['item_id']}.png"
-        partial = out_dir / f".{row['item_id']}.partial.png"
-        scene.render.filepath = str(partial)
+        scene.render.filepath = str(out_dir / f"{row['item_id']}.png")
         bpy.ops.render.render(write_still=True)
-        os.replace(partial, target)
 
 
 def main(snakemake) -> None:
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import read_table
     from workflow_scripts.datasets.comco import MESHES_KEY
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     os.dup2(sys.stderr.fileno(), 1)  # Blender prints render progress on stdout: keep it in the log
     shard = int(snakemake.wildcards.shard)
     table = read_table(snakemake.input.item_table, what="an item table", filters=[("shard", "=", shard)])

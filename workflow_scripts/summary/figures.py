@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from workflow_scripts.common.files import write_atomically  # noqa: E402
 from workflow_scripts.summary import reference  # noqa: E402
 from workflow_scripts.summary.tables import HIGH, LOW  # noqa: E402
 
@@ -239,15 +240,15 @@ def draw(name: str, tables: dict[str, pd.DataFrame], png, pdf) -> None:
         legend_width = figure.legends[0].get_window_extent(figure.canvas.get_renderer()).width / figure.bbox.width
     figure.tight_layout(rect=(0, 0, 1 - legend_width, 1))
     for path in (png, pdf):
-        figure.savefig(path, dpi=150)
+        write_atomically(path, lambda partial: figure.savefig(partial, dpi=150))
     plt.close(figure)
 
 
 def main(snakemake) -> None:
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.logs import start_job
     from workflow_scripts.summary.tables import read_results
 
-    log_to(snakemake.log[0])
+    start_job(snakemake)
     tables = {}
     for key, path in snakemake.input.items():
         tables[key] = pd.read_csv(path) if isinstance(path, str) and path.endswith(".csv") else read_results(path)

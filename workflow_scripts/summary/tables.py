@@ -326,14 +326,15 @@ TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, bi
 
 
 def main(snakemake) -> None:
-    from workflow_scripts.common.logs import log_to
+    from workflow_scripts.common.files import write_atomically
+    from workflow_scripts.common.logs import start_job
 
-    logger = log_to(snakemake.log[0])
+    logger = start_job(snakemake)
     name = snakemake.wildcards.table
     make_table, make_markdown = TABLES[name]
     table = make_table(read_results(snakemake.input.results))
-    table.to_csv(snakemake.output.csv, index=False)
-    Path(snakemake.output.md).write_text(make_markdown(table))
+    write_atomically(snakemake.output.csv, lambda partial: table.to_csv(partial, index=False))
+    write_atomically(snakemake.output.md, lambda partial: Path(partial).write_text(make_markdown(table)))
     logger.info("%d %s rows", len(table), name)
 
 
