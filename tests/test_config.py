@@ -149,17 +149,19 @@ def test_kind_specific_keys_are_checked(dataset, expected):
 
 def test_six_two_object_scenes_are_refused_with_the_counts_each_analysis_needs():
     message = invalid(lambda c: c["datasets"]["toy"].update(scenes_per_count=6))
-    assert ("datasets.toy: probes need(s) at least 1 test 2-object item; 6 2-object items x test fraction 0.1 give "
-            "about 0.6: plan at least 10 2-object items or raise the test fraction") in message
-    assert "datasets.toy: labclip need(s) at least 1 val item; 6 items x val fraction 0.1 give about 0.6" in message
-    assert "datasets.toy: binding need(s) at least 1 test item" in message
+    assert ("datasets.toy: analysis probes needs at least 1 test 2-object item; 6 2-object items x test fraction "
+            "0.1 give about 0.6: plan at least 10 2-object items or raise the test fraction") in message
+    assert ("datasets.toy: analysis labclip needs at least 1 val item; 6 items x val fraction 0.1 give about "
+            "0.6") in message
+    assert "datasets.toy: analysis binding needs at least 1 test item" in message
 
 
 def test_split_needs_follow_the_analyses_and_object_counts():
     # probes alone need each object count's splits; binding and labclip, with none listed, need nothing
     message = invalid(lambda c: c["datasets"]["toy"].update(objects_per_scene=[2, 3], scenes_per_count=4,
                                                           analyses=["probes"]))
-    assert "probes need(s) at least 1 val 3-object item; 4 3-object items x val fraction 0.1 give about 0.4" in message
+    assert ("analysis probes needs at least 1 val 3-object item; 4 3-object items x val fraction 0.1 give about "
+            "0.4") in message
     assert "labclip" not in message and "binding" not in message
     config = copy.deepcopy(MINIMAL)
     config["datasets"]["toy"].update(objects_per_scene=[2, 3], scenes_per_count=4, analyses=["probes"],

@@ -41,10 +41,10 @@ def rendered(tmp_path):
     return items_path, table, dict(zip(ids, paths))
 
 
-def embed(items_path, table, num_workers):
+def embed(items_path, table, num_workers, rendered=True):
     paths, ids, sizes = image_inputs(table, items_path)
     return embed_images(CHANNEL_MEANS, to_tensor, paths, "cpu", batch_size=2, num_workers=num_workers,
-                        precision="fp32", item_ids=ids, sizes=sizes)
+                        precision="fp32", item_ids=ids, sizes=sizes, rendered=rendered)
 
 
 def zero_middle(path):
@@ -103,6 +103,15 @@ def test_a_png_of_the_wrong_size_is_named_with_both_sizes(rendered, num_workers)
     print(message)
     assert (f"{files[item_id]}: the image of item {item_id} is {WIDTH + 1}x{HEIGHT} pixels, the item table says "
             f"{WIDTH}x{HEIGHT} (image_width x image_height)") in message
+
+
+def test_a_wrong_image_of_a_dataset_on_disk_is_to_be_replaced_not_rerendered(rendered):
+    items_path, table, files = rendered
+    Image.new("RGB", (WIDTH + 1, HEIGHT), "red").save(files[table.column("item_id")[3].as_py()])
+    with pytest.raises(ValueError) as raised:
+        embed(items_path, table, 0, rendered=False)
+    assert "replace it with an intact image of the size the item table records" in str(raised.value)
+    assert "render_shard" not in str(raised.value)
 
 
 def test_without_sizes_any_size_is_embedded(rendered):

@@ -127,7 +127,8 @@ def split_errors(name: str, spec: dict, planned: dict[int, int], analyses) -> li
         which = f"{n_objects}-object items" if n_objects is not None else "items"
         fix = (f"raise the {split} fraction above 0" if fractions[split] == 0 else
                f"plan at least {math.ceil(needed / fractions[split])} {which} or raise the {split} fraction")
-        errors.append(f"datasets.{name}: {', '.join(names)} need(s) at least {needed} {split} {which[:-1]}; "
+        who = f"analysis {names[0]} needs" if len(names) == 1 else f"analyses {' and '.join(names)} need"
+        errors.append(f"datasets.{name}: {who} at least {needed} {split} {which[:-1]}; "
                       f"{items} {which} x {split} fraction {fractions[split]} give about {have:.1f}: {fix}")
     return errors
 

@@ -24,10 +24,11 @@ PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 class ImageFiles(Dataset):
     """PNG files decoded and preprocessed in DataLoader workers. A file that does not decode, or (where `sizes`
     gives the (width, height) the item table records) decodes to another size, raises a ValueError naming the
-    file and its item (`item_ids`); the message survives the DataLoader's re-raise from a worker."""
+    file and its item (`item_ids`) and the way out (rerender where the workflow `rendered` the images); the
+    message survives the DataLoader's re-raise from a worker."""
 
-    def __init__(self, paths, preprocess, item_ids=None, sizes=None):
-        self.paths, self.preprocess = list(paths), preprocess
+    def __init__(self, paths, preprocess, item_ids=None, sizes=None, rendered=False):
+        self.paths, self.preprocess, self.rendered = list(paths), preprocess, rendered
         self.item_ids = list(item_ids) if item_ids is not None else None
         self.sizes = list(sizes) if sizes is not None else None
 
@@ -39,10 +40,10 @@ class ImageFiles(Dataset):
         item = f"the image of item {self.item_ids[index]}" if self.item_ids is not None else "the image"
         expected = tuple(self.sizes[index]) if self.sizes is not None else None
         expected = None if expected is None or None in expected else expected
-        if expected:
+        if self.rendered:
             advice = f"delete its shard folder {Path(path).parent} so that rule render_shard renders it again"
         else:
-            advice = "replace it with an intact image or correct the item table's image path"
+            advice = "replace it with an intact image of the size the item table records, or correct the item table"
         try:
             with Image.open(path) as image:
                 image.load()  # decode now: PIL opens lazily, so a truncated file would fail only later
@@ -68,13 +69,13 @@ def autocast(device: str, precision: str):
 
 
 def embed_images(model, preprocess, paths, device, batch_size, num_workers, precision,
-                 progress=False, item_ids=None, sizes=None) -> np.ndarray:
+                 progress=False, item_ids=None, sizes=None, rendered=False) -> np.ndarray:
     """(n, d) float32 unnormalised image embeddings, in the order of `paths`; a file that does not decode or is
     not of its `sizes` entry (width, height) fails naming the file and its item (ImageFiles)."""
     if not paths:
         raise ValueError("no images to embed")
     loader = DataLoader(
-        ImageFiles(paths, preprocess, item_ids, sizes), batch_size=batch_size, num_workers=num_workers,
+        ImageFiles(paths, preprocess, item_ids, sizes, rendered), batch_size=batch_size, num_workers=num_workers,
         pin_memory=device.startswith("cuda"),
     )
     chunks = []
@@ -153,7 +154,7 @@ def main(snakemake) -> None:
         paths, item_ids, sizes = image_inputs(items, snakemake.input.item_table)
         vectors = embed_images(model, preprocess, paths, device, settings["batch_size"],
                                settings["num_workers"], settings["precision"], progress=True,
-                               item_ids=item_ids, sizes=sizes)
+                               item_ids=item_ids, sizes=sizes, rendered=bool(snakemake.input.get("shards")))
         columns = {"item_id": items.column("item_id")}
     else:
         columns = text_items(items)
