@@ -84,6 +84,7 @@ rule tor:
     input:
         item_table=ITEMS,
         weights=ancient(WEIGHTS_RECORD),
+        trained=trained_input,
     output:
         tor=f"{analysis_dir('tor')}/tor.parquet",
     params:
@@ -128,6 +129,7 @@ rule matching:
         item_table=ITEMS,
         images=EMBEDDINGS["images"],
         weights=ancient(WEIGHTS_RECORD),
+        trained=trained_input,
     output:
         matching=f"{analysis_dir('matching')}/matching.parquet",
     params:

@@ -13,6 +13,7 @@ from workflow_scripts.common.sources import code_digest, imported_files
 from workflow_scripts.config import ConfigError, check_config_file, validate_config
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 from workflow_scripts.datasets.items import shard_dir
+from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings
 from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES
 
 try:
@@ -25,7 +26,7 @@ except (ConfigError, ValueError) as error:
 for name, reason in SKIPPED.items():
     logger.warning(f"dataset {name!r} skipped: {reason}")
 
-MODELS = {model["id"]: model for model in config["models"]}
+MODELS = configured_models(config)  # a trained entry resolved to its checkpoint folder (models/catalogue.py)
 
 # Paths: every dataset's items and embeddings, and every analysis' results in one layout.
 ITEMS = "results/{dataset}/items.parquet"
@@ -57,7 +58,21 @@ wildcard_constraints:
     dataset=one_of(DATASETS),
     model=one_of(MODELS),
     shard=r"\d{3}",
+    run=one_of(config["clip_training"]),
     mode=one_of(config["paper_a"]["labclip"]["modes"]),
+
+
+def trained_input(wildcards) -> list[str]:
+    """The training run's folder of a model trained by this workflow; nothing for any other model."""
+    model = MODELS[wildcards.model]
+    return [TRAINING_DIR.format(run=model["trained"])] if "trained" in model else []
+
+
+def training_inputs(wildcards) -> dict:
+    """The item table and render shards of a training run's dataset."""
+    dataset = config["clip_training"][wildcards.run]["dataset"]
+    return {"item_table": ITEMS.format(dataset=dataset),
+            "shards": [f"results/{dataset}/{shard_dir(shard)}" for shard in range(DATASETS[dataset].shards)]}
 
 
 def item_inputs(wildcards) -> dict:

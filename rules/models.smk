@@ -11,7 +11,30 @@
 WEIGHTS_RECORD = "results/weights/{model}.json"
 
 
+# A CLIP trained by this workflow (config clip_training): every checkpoint of a run, each an open_clip
+# local-dir folder. A model entry with `trained: <run>` embeds with one of them; its rules take the run's folder
+# as input, so a retrained CLIP re-embeds.
+rule train_clip:
+    input:
+        unpack(training_inputs),
+    output:
+        directory(TRAINING_DIR),
+    params:
+        training=lambda wc: run_settings(config, wc.run),
+    threads: 8
+    log:
+        "results/logs/train_clip/{run}.log",
+    benchmark:
+        "results/benchmarks/train_clip/{run}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/models/training.py"
+
+
 rule prefetch_weights:
+    input:
+        trained_input,
     output:
         WEIGHTS_RECORD,
     params:
@@ -40,6 +63,7 @@ rule embed_images:
         item_table=ITEMS,
         shards=shard_dirs,
         weights=ancient(WEIGHTS_RECORD),
+        trained=trained_input,
     output:
         EMBEDDINGS["images"],
     params:
@@ -62,6 +86,7 @@ rule embed_texts:
     input:
         item_table=ITEMS,
         weights=ancient(WEIGHTS_RECORD),
+        trained=trained_input,
     output:
         EMBEDDINGS["texts"],
     params:

@@ -44,6 +44,14 @@ def _key(path) -> str:
 
 def _explain(error, prefix=()) -> str:
     key = _key([*prefix, *error.absolute_path])
+    if error.validator == "oneOf":  # say what each form lacks instead of "is not valid under any of the schemas"
+        forms = {}
+        for sub in error.context:
+            forms.setdefault(sub.relative_schema_path[0], []).append(sub.message)
+        if not forms:
+            return f"{key}: matches more than one of its forms ({error.schema.get('description', 'see the schema')})"
+        lacks = "; or ".join(", ".join(messages) for _, messages in sorted(forms.items()))
+        return f"{key}: matches none of its forms: {lacks}"
     if error.validator == "additionalProperties":
         known = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
         return f"{key}: {error.message}; known keys: {known}"
@@ -133,6 +141,46 @@ def split_errors(name: str, spec: dict, planned: dict[int, int], analyses) -> li
     return errors
 
 
+def training_errors(config: dict, kinds: dict) -> list[str]:
+    """Each clip_training run: a rendered dataset of this config with enough train items for a batch, an
+    architecture open_clip can build; each trained model: a run of clip_training and one of its checkpoints."""
+    from workflow_scripts.models.catalogue import model_config
+
+    errors = []
+    for run, settings in config["clip_training"].items():
+        key = f"clip_training.{run}"
+        spec = config["datasets"].get(settings["dataset"])
+        kind = kinds.get(spec["kind"]) if spec is not None else None
+        if kind is None or not kind.rendered:
+            rendered = [n for n, s in config["datasets"].items() if s["kind"] in kinds and kinds[s["kind"]].rendered]
+            errors.append(f"{key}.dataset: {settings['dataset']!r} is not a rendered dataset of this config "
+                          f"(rendered: {', '.join(rendered) or 'none'})")
+        elif kind.planned_items is not None:
+            train = sum(kind.planned_items(settings["dataset"], spec).values()) * spec["splits"].get("train", 0)
+            if train < settings["batch_size"]:
+                errors.append(f"{key}: a batch of {settings['batch_size']} needs at least as many train items; "
+                              f"datasets.{settings['dataset']} gives about {train:.0f}: plan more scenes, raise its "
+                              "train fraction or lower batch_size")
+        try:
+            model_config(settings["architecture"])
+        except ValueError as error:
+            errors.append(f"{key}.architecture: {error}")
+    for index, model in enumerate(config["models"]):
+        if "trained" not in model:
+            continue
+        run = config["clip_training"].get(model["trained"])
+        if "name" in model or "pretrained" in model:
+            errors.append(f"models[{index}] (id {model['id']!r}): a trained model takes no name or pretrained (its "
+                          f"checkpoint folder of run {model['trained']!r} is both)")
+        elif run is None:
+            errors.append(f"models[{index}] (id {model['id']!r}): trained {model['trained']!r} is not a run of "
+                          f"clip_training (runs: {', '.join(config['clip_training']) or 'none'})")
+        elif model.get("checkpoint", 1.0) not in [0, *run["checkpoints"]]:
+            errors.append(f"models[{index}] (id {model['id']!r}): checkpoint {model['checkpoint']} is not one of run "
+                          f"{model['trained']!r}'s checkpoints {[0, *run['checkpoints']]}")
+    return errors
+
+
 def model_errors(config: dict) -> list[str]:
     """Repeated ids, and models open_clip cannot build (unknown architecture or tag, missing checkpoint)."""
     from workflow_scripts.models.catalogue import model_errors as unbuildable
@@ -173,7 +221,7 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
             kinds = dataset_kinds(config["kind_modules"])
         except ValueError as error:
             raise ConfigError(f"invalid config:\n  {error}") from None
-        messages = dataset_errors(config, kinds) + model_errors(config)
+        messages = dataset_errors(config, kinds) + model_errors(config) + training_errors(config, kinds)
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config

@@ -18,6 +18,58 @@ from workflow_scripts.common.files import write_atomically
 
 RANDOM_WEIGHTS = ("none", "random")
 CACHE_DIR = Path(".snakemake/clip_binding")
+LOCAL_DIR = "local-dir:"  # open_clip's name for a checkpoint folder (open_clip_config.json and its weights)
+TRAINING_DIR = "results/clip_training/{run}"  # rule train_clip's output: one local-dir folder per checkpoint
+
+
+VOCAB_SIZE = 49408  # open_clip's BPE tokenizer
+
+
+def model_config(architecture: dict) -> dict:
+    """open_clip's model_cfg for the config's `architecture` (image_size, patch_size, vision_width,
+    vision_layers, text_width, text_layers, head_width, embed_dim, context_length)."""
+    a = architecture
+    for width in ("vision_width", "text_width"):
+        if a[width] % a["head_width"]:
+            raise ValueError(f"{width} {a[width]} is not a multiple of head_width {a['head_width']}")
+    if a["image_size"] % a["patch_size"]:
+        raise ValueError(f"image_size {a['image_size']} is not a multiple of patch_size {a['patch_size']}")
+    return {
+        "embed_dim": a["embed_dim"],
+        "vision_cfg": {"image_size": a["image_size"], "patch_size": a["patch_size"], "width": a["vision_width"],
+                       "layers": a["vision_layers"], "head_width": a["head_width"]},
+        "text_cfg": {"context_length": a["context_length"], "vocab_size": VOCAB_SIZE, "width": a["text_width"],
+                     "heads": a["text_width"] // a["head_width"], "layers": a["text_layers"]},
+    }
+
+
+def checkpoint_steps(steps: int, fractions) -> list[int]:
+    """The steps after which a training run writes a checkpoint: 0 (the initialisation) and each fraction."""
+    return sorted({0} | {max(1, round(f * steps)) for f in fractions})
+
+
+def checkpoint_folder(run: str, step: int) -> str:
+    return f"{TRAINING_DIR.format(run=run)}/step-{step:06d}"
+
+
+def run_settings(config: dict, run: str) -> dict:
+    """A clip_training run's settings with its seed resolved (the config's seed unless the run sets one)."""
+    return {"seed": config["seed"], **config["clip_training"][run]}
+
+
+def configured_models(config: dict) -> dict[str, dict]:
+    """The config's models by id, a trained entry resolved to its checkpoint folder: name "local-dir:<folder>",
+    pretrained "none", and its run's settings under "training" (so that a changed run reruns what embeds with it)."""
+    models = {}
+    for model in config["models"]:
+        if "trained" in model:
+            settings = run_settings(config, model["trained"])
+            fraction = model.get("checkpoint", 1.0)
+            step = 0 if fraction == 0 else max(1, round(fraction * settings["steps"]))
+            model = {**model, "name": LOCAL_DIR + checkpoint_folder(model["trained"], step), "pretrained": "none",
+                     "training": settings, "step": step}
+        models[model["id"]] = model
+    return models
 
 
 def is_checkpoint_path(pretrained: str) -> bool:
@@ -86,6 +138,15 @@ def weights_problem(name: str, pretrained: str, architectures: list[str] | None,
                     tags: dict[str, list[str]] | None) -> tuple[type, str] | None:
     """(error type, message) when open_clip cannot build `name` with `pretrained`, or None when it can. The
     name is checked only against known `architectures` and a tag only against known `tags`."""
+    if name.startswith(LOCAL_DIR):
+        folder = Path(name[len(LOCAL_DIR):]).expanduser()
+        if pretrained.lower() not in RANDOM_WEIGHTS:
+            return ValueError, (f"model {name!r} carries its own weights (open_clip ignores pretrained for a "
+                                f"local-dir folder); set pretrained to none, not {pretrained!r}")
+        if not (folder / "open_clip_config.json").is_file():
+            return FileNotFoundError, (f"model {name!r}: {folder / 'open_clip_config.json'} not found; a local-dir "
+                                       "folder holds open_clip_config.json and the weights (open_clip_model.safetensors)")
+        return None
     if architectures is not None and name not in architectures:
         return ValueError, (f"model name {name!r} is not an open_clip architecture (open_clip {installed_version()}; "
                             f"see open_clip.list_models()){_suggest(name, architectures)}")
@@ -104,10 +165,11 @@ def weights_problem(name: str, pretrained: str, architectures: list[str] | None,
 def model_errors(models: list[dict], cache_dir=CACHE_DIR) -> list[str]:
     """A message for each configured model that open_clip cannot build, naming its entry; open_clip is imported
     (once per installation) only where a model names a tag."""
+    named = [(index, model) for index, model in enumerate(models) if "trained" not in model]
     architectures = installed_architectures()
-    tags = installed_tags(cache_dir) if any(is_tag(m["pretrained"]) for m in models) else None
+    tags = installed_tags(cache_dir) if any(is_tag(m["pretrained"]) for _, m in named) else None
     messages = []
-    for index, model in enumerate(models):
+    for index, model in named:
         problem = weights_problem(model["name"], model["pretrained"], architectures, tags)
         if problem:
             messages.append(f"models[{index}] (id {model['id']!r}): {problem[1]}")

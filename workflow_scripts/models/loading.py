@@ -17,7 +17,7 @@ import open_clip
 import torch
 
 from workflow_scripts.common.files import sha256_of
-from workflow_scripts.models.catalogue import RANDOM_WEIGHTS, is_checkpoint_path, weights_problem
+from workflow_scripts.models.catalogue import LOCAL_DIR, RANDOM_WEIGHTS, is_checkpoint_path, weights_problem
 
 HUB_HOST = "huggingface.co"
 
@@ -44,12 +44,31 @@ def describe_weights(name: str, pretrained: str | None, seed: int) -> dict:
     if problem:
         error_type, message = problem
         raise error_type(message)
+    if name.startswith(LOCAL_DIR):
+        return {"model": name, "pretrained": "none", "weights": local_dir_weights(Path(name[len(LOCAL_DIR):]))}
     if pretrained.lower() in RANDOM_WEIGHTS:
         return {"model": name, "pretrained": "none", "weights": f"random initialisation, torch seed {seed}"}
     if is_checkpoint_path(pretrained):
         path = Path(pretrained).expanduser()
         return {"model": name, "pretrained": str(path), "weights": f"local checkpoint sha256 {sha256_of(path)}"}
     return {"model": name, "pretrained": pretrained, "weights": f"open_clip pretrained tag {name}/{pretrained}"}
+
+
+def local_dir_weights(folder: Path) -> str:
+    """What a local-dir checkpoint folder's weights are: its weights file's sha256 and, for a CLIP trained by
+    this workflow (a training.json beside them), the run, its data and the step."""
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + sorted(folder.glob("*.pth"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no weights file (open_clip_model.safetensors) in this local-dir folder")
+    weights = f"open_clip local-dir checkpoint {folder}, {files[0].name} sha256 {sha256_of(files[0])}"
+    record_path = folder / "training.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        weights = (f"CLIP trained in this workflow on synthetic scenes (run {record['run']}: dataset "
+                   f"{record['dataset']}, {record['train_items']} train items, caption order "
+                   f"{record['caption_order']}, seed {record['seed']}; step {record['step']} of {record['steps']}); "
+                   + weights)
+    return weights
 
 
 def hub_offline_reason() -> str | None:
@@ -114,7 +133,10 @@ def load_model(name: str, pretrained: str | None, device: str = "cpu", seed: int
     """
     provenance = describe_weights(name, pretrained, seed)
     source = provenance["pretrained"]
-    if source == "none":
+    if name.startswith(LOCAL_DIR):  # config and weights from the folder (open_clip ignores pretrained)
+        model, _, preprocess = open_clip.create_model_and_transforms(name)
+        tokenizer = open_clip.get_tokenizer(name)
+    elif source == "none":
         torch.manual_seed(seed)
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
         tokenizer = open_clip.get_tokenizer(name)

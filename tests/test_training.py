@@ -1,0 +1,224 @@
+"""The CLIP trained inside the workflow (models/training.py): the loss, a tiny real training run, its
+checkpoints as open_clip loads them, and the caption-order option of the data-order experiment."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from workflow_scripts.datasets.items import Vocabulary
+from workflow_scripts.models import training
+
+TINY_ARCHITECTURE = {"image_size": 16, "patch_size": 8, "vision_width": 32, "vision_layers": 1, "text_width": 32,
+                     "text_layers": 1, "head_width": 16, "embed_dim": 16, "context_length": 8}
+SETTINGS = {"architecture": TINY_ARCHITECTURE, "steps": 60, "batch_size": 8, "lr": 2e-3, "warmup_steps": 5,
+            "weight_decay": 0.0, "checkpoints": [0.5, 1.0], "seed": 3}
+COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "yellow": (1, 1, 0), "cyan": (0, 1, 1),
+           "purple": (1, 0, 1), "gray": (0.5, 0.5, 0.5), "black": (0, 0, 0)}
+
+
+def test_loss_on_hand_made_features():
+    s = 2.0
+    identity = torch.eye(2)
+    # matching pairs on the diagonal: each of the 4 rows' cross-entropy is log(1 + e^-s)
+    assert float(training.clip_loss(identity, identity, torch.tensor(s))) == pytest.approx(math.log1p(math.exp(-s)))
+    # both captions the same: image->text rows give log 2 each; text->image rows log(1 + e^-s) and log(1 + e^s)
+    same = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    expected = (math.log(2) + (math.log1p(math.exp(-s)) + math.log1p(math.exp(s))) / 2) / 2
+    assert float(training.clip_loss(identity, same, torch.tensor(s))) == pytest.approx(expected)
+
+
+def colour_data(copies=4, seed=0):
+    """Images of one colour each (with noise) and the colour's name as caption: a task a CLIP learns fast."""
+    rng = np.random.default_rng(seed)
+    images, captions = [], []
+    for name, rgb in COLOURS.items():
+        for _ in range(copies):
+            image = np.asarray(rgb, np.float32)[:, None, None] + rng.normal(0, 0.1, (3, 16, 16)).astype(np.float32)
+            images.append(torch.from_numpy(image))
+            captions.append(f"a {name} square")
+    return torch.stack(images), captions
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    images, captions = colour_data()
+    model, losses = training.train_clip(images, captions, SETTINGS, folder, {"run": "colours"})
+    return folder, model, losses, images, captions
+
+
+def test_the_loss_falls(trained):
+    _, _, losses, _, _ = trained
+    assert len(losses) == SETTINGS["steps"]
+    assert np.mean(losses[-10:]) < 0.5 * losses[0], losses
+
+
+def test_checkpoints_are_written_at_the_initialisation_and_each_fraction(trained):
+    folder = trained[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["step-000000", "step-000030", "step-000060"]
+    record = json.loads((folder / "step-000030/training.json").read_text())
+    assert record["run"] == "colours" and record["step"] == 30 and record["items_seen"] == 30 * 8
+    assert record["loss"] == trained[2][:30]
+
+
+def test_open_clip_loads_the_final_checkpoint_and_embeds_identically(trained):
+    folder, model, _, images, captions = trained
+    loaded, preprocess, tokenizer = training.load_checkpoint(folder / "step-000060")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_image(images), model.encode_image(images), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.encode_text(tokenizer(captions)),
+                                   model.encode_text(tokenizer(captions)), rtol=0, atol=0)
+    from PIL import Image
+
+    assert preprocess(Image.new("RGB", (40, 30))).shape == (3, 16, 16)  # the architecture's image size
+
+
+def test_the_initial_checkpoint_differs_from_the_trained_one(trained):
+    folder, model, _, images, _ = trained
+    initial, _, _ = training.load_checkpoint(folder / "step-000000")
+    with torch.no_grad():
+        assert not torch.allclose(initial.encode_image(images), model.encode_image(images))
+
+
+def test_same_seed_same_run(tmp_path):
+    images, captions = colour_data()
+    settings = {**SETTINGS, "steps": 6, "checkpoints": [1.0]}
+    first = training.train_clip(images, captions, settings, tmp_path / "a", {})[1]
+    second = training.train_clip(images, captions, settings, tmp_path / "b", {})[1]
+    third = training.train_clip(images, captions, {**settings, "seed": 4}, tmp_path / "c", {})[1]
+    assert first == second and first != third
+
+
+def test_bad_architectures_and_too_few_items_are_named(tmp_path):
+    with pytest.raises(ValueError, match="vision_width 30 is not a multiple of head_width 16"):
+        training.model_config({**TINY_ARCHITECTURE, "vision_width": 30})
+    images, captions = colour_data(copies=1)
+    with pytest.raises(ValueError, match="8 training items, fewer than one batch of 16"):
+        training.train_clip(images, captions, {**SETTINGS, "batch_size": 16}, tmp_path, {})
+
+
+SHAPES = Vocabulary(objects=("cube", "sphere", "cone", "torus"))
+
+
+def scene(item_id, objects, sizes):
+    rows = [{"object": o, "attribute": None, "size": s} for o, s in zip(objects, sizes)]
+    return {"item_id": item_id, "objects": rows, "caption": SHAPES.caption(objects)}
+
+
+ROWS = [scene("a", ["cube", "sphere", "cone"], ["small", "large", "small"]),
+        scene("b", ["torus", "cube"], ["small", "large"]),
+        scene("c", ["cone", "sphere", "cube", "torus"], ["large", "small", "small", "small"])]
+
+
+def test_large_first_names_the_large_object_first_and_keeps_the_rest_in_order():
+    captions = training.training_captions(ROWS, SHAPES, "large_first", seed=0)
+    assert captions == ["sphere and cube and cone", "cube and torus", "cone and sphere and cube and torus"]
+
+
+def test_caption_orders_change_only_the_order():
+    for order in training.CAPTION_ORDERS:
+        captions = training.training_captions(ROWS, SHAPES, order, seed=1)
+        for row, caption in zip(ROWS, captions):
+            assert sorted(SHAPES.parse(caption)) == sorted(SHAPES.parse(row["caption"]))
+    assert training.training_captions(ROWS, SHAPES, "as_generated", seed=1) == [r["caption"] for r in ROWS]
+    randomised = [training.training_captions(ROWS * 10, SHAPES, "random", seed=s) for s in (1, 2)]
+    assert randomised[0] != randomised[1]  # seeded, and the seed matters
+    assert randomised[0] == training.training_captions(ROWS * 10, SHAPES, "random", seed=1)
+    firsts = {caption.split(" and ")[0] for caption in randomised[0][::3]}
+    assert len(firsts) > 1  # item a's caption starts with different objects across copies
+
+
+def test_a_caption_not_in_object_order_cannot_be_reordered():
+    row = {**ROWS[0], "caption": "sphere and cube and cone"}
+    with pytest.raises(ValueError, match="item a: caption 'sphere and cube and cone' does not name its objects"):
+        training.training_captions([row], SHAPES, "random", seed=0)
+    assert training.training_captions([row], SHAPES, "as_generated", seed=0) == ["sphere and cube and cone"]
+
+
+# --- in the workflow: rule train_clip and models with `trained:` ---
+WORKFLOW_CONFIG = {
+    "seed": 2,
+    "datasets": {"toy": {"objects_per_scene": [2], "scenes_per_count": 40, "shards": 1}},
+    "render": {"resolution": [16, 16], "samples": 1},
+    "clip_training": {"tiny": {"dataset": "toy", "architecture": TINY_ARCHITECTURE, "steps": 4, "batch_size": 8,
+                               "checkpoints": [0.5, 1.0]}},
+    "models": [{"id": "scenes", "trained": "tiny"}, {"id": "scenes-init", "trained": "tiny", "checkpoint": 0}],
+    "embedding": {"device": "cpu", "precision": "fp32", "num_workers": 0},
+}
+
+
+def test_config_resolves_trained_models_to_their_checkpoint_folders():
+    from workflow_scripts.config import validate_config
+    from workflow_scripts.models.catalogue import configured_models
+
+    import copy
+
+    config = validate_config(copy.deepcopy(WORKFLOW_CONFIG))
+    models = configured_models(config)
+    assert models["scenes"]["name"] == "local-dir:results/clip_training/tiny/step-000004"
+    assert models["scenes-init"]["name"] == "local-dir:results/clip_training/tiny/step-000000"
+    assert models["scenes"]["training"]["seed"] == 2 and models["scenes"]["training"]["lr"] == 3e-4
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c["models"].append({"id": "x", "trained": "nope"}), "models[2] (id 'x'): trained 'nope' is not a run"),
+    (lambda c: c["models"][1].update(checkpoint=0.3), "checkpoint 0.3 is not one of run 'tiny''s checkpoints"),
+    (lambda c: c["clip_training"]["tiny"].update(dataset="names"), "clip_training.tiny.dataset: 'names' is not a "
+                                                                   "rendered dataset of this config (rendered: toy)"),
+    (lambda c: c["clip_training"]["tiny"].update(batch_size=64), "clip_training.tiny: a batch of 64 needs at least"),
+    (lambda c: c["clip_training"]["tiny"]["architecture"].update(patch_size=5), "image_size 16 is not a multiple"),
+    (lambda c: c["models"][0].update(name="ViT-B-32"), "models[0] (id 'scenes'): a trained model takes no name"),
+    (lambda c: c["models"][0].update(name="ViT-B-32", pretrained="none"), "models.0: matches more than one of its "
+                                                                          "forms (either {id, name, pretrained}"),
+])
+def test_bad_training_configs_are_named(change, words):
+    import copy
+
+    from workflow_scripts.config import ConfigError, validate_config
+
+    config = copy.deepcopy(WORKFLOW_CONFIG)
+    config["datasets"]["names"] = {"kind": "names", "names": "coco"}
+    change(config)
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config)
+    assert words in str(raised.value)
+
+
+def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
+    from PIL import Image
+
+    from conftest import snakemake, write_config
+    from workflow_scripts.common.parquet import embedding_matrix, read_provenance, read_table
+
+    config = write_config(tmp_path, WORKFLOW_CONFIG)
+    targets = [f"results/toy/embeddings/{m}/{k}.parquet" for m in ("scenes", "scenes-init") for k in ("images", "texts")]
+    run = snakemake("--cores", 2, "--directory", tmp_path, *targets, "--configfile", config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = tmp_path / "results/clip_training/tiny"
+    assert sorted(p.name for p in folder.glob("step-*")) == ["step-000000", "step-000002", "step-000004"]
+    record = json.loads((folder / "step-000004/training.json").read_text())
+    assert record["train_items"] == len(record["item_ids"]) == len(record["captions"]) and len(record["loss"]) == 4
+
+    images = tmp_path / "results/toy/embeddings/scenes/images.parquet"
+    weights = read_provenance(images)["weights"]
+    assert weights.startswith("CLIP trained in this workflow on synthetic scenes (run tiny: dataset toy, ")
+    assert "step 4 of 4" in weights and "step 0 of 4" in read_provenance(
+        tmp_path / "results/toy/embeddings/scenes-init/images.parquet")["weights"]
+
+    # The embedding the workflow wrote is the checkpoint's, as open_clip loads it, of the rendered PNG.
+    model, preprocess, tokenizer = training.load_checkpoint(folder / "step-000004")
+    items = read_table(tmp_path / "results/toy/items.parquet").to_pylist()
+    table = read_table(images)
+    row = table.column("item_id").to_pylist().index(items[0]["item_id"])
+    with torch.no_grad():
+        expected = model.encode_image(preprocess(Image.open(tmp_path / "results/toy" / items[0]["image"]))[None])
+    np.testing.assert_allclose(embedding_matrix(table.column("embedding"))[row], expected[0].numpy(), atol=1e-5)
+
+    # A changed training setting retrains and re-embeds; nothing else.
+    changed = write_config(tmp_path, {**WORKFLOW_CONFIG, "clip_training": {"tiny": {
+        **WORKFLOW_CONFIG["clip_training"]["tiny"], "lr": 1e-3}}})
+    dry = snakemake("-n", "--cores", 1, "--directory", tmp_path, *targets, "--configfile", changed)
+    planned = dry.stdout + dry.stderr
+    assert "rule train_clip" in planned and "rule embed_images" in planned and "rule render_shard" not in planned
