@@ -74,3 +74,31 @@ def test_every_bar_draws_its_own_interval(tmp_path):
     expected = sorted(tuple(np.round((r.image_to_text_accuracy, r.image_to_text_accuracy_low95,
                                       r.image_to_text_accuracy_high95), 3)) for r in table.itertuples())
     assert drawn == expected  # each whisker stands on the bar whose value it belongs to
+
+
+def test_figure_titles_say_in_a_few_words_what_weights_each_model_has():
+    weights_note = figures.weights_note
+    trained = ("CLIP trained in this workflow on synthetic scenes (run r: dataset d, 8 train items, caption order "
+               "as_generated, seed 0; step 4 of 4); open_clip local-dir checkpoint results/x, "
+               "open_clip_model.safetensors sha256 abc")
+    frame = pd.DataFrame({"model_id": ["clip", "clip", "rand"],
+                          "weights": [trained, trained, "random initialisation, torch seed 0"]})
+    note = weights_note(frame)
+    assert note == ("weights: clip: CLIP trained in this workflow on synthetic scenes (run r, step 4 of 4); rand: "
+                    "RANDOM weights (the pipeline, not CLIP's behaviour)")
+    assert "sha256" not in note
+    assert weights_note(frame[frame.model_id == "rand"]) == "weights: RANDOM weights (the pipeline, not CLIP's behaviour)"
+
+
+def test_markdown_tables_show_weights_short_and_give_them_in_full_below():
+    from workflow_scripts.summary.tables import markdown_table
+
+    trained = ("CLIP trained in this workflow on synthetic scenes (run r: dataset d, 8 train items, caption order "
+               "as_generated, seed 0; step 4 of 4); open_clip local-dir checkpoint results/x, sha256 abc")
+    text = markdown_table([{"model_id": "clip", "weights": trained, "acc": 0.5},
+                           {"model_id": "b32", "weights": "open_clip pretrained tag ViT-B-32/openai", "acc": 0.25}],
+                          ["model_id", "weights", "acc"])
+    table, footnote = text.split("\n\n")
+    assert "sha256" not in table and "| clip | CLIP trained in this workflow on synthetic scenes (run r, step 4 of 4) |" in table
+    assert "| b32 | open_clip pretrained tag ViT-B-32/openai | 0.250 |" in table
+    assert footnote == f"Weights of clip: {trained}.\n"

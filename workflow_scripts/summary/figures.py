@@ -1,5 +1,6 @@
 """Rule `figure`: the papers' figures (seaborn), each drawn from the tables and saved as PNG and PDF."""
 import sys
+import textwrap
 from pathlib import Path
 
 if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
@@ -14,17 +15,17 @@ import seaborn as sns  # noqa: E402
 
 from workflow_scripts.common.files import write_atomically  # noqa: E402
 from workflow_scripts.summary import reference  # noqa: E402
-from workflow_scripts.summary.tables import HIGH, LOW  # noqa: E402
+from workflow_scripts.summary.tables import HIGH, LOW, short_weights  # noqa: E402
 
 INTERVAL_NOTE = "whiskers: 95% intervals"
 
 
 def weights_note(frame: pd.DataFrame) -> str:
-    """What produced the numbers, for the title; random weights are said to be random."""
-    weights = sorted(set(frame["weights"]))
-    if any(w.startswith("random") for w in weights):
-        return "RANDOM WEIGHTS: shows the pipeline, not CLIP's behaviour"
-    return "weights: " + "; ".join(weights)
+    """What produced the numbers, for the title: each model's weights in a few words."""
+    pairs = sorted(set(zip(frame["model_id"], frame["weights"])))
+    if len(pairs) == 1:
+        return "weights: " + short_weights(pairs[0][1])
+    return "weights: " + "; ".join(f"{model}: {short_weights(weights)}" for model, weights in pairs)
 
 
 def interval_bars(grid, x: str, y: str, hue: str, hue_order, order=None) -> None:
@@ -234,7 +235,9 @@ FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES}
 
 def draw(name: str, tables: dict[str, pd.DataFrame], png, pdf) -> None:
     figure, title = FIGURES[name](tables)
-    figure.suptitle(title, fontsize=9, wrap=True)  # wrapped to the figure's width, which narrow grids need
+    # Wrapped to the figure's width (about 15 characters of 9-point text per inch), which narrow grids need;
+    # matplotlib's own wrap=True lets a centred title's first line run past the edge.
+    figure.suptitle(textwrap.fill(title, int(figure.get_figwidth() * 15)), fontsize=9)
     legend_width = 0.0  # seaborn's figure legend stands at the right edge: keep the panels clear of it
     if figure.legends:
         legend_width = figure.legends[0].get_window_extent(figure.canvas.get_renderer()).width / figure.bbox.width

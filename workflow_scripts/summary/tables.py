@@ -1,5 +1,6 @@
 """Rule `table`: the papers' tables, each gathering one analysis' results over every dataset and model, as CSV
 and Markdown, with the papers' reference numbers beside ours where they give any (TABLES says which)."""
+import re
 import sys
 from pathlib import Path
 
@@ -68,12 +69,28 @@ def counted_interval_text(value, low, high, n) -> str:
     return f"{text}, n={int(n)}" if text else ""
 
 
+TRAINED_HERE = "CLIP trained in this workflow on synthetic scenes"  # models/loading.py, local_dir_weights
+
+
+def short_weights(weights: str) -> str:
+    """A model's weights in a few words: random weights said to be random, a CLIP trained here with its run and
+    step (without the checkpoint's path and sha256, which the CSV tables and the table's footnote keep)."""
+    if weights.startswith("random"):
+        return "RANDOM weights (the pipeline, not CLIP's behaviour)"
+    trained = re.match(re.escape(TRAINED_HERE) + r" \(run (\w+):.*?; (step \d+ of \d+)\)", weights)
+    if trained:
+        return f"{TRAINED_HERE} (run {trained[1]}, {trained[2]})"
+    return weights
+
+
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
     """A GitHub-flavoured Markdown table of `columns`; floats with 3 decimals, a share that has interval columns
-    with its 95% interval, missing values blank."""
+    with its 95% interval, missing values blank; weights in a few words, in full below the table."""
 
     def cell(row, column) -> str:
         value = row.get(column)
+        if column == "weights" and isinstance(value, str):
+            return short_weights(value)
         if column + LOW in row:
             return interval_text(value, row[column + LOW], row[column + HIGH])
         if value is None or (isinstance(value, float) and value != value):
@@ -82,6 +99,10 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for row in rows]
+    full = sorted({(row.get("model_id"), row["weights"]) for row in rows if "weights" in columns
+                   and isinstance(row.get("weights"), str) and short_weights(row["weights"]) != row["weights"]})
+    if full:
+        lines += ["", *(f"Weights of {model}: {weights}." for model, weights in full)]
     return "\n".join(lines) + "\n"
 
 
