@@ -14,7 +14,7 @@ from workflow_scripts.config import ConfigError, check_config_file, validate_con
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 from workflow_scripts.datasets.items import shard_dir
 from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings
-from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES
+from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES, TRAINING_RUNS
 
 try:
     for path in workflow.configfiles:
@@ -106,8 +106,13 @@ def figure_sources(figure: str, paper: str) -> dict:
     """A figure's inputs: the tables it draws, or analysis results it reads directly."""
     if FIGURES[figure][0] != paper:
         raise WorkflowError(f"figure {figure} belongs to {FIGURES[figure][0]}: {figure_path(figure, 'png')}")
-    return {key: table_path(source, "csv") if isinstance(source, str) else analysis_results(*source)
+    return {key: training_dirs() if source == TRAINING_RUNS else
+            table_path(source, "csv") if isinstance(source, str) else analysis_results(*source)
             for key, source in FIGURES[figure][1].items()}
+
+
+def training_dirs() -> list[str]:
+    return [TRAINING_DIR.format(run=run) for run in config["clip_training"]]
 
 
 def table_results(wildcards) -> list[str]:
@@ -118,7 +123,10 @@ def table_results(wildcards) -> list[str]:
 
 
 def source_available(source) -> bool:
-    """Whether a table (by name) or an analysis output ((analysis, output)) has any dataset to come from."""
+    """Whether a table (by name) or an analysis output ((analysis, output)) has any dataset to come from, or
+    (TRAINING_RUNS) the config trains any CLIP."""
+    if source == TRAINING_RUNS:
+        return bool(config["clip_training"])
     analysis = TABLES[source][1] if isinstance(source, str) else source[0]
     return bool(datasets_for(analysis))
 

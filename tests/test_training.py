@@ -194,12 +194,19 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
 
     config = write_config(tmp_path, WORKFLOW_CONFIG)
     targets = [f"results/toy/embeddings/{m}/{k}.parquet" for m in ("scenes", "scenes-init") for k in ("images", "texts")]
+    targets.append("results/clip_training/figures/training_curve.png")
     run = snakemake("--cores", 2, "--directory", tmp_path, *targets, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     folder = tmp_path / "results/clip_training/tiny"
     assert sorted(p.name for p in folder.glob("step-*")) == ["step-000000", "step-000002", "step-000004"]
     record = json.loads((folder / "step-000004/training.json").read_text())
     assert record["train_items"] == len(record["item_ids"]) == len(record["captions"]) and len(record["loss"]) == 4
+    from workflow_scripts.summary.figures import read_training_curves
+
+    curve = read_training_curves([folder])
+    assert curve["loss"].tolist() == record["loss"] and curve["step"].tolist() == [1, 2, 3, 4]
+    assert curve["checkpoint"].tolist() == [False, True, False, True]
+    assert (tmp_path / "results/clip_training/figures/training_curve.pdf").exists()
 
     images = tmp_path / "results/toy/embeddings/scenes/images.parquet"
     weights = read_provenance(images)["weights"]

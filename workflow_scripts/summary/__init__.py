@@ -9,7 +9,9 @@ TABLES = {
     "ior": ("paper_b", "ior", "ior"),
     "matching": ("paper_b", "matching", "matching"),
 }
-# figure: (paper folder, {input name: a table, or (analysis, output) for results read directly})
+# A figure source standing for every clip_training run's folder (rule train_clip)
+TRAINING_RUNS = "clip_training runs"
+# figure: (paper folder, {input name: a table, (analysis, output) for results read directly, or TRAINING_RUNS})
 FIGURES = {
     "probe_accuracy": ("paper_a", {"probes": "probes"}),
     "probes_vs_objects": ("paper_a", {"probes": "probes"}),
@@ -19,5 +21,6 @@ FIGURES = {
     "tor_position_bias": ("paper_b", {"tor": "tor"}),
     "ior_large_object": ("paper_b", {"ior": "ior"}),
     "matching_conditions": ("paper_b", {"matching": "matching"}),
+    "training_curve": ("clip_training", {"runs": TRAINING_RUNS}),
 }
-PAPER_TITLES = {"paper_a": "Paper A", "paper_b": "Paper B"}
+PAPER_TITLES = {"paper_a": "Paper A", "paper_b": "Paper B", "clip_training": "CLIP trained in the workflow"}

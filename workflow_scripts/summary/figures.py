@@ -1,4 +1,6 @@
 """Rule `figure`: the papers' figures (seaborn), each drawn from the tables and saved as PNG and PDF."""
+import json
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -173,7 +175,7 @@ def tor_position_bias(tables):
     and model."""
     tor = tables["tor"][lambda t: t["template"] == "short"].copy()
     shares = [c for c in tor.columns if c.startswith("first_retrieved_share_") and not c.endswith((LOW, HIGH))]
-    tor["panel"] = tor["protocol"] + " protocol / " + tor["dataset"] + " / " + tor["model_id"]
+    tor["panel"] = tor["protocol"] + " protocol / " + tor["dataset"] + "\n" + tor["model_id"]  # narrow panels
     data = melt_shares(tor, ["panel", "n_objects", "method"], shares, "position")
     data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
     grid = bar_grid(data, "position", "share", "method", col="n_objects", row="panel", height=2.8, aspect=1.1)
@@ -227,10 +229,42 @@ def matching_conditions(tables):
                          f"{weights_note(matching)}")
 
 
+def read_training_curves(run_dirs) -> pd.DataFrame:
+    """(run, step, loss, batch_size, checkpoint) per training step, from each run's last checkpoint's
+    training.json (rule train_clip)."""
+    frames = []
+    for run_dir in run_dirs:
+        last = sorted(Path(run_dir).glob("step-*"))[-1]
+        record = json.loads((last / "training.json").read_text())
+        saved = {int(p.name.split("-")[1]) for p in Path(run_dir).glob("step-*")}
+        steps = range(1, len(record["loss"]) + 1)
+        frames.append(pd.DataFrame({"run": record["run"], "step": steps, "loss": record["loss"],
+                                    "batch_size": record["settings"]["batch_size"],
+                                    "checkpoint": [step in saved for step in steps]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def training_curve(tables: dict[str, pd.DataFrame]):
+    curves = tables["runs"]
+    figure, ax = plt.subplots(figsize=(6.5, 3.8))
+    for run, curve in curves.groupby("run", sort=True):
+        line, = ax.plot(curve["step"], curve["loss"], label=run, linewidth=1)
+        saved = curve[curve["checkpoint"]]
+        ax.plot(saved["step"], saved["loss"], "o", color=line.get_color(), markersize=4)
+    for batch in sorted(set(curves["batch_size"])):  # a CLIP that has learnt nothing: every pairing equally likely
+        ax.axhline(math.log(batch), color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate(f"ln {batch} (chance)", (curves["step"].max(), math.log(batch)), ha="right", va="bottom",
+                    fontsize=8, color="grey")
+    ax.set(xlabel="training step", ylabel="contrastive loss (batch mean)", ylim=(0, None))
+    ax.legend(title="run", fontsize=8)
+    return figure, ("Contrastive (symmetric InfoNCE) loss of each CLIP trained in this workflow on synthetic scenes, "
+                    "per step; dots: saved checkpoints")
+
+
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
                                            modality_gap)}
 PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias, ior_large_object, matching_conditions)}
-FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES}
+FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES, "training_curve": training_curve}
 
 
 def draw(name: str, tables: dict[str, pd.DataFrame], png, pdf) -> None:
@@ -254,7 +288,12 @@ def main(snakemake) -> None:
     start_job(snakemake)
     tables = {}
     for key, path in snakemake.input.items():
-        tables[key] = pd.read_csv(path) if isinstance(path, str) and path.endswith(".csv") else read_results(path)
+        if key == "runs":
+            tables[key] = read_training_curves(path)
+        elif isinstance(path, str) and path.endswith(".csv"):
+            tables[key] = pd.read_csv(path)
+        else:
+            tables[key] = read_results(path)
     draw(snakemake.wildcards.figure, tables, snakemake.output.png, snakemake.output.pdf)
 
 
