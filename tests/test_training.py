@@ -229,3 +229,22 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     dry = snakemake("-n", "--cores", 1, "--directory", tmp_path, *targets, "--configfile", changed)
     planned = dry.stdout + dry.stderr
     assert "rule train_clip" in planned and "rule embed_images" in planned and "rule render_shard" not in planned
+
+
+def test_two_processes_train_identical_weights_from_identical_inputs(tmp_path):
+    """Determinism across processes (as two runs of the workflow are), not only within one."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from workflow_scripts.common.files import sha256_of
+
+    script = (f"import sys; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]\n"
+              "from test_training import SETTINGS, colour_data\n"
+              "from workflow_scripts.models.training import train_clip\n"
+              "images, captions = colour_data()\n"
+              "train_clip(images, captions, {**SETTINGS, 'steps': 8, 'checkpoints': [1.0]}, sys.argv[1], {})\n")
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, capture_output=True)
+    weights = [sha256_of(tmp_path / name / "step-000008/open_clip_model.safetensors") for name in ("a", "b")]
+    assert weights[0] == weights[1]
