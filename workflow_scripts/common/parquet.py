@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 from workflow_scripts.common.files import write_atomically
 
 PROVENANCE_KEY = b"clip_binding"
+# How the provenance "weights" of a CLIP trained by this workflow begin (models/loading.py writes, summary/ reads)
+TRAINED_HERE = "CLIP trained in this workflow on synthetic scenes"
 
 
 def write_table(table: pa.Table, path, provenance: dict) -> None:

@@ -22,6 +22,11 @@ LOCAL_DIR = "local-dir:"  # open_clip's name for a checkpoint folder (open_clip_
 TRAINING_DIR = "results/clip_training/{run}"  # rule train_clip's output: one local-dir folder per checkpoint
 
 
+def local_dir_folder(name: str) -> Path | None:
+    """The folder of a "local-dir:<folder>" model name (as open_clip reads it), None for any other name."""
+    return Path(name[len(LOCAL_DIR):]) if name.startswith(LOCAL_DIR) else None
+
+
 VOCAB_SIZE = 49408  # open_clip's BPE tokenizer
 
 
@@ -43,9 +48,14 @@ def model_config(architecture: dict) -> dict:
     }
 
 
+def checkpoint_step(steps: int, fraction: float) -> int:
+    """The step of a run's checkpoint at `fraction` of its steps (0: the initialisation)."""
+    return 0 if fraction == 0 else max(1, round(fraction * steps))
+
+
 def checkpoint_steps(steps: int, fractions) -> list[int]:
     """The steps after which a training run writes a checkpoint: 0 (the initialisation) and each fraction."""
-    return sorted({0} | {max(1, round(f * steps)) for f in fractions})
+    return sorted({0} | {checkpoint_step(steps, f) for f in fractions})
 
 
 def checkpoint_folder(run: str, step: int) -> str:
@@ -64,8 +74,7 @@ def configured_models(config: dict) -> dict[str, dict]:
     for model in config["models"]:
         if "trained" in model:
             settings = run_settings(config, model["trained"])
-            fraction = model.get("checkpoint", 1.0)
-            step = 0 if fraction == 0 else max(1, round(fraction * settings["steps"]))
+            step = checkpoint_step(settings["steps"], model.get("checkpoint", 1.0))
             model = {**model, "name": LOCAL_DIR + checkpoint_folder(model["trained"], step), "pretrained": "none",
                      "training": settings, "step": step}
         models[model["id"]] = model
@@ -138,8 +147,8 @@ def weights_problem(name: str, pretrained: str, architectures: list[str] | None,
                     tags: dict[str, list[str]] | None) -> tuple[type, str] | None:
     """(error type, message) when open_clip cannot build `name` with `pretrained`, or None when it can. The
     name is checked only against known `architectures` and a tag only against known `tags`."""
-    if name.startswith(LOCAL_DIR):
-        folder = Path(name[len(LOCAL_DIR):]).expanduser()
+    folder = local_dir_folder(name)
+    if folder is not None:
         if pretrained.lower() not in RANDOM_WEIGHTS:
             return ValueError, (f"model {name!r} carries its own weights (open_clip ignores pretrained for a "
                                 f"local-dir folder); set pretrained to none, not {pretrained!r}")

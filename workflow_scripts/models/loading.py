@@ -17,7 +17,13 @@ import open_clip
 import torch
 
 from workflow_scripts.common.files import sha256_of
-from workflow_scripts.models.catalogue import LOCAL_DIR, RANDOM_WEIGHTS, is_checkpoint_path, weights_problem
+from workflow_scripts.common.parquet import TRAINED_HERE
+from workflow_scripts.models.catalogue import (
+    RANDOM_WEIGHTS,
+    is_checkpoint_path,
+    local_dir_folder,
+    weights_problem,
+)
 
 HUB_HOST = "huggingface.co"
 
@@ -44,8 +50,8 @@ def describe_weights(name: str, pretrained: str | None, seed: int) -> dict:
     if problem:
         error_type, message = problem
         raise error_type(message)
-    if name.startswith(LOCAL_DIR):
-        return {"model": name, "pretrained": "none", "weights": local_dir_weights(Path(name[len(LOCAL_DIR):]))}
+    if local_dir_folder(name) is not None:
+        return {"model": name, "pretrained": "none", "weights": local_dir_weights(local_dir_folder(name))}
     if pretrained.lower() in RANDOM_WEIGHTS:
         return {"model": name, "pretrained": "none", "weights": f"random initialisation, torch seed {seed}"}
     if is_checkpoint_path(pretrained):
@@ -64,7 +70,7 @@ def local_dir_weights(folder: Path) -> str:
     record_path = folder / "training.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
-        weights = (f"CLIP trained in this workflow on synthetic scenes (run {record['run']}: dataset "
+        weights = (f"{TRAINED_HERE} (run {record['run']}: dataset "
                    f"{record['dataset']}, {record['train_items']} train items, caption order "
                    f"{record['caption_order']}, seed {record['seed']}; step {record['step']} of {record['steps']}); "
                    + weights)
@@ -133,7 +139,7 @@ def load_model(name: str, pretrained: str | None, device: str = "cpu", seed: int
     """
     provenance = describe_weights(name, pretrained, seed)
     source = provenance["pretrained"]
-    if name.startswith(LOCAL_DIR):  # config and weights from the folder (open_clip ignores pretrained)
+    if local_dir_folder(name) is not None:  # config and weights from the folder (open_clip ignores pretrained)
         model, _, preprocess = open_clip.create_model_and_transforms(name)
         tokenizer = open_clip.get_tokenizer(name)
     elif source == "none":

@@ -26,7 +26,7 @@ from workflow_scripts.models.loading import (
     hub_offline_reason,
     load_model,
 )
-from workflow_scripts.models.catalogue import LOCAL_DIR, is_checkpoint_path
+from workflow_scripts.models.catalogue import is_checkpoint_path, local_dir_folder
 
 
 def file_record(path) -> dict:
@@ -52,8 +52,8 @@ def prefetch(name: str, pretrained: str | None, seed: int = 0) -> dict:
         "huggingface_hub": huggingface_hub.__version__,
     }
     source = weights["pretrained"]
-    if name.startswith(LOCAL_DIR):
-        folder = Path(name[len(LOCAL_DIR):])
+    folder = local_dir_folder(name)
+    if folder is not None:
         return {**record, "source": "local_dir", "files": [file_record(p) for p in sorted(folder.iterdir())],
                 "verified": "the folder's config and weights exist; their sha256 are recorded"}
     if source == "none":

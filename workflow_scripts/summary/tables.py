@@ -10,7 +10,7 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.common.parquet import read_provenance, read_table
+from workflow_scripts.common.parquet import TRAINED_HERE, read_provenance, read_table
 from workflow_scripts.summary import reference
 
 
@@ -68,8 +68,6 @@ def counted_interval_text(value, low, high, n) -> str:
     text = interval_text(value, low, high)
     return f"{text}, n={int(n)}" if text else ""
 
-
-TRAINED_HERE = "CLIP trained in this workflow on synthetic scenes"  # models/loading.py, local_dir_weights
 
 
 def short_weights(weights: str) -> str:
