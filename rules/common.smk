@@ -62,17 +62,33 @@ wildcard_constraints:
     mode=one_of(config["paper_a"]["labclip"]["modes"]),
 
 
-def trained_input(wildcards) -> list[str]:
+def trained_folders(model_id: str) -> list[str]:
     """The training run's folder of a model trained by this workflow; nothing for any other model."""
-    model = MODELS[wildcards.model]
+    model = MODELS[model_id]
     return [TRAINING_DIR.format(run=model["trained"])] if "trained" in model else []
 
 
+def trained_input(wildcards) -> list[str]:
+    return trained_folders(wildcards.model)
+
+
 def training_inputs(wildcards) -> dict:
-    """The item table and render shards of a training run's dataset."""
-    dataset = config["clip_training"][wildcards.run]["dataset"]
-    return {"item_table": ITEMS.format(dataset=dataset),
-            "shards": [f"results/{dataset}/{shard_dir(shard)}" for shard in range(DATASETS[dataset].shards)]}
+    """The item table and render shards of a training run's dataset; for a fine-tuning run (init), the initial
+    model's prefetch record and, for a CLIP trained here, its run's folder."""
+    settings = config["clip_training"][wildcards.run]
+    dataset = settings["dataset"]
+    inputs = {"item_table": ITEMS.format(dataset=dataset),
+              "shards": [f"results/{dataset}/{shard_dir(shard)}" for shard in range(DATASETS[dataset].shards)]}
+    if "init" in settings:
+        inputs["init_weights"] = ancient(WEIGHTS_RECORD.format(model=settings["init"]))
+        inputs["init_trained"] = trained_folders(settings["init"])
+    return inputs
+
+
+def initial_model(wildcards) -> dict | None:
+    """The configured model entry a fine-tuning run starts from; None for a run from scratch."""
+    init = config["clip_training"][wildcards.run].get("init")
+    return MODELS[init] if init else None
 
 
 def item_inputs(wildcards) -> dict:

@@ -11,8 +11,8 @@
 WEIGHTS_RECORD = "results/weights/{model}.json"
 
 
-# A CLIP trained by this workflow (config clip_training): every checkpoint of a run, each an open_clip
-# local-dir folder. A model entry with `trained: <run>` embeds with one of them; its rules take the run's folder
+# A CLIP trained by this workflow (config clip_training), from scratch or fine-tuned from a configured model
+# (init): every checkpoint of a run, each an open_clip local-dir folder. A model entry with `trained: <run>` embeds with one of them; its rules take the run's folder
 # as input, so a retrained CLIP re-embeds.
 rule train_clip:
     input:
@@ -21,7 +21,8 @@ rule train_clip:
         directory(TRAINING_DIR),
     params:
         training=lambda wc: run_settings(config, wc.run),
-    threads: 8
+        init_model=initial_model,
+    threads: lambda wc: config["clip_training"][wc.run]["threads"]
     log:
         "results/logs/train_clip/{run}.log",
     benchmark:

@@ -88,6 +88,11 @@ def test_figure_titles_say_in_a_few_words_what_weights_each_model_has():
                     "RANDOM weights (the pipeline, not CLIP's behaviour)")
     assert "sha256" not in note
     assert weights_note(frame[frame.model_id == "rand"]) == "weights: RANDOM weights (the pipeline, not CLIP's behaviour)"
+    tuned = ("CLIP trained in this workflow on synthetic scenes (run ft: dataset d, 8 train items, caption order "
+             "as_generated, seed 0, fine-tuned from model clip with hard negatives; step 2 of 2); open_clip local-dir")
+    assert weights_note(pd.DataFrame({"model_id": ["ft"], "weights": [tuned]})) == (
+        "weights: CLIP trained in this workflow on synthetic scenes (run ft, fine-tuned from model clip with hard "
+        "negatives, step 2 of 2)")
 
 
 def test_markdown_tables_show_weights_short_and_give_them_in_full_below():

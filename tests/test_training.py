@@ -11,7 +11,7 @@ from workflow_scripts.datasets.items import Vocabulary
 from workflow_scripts.models import training
 
 TINY_ARCHITECTURE = {"image_size": 16, "patch_size": 8, "vision_width": 32, "vision_layers": 1, "text_width": 32,
-                     "text_layers": 1, "head_width": 16, "embed_dim": 16, "context_length": 8}
+                     "text_layers": 1, "head_width": 16, "embed_dim": 16, "context_length": 16}
 SETTINGS = {"architecture": TINY_ARCHITECTURE, "steps": 60, "batch_size": 8, "lr": 2e-3, "warmup_steps": 5,
             "weight_decay": 0.0, "checkpoints": [0.5, 1.0], "seed": 3}
 COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "yellow": (1, 1, 0), "cyan": (0, 1, 1),
@@ -99,6 +99,62 @@ def test_bad_architectures_and_too_few_items_are_named(tmp_path):
         training.train_clip(images, captions, {**SETTINGS, "batch_size": 16}, tmp_path, {})
 
 
+def test_fine_tuning_starts_from_the_given_clip_and_uses_its_hard_negatives(trained, tmp_path):
+    """CLIP-FT: the run's initial checkpoint is the given model's weights; its loss is LABCLIP-HNB's over the
+    captions and their negatives, so other negatives give another loss from the first step on."""
+    from workflow_scripts.analyses.labclip import hnb_loss
+
+    folder, _, _, images, captions = trained
+    settings = {**SETTINGS, "steps": 3, "checkpoints": [1.0], "lr": 1e-4}
+
+    def start():
+        model, _, tokenizer = training.load_checkpoint(folder / "step-000060")
+        return model, json.loads((folder / "step-000060/open_clip_config.json").read_text()), tokenizer
+
+    swapped = [c.replace("square", "circle") for c in captions]
+    _, losses = training.train_clip(images, captions, settings, tmp_path / "ft", {}, negatives=swapped, start=start())
+    _, other = training.train_clip(images, captions, settings, tmp_path / "ft2", {}, negatives=captions, start=start())
+    assert losses[0] != other[0]
+    init = training.load_checkpoint(tmp_path / "ft/step-000000")[0]
+    given, _, tokenizer = start()
+    with torch.no_grad():
+        torch.testing.assert_close(init.encode_image(images), given.encode_image(images), rtol=0, atol=0)
+        # the first step's loss, recomputed by hand on its batch (the run's first random order, seed 3)
+        index = torch.randperm(len(images), generator=torch.Generator().manual_seed(3))[:SETTINGS["batch_size"]]
+        image = given.encode_image(images[index], normalize=True)
+        positive = given.encode_text(tokenizer([captions[i] for i in index]), normalize=True)
+        negative = given.encode_text(tokenizer([swapped[i] for i in index]), normalize=True)
+    assert losses[0] == pytest.approx(float(hnb_loss(image, positive, negative, given.logit_scale.detach())), rel=1e-5)
+
+
+def test_a_fine_tuned_registered_architecture_is_saved_with_its_quick_gelu(tmp_path):
+    import open_clip
+
+    model = open_clip.create_model("ViT-S-32", force_quick_gelu=True).eval()
+    config = training.open_clip_config_of("ViT-S-32", model)
+    assert config["model_cfg"]["quick_gelu"] is True and config["preprocess_cfg"]["size"] in (224, (224, 224))
+    training.save_checkpoint(model, config, tmp_path / "ck", {})
+    loaded = training.load_checkpoint(tmp_path / "ck")[0]
+    image = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_image(image), model.encode_image(image), rtol=0, atol=0)
+
+
+def test_items_without_a_negative_caption_are_named():
+    with pytest.raises(ValueError, match="item b has no negative caption"):
+        training.hard_negative_captions([{"item_id": "a", "negative_captions": ["x"]},
+                                         {"item_id": "b", "negative_captions": []}])
+
+
+def test_a_caption_longer_than_the_context_is_named():
+    import open_clip
+
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=8)
+    assert training.text_tokens(tokenizer, ["red cube and blue sphere"], 8).shape == (1, 8)
+    with pytest.raises(ValueError, match="longer than the context of 8 tokens: raise architecture.context_length"):
+        training.text_tokens(tokenizer, ["red cube and blue sphere and green cone"], 8)
+
+
 SHAPES = Vocabulary(objects=("cube", "sphere", "cone", "torus"))
 
 
@@ -147,6 +203,9 @@ WORKFLOW_CONFIG = {
     "models": [{"id": "scenes", "trained": "tiny"}, {"id": "scenes-init", "trained": "tiny", "checkpoint": 0}],
     "embedding": {"device": "cpu", "precision": "fp32", "num_workers": 0},
 }
+TUNED = {"clip_training": {**WORKFLOW_CONFIG["clip_training"], "tuned": {
+    "dataset": "toy", "init": "scenes", "hard_negatives": True, "steps": 2, "batch_size": 8, "checkpoints": [1.0]}},
+    "models": [*WORKFLOW_CONFIG["models"], {"id": "tuned", "trained": "tuned"}]}
 
 
 def test_config_resolves_trained_models_to_their_checkpoint_folders():
@@ -163,7 +222,7 @@ def test_config_resolves_trained_models_to_their_checkpoint_folders():
 
 
 @pytest.mark.parametrize("change, words", [
-    (lambda c: c["models"].append({"id": "x", "trained": "nope"}), "models[2] (id 'x'): trained 'nope' is not a run"),
+    (lambda c: c["models"].append({"id": "x", "trained": "nope"}), "models[3] (id 'x'): trained 'nope' is not a run"),
     (lambda c: c["models"][1].update(checkpoint=0.3), "checkpoint 0.3 is not one of run 'tiny''s checkpoints"),
     (lambda c: c["clip_training"]["tiny"].update(dataset="names"), "clip_training.tiny.dataset: 'names' is not a "
                                                                    "rendered dataset of this config (rendered: toy)"),
@@ -172,13 +231,18 @@ def test_config_resolves_trained_models_to_their_checkpoint_folders():
     (lambda c: c["models"][0].update(name="ViT-B-32"), "models[0] (id 'scenes'): a trained model takes no name"),
     (lambda c: c["models"][0].update(name="ViT-B-32", pretrained="none"), "models.0: matches more than one of its "
                                                                           "forms (either {id, name, pretrained}"),
+    (lambda c: c["clip_training"]["tuned"].update(init="nope"), "clip_training.tuned.init: 'nope' is not a model id"),
+    (lambda c: c["clip_training"]["tiny"].update(init="tuned"), "clip_training.tiny.init: model 'tuned' is trained "
+                                                                "from run 'tiny' itself"),
+    (lambda c: c["clip_training"]["tuned"].update(caption_order="random"), "clip_training.tuned: hard_negatives "
+                                                                           "pairs each caption with its dataset's"),
 ])
 def test_bad_training_configs_are_named(change, words):
     import copy
 
     from workflow_scripts.config import ConfigError, validate_config
 
-    config = copy.deepcopy(WORKFLOW_CONFIG)
+    config = copy.deepcopy({**WORKFLOW_CONFIG, **TUNED})
     config["datasets"]["names"] = {"kind": "names", "names": "coco"}
     change(config)
     with pytest.raises(ConfigError) as raised:
@@ -192,8 +256,9 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     from conftest import snakemake, write_config
     from workflow_scripts.common.parquet import embedding_matrix, read_provenance, read_table
 
-    config = write_config(tmp_path, WORKFLOW_CONFIG)
-    targets = [f"results/toy/embeddings/{m}/{k}.parquet" for m in ("scenes", "scenes-init") for k in ("images", "texts")]
+    config = write_config(tmp_path, {**WORKFLOW_CONFIG, **TUNED})
+    targets = [f"results/toy/embeddings/{m}/{k}.parquet" for m in ("scenes", "scenes-init", "tuned")
+               for k in ("images", "texts")]
     targets.append("results/clip_training/figures/training_curve.png")
     run = snakemake("--cores", 2, "--directory", tmp_path, *targets, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -213,6 +278,14 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     assert weights.startswith("CLIP trained in this workflow on synthetic scenes (run tiny: dataset toy, ")
     assert "step 4 of 4" in weights and "step 0 of 4" in read_provenance(
         tmp_path / "results/toy/embeddings/scenes-init/images.parquet")["weights"]
+    tuned = json.loads((tmp_path / "results/clip_training/tuned/step-000002/training.json").read_text())
+    assert tuned["init"] == "scenes" and tuned["hard_negatives"] and tuned["init_weights"] == weights
+    assert len(tuned["negative_captions"]) == tuned["train_items"] and tuned["negative_captions"] != tuned["captions"]
+    assert ", fine-tuned from model scenes with hard negatives; step 2 of 2)" in read_provenance(
+        tmp_path / "results/toy/embeddings/tuned/texts.parquet")["weights"]
+    initial = training.load_checkpoint(tmp_path / "results/clip_training/tuned/step-000000")[0].state_dict()
+    given = training.load_checkpoint(folder / "step-000004")[0].state_dict()
+    assert all(torch.equal(initial[key], given[key]) for key in given)  # fine-tuning starts from model scenes
 
     # The embedding the workflow wrote is the checkpoint's, as open_clip loads it, of the rendered PNG.
     model, preprocess, tokenizer = training.load_checkpoint(folder / "step-000004")
@@ -224,11 +297,12 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     np.testing.assert_allclose(embedding_matrix(table.column("embedding"))[row], expected[0].numpy(), atol=1e-5)
 
     # A changed training setting retrains and re-embeds; nothing else.
-    changed = write_config(tmp_path, {**WORKFLOW_CONFIG, "clip_training": {"tiny": {
-        **WORKFLOW_CONFIG["clip_training"]["tiny"], "lr": 1e-3}}})
+    changed = write_config(tmp_path, {**WORKFLOW_CONFIG, **TUNED, "clip_training": {
+        **TUNED["clip_training"], "tiny": {**WORKFLOW_CONFIG["clip_training"]["tiny"], "lr": 1e-3}}})
     dry = snakemake("-n", "--cores", 1, "--directory", tmp_path, *targets, "--configfile", changed)
     planned = dry.stdout + dry.stderr
     assert "rule train_clip" in planned and "rule embed_images" in planned and "rule render_shard" not in planned
+    assert planned.count("rule train_clip:") == 2  # the fine-tuned run starts from the retrained CLIP
 
 
 def test_two_processes_train_identical_weights_from_identical_inputs(tmp_path):

@@ -146,7 +146,7 @@ def training_errors(config: dict, kinds: dict) -> list[str]:
     architecture open_clip can build; each trained model: a run of clip_training and one of its checkpoints."""
     from workflow_scripts.models.catalogue import model_config
 
-    errors = []
+    errors, ids = [], [model["id"] for model in config["models"]]
     for run, settings in config["clip_training"].items():
         key = f"clip_training.{run}"
         spec = config["datasets"].get(settings["dataset"])
@@ -161,10 +161,18 @@ def training_errors(config: dict, kinds: dict) -> list[str]:
                 errors.append(f"{key}: a batch of {settings['batch_size']} needs at least as many train items; "
                               f"datasets.{settings['dataset']} gives about {train:.0f}: plan more scenes, raise its "
                               "train fraction or lower batch_size")
-        try:
-            model_config(settings["architecture"])
-        except ValueError as error:
-            errors.append(f"{key}.architecture: {error}")
+        if "init" not in settings:
+            try:
+                model_config(settings["architecture"])
+            except ValueError as error:
+                errors.append(f"{key}.architecture: {error}")
+        elif settings["init"] not in ids:
+            errors.append(f"{key}.init: {settings['init']!r} is not a model id of models (ids: {', '.join(ids)})")
+        elif run in initial_runs(config, run):
+            errors.append(f"{key}.init: model {settings['init']!r} is trained from run {run!r} itself")
+        if settings["hard_negatives"] and settings["caption_order"] != "as_generated":
+            errors.append(f"{key}: hard_negatives pairs each caption with its dataset's negative, so caption_order "
+                          f"must be as_generated, not {settings['caption_order']!r}")
     for index, model in enumerate(config["models"]):
         if "trained" not in model:
             continue
@@ -179,6 +187,15 @@ def training_errors(config: dict, kinds: dict) -> list[str]:
             errors.append(f"models[{index}] (id {model['id']!r}): checkpoint {model['checkpoint']} is not one of run "
                           f"{model['trained']!r}'s checkpoints {[0, *run['checkpoints']]}")
     return errors
+
+
+def initial_runs(config: dict, run: str) -> set[str]:
+    """The runs whose checkpoints `run` starts from, directly or through their own init (a cycle stops)."""
+    models, runs, found = {m["id"]: m for m in config["models"]}, config["clip_training"], set()
+    while (init := models.get(runs.get(run, {}).get("init"), {}).get("trained")) and init not in found:
+        found.add(init)
+        run = init
+    return found
 
 
 def model_errors(config: dict) -> list[str]:

@@ -63,8 +63,12 @@ def checkpoint_folder(run: str, step: int) -> str:
 
 
 def run_settings(config: dict, run: str) -> dict:
-    """A clip_training run's settings with its seed resolved (the config's seed unless the run sets one)."""
-    return {"seed": config["seed"], **config["clip_training"][run]}
+    """A clip_training run's settings with its seed resolved (the config's seed unless the run sets one); a
+    fine-tuning run (init) without `architecture`, which its initial model replaces."""
+    settings = {"seed": config["seed"], **config["clip_training"][run]}
+    if "init" in settings:
+        settings.pop("architecture", None)
+    return settings
 
 
 def configured_models(config: dict) -> dict[str, dict]:

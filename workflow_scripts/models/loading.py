@@ -70,10 +70,13 @@ def local_dir_weights(folder: Path) -> str:
     record_path = folder / "training.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
+        negatives = "with hard negatives" if record.get("hard_negatives") else "without hard negatives"
+        origin = (f"fine-tuned from model {record['init']} {negatives}" if record.get("init")
+                  else f"from scratch, {negatives}")
         weights = (f"{TRAINED_HERE} (run {record['run']}: dataset "
                    f"{record['dataset']}, {record['train_items']} train items, caption order "
-                   f"{record['caption_order']}, seed {record['seed']}; step {record['step']} of {record['steps']}); "
-                   + weights)
+                   f"{record['caption_order']}, seed {record['seed']}, {origin}; step {record['step']} of "
+                   f"{record['steps']}); " + weights)
     return weights
 
 

@@ -13,6 +13,13 @@ the data the run saw and the loss curve.
 `caption_order` changes only the order in which each training caption names its objects (paper B's data-order
 hypothesis): "as_generated" keeps the dataset's captions, "large_first" names the largest object first (ties
 keep their order), "random" a seeded random order per item.
+
+A run with `init: <model id>` fine-tunes that model's towers and temperature instead of training from scratch
+(paper A's "CLIP fine-tuned" baseline); with `hard_negatives: true` each batch's text side is its B captions and
+their B hard negatives (each item's first negative caption), the loss LABCLIP-HNB's (analyses/labclip.hnb_loss).
+
+On the CPU the weights are bit-identical for the same settings and data only at the same thread count, so the
+run's `threads` setting, not the cores Snakemake grants, sets torch's.
 """
 
 import json
@@ -26,7 +33,7 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 import numpy as np
 import torch
 
-from workflow_scripts.models.catalogue import checkpoint_steps, model_config
+from workflow_scripts.models.catalogue import checkpoint_steps, local_dir_folder, model_config
 
 CAPTION_ORDERS = ("as_generated", "large_first", "random")
 SIZE_RANK = {"large": 0, "small": 1}  # the sizes of rendered objects, largest first
@@ -69,12 +76,13 @@ def learning_rate(step: int, settings: dict) -> float:
 
 
 def save_checkpoint(model, config: dict, folder, record: dict) -> None:
-    """An open_clip local-dir folder: open_clip_config.json, open_clip_model.safetensors, and training.json."""
+    """An open_clip local-dir folder: open_clip_config.json (`config`: {"model_cfg", "preprocess_cfg"}),
+    open_clip_model.safetensors, and training.json."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True)
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": {}}, indent=1))
+    (folder / "open_clip_config.json").write_text(json.dumps(config, indent=1))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "open_clip_model.safetensors"))
     (folder / "training.json").write_text(json.dumps(record, indent=1))
@@ -98,26 +106,72 @@ def clip_loss(image_features, text_features, logit_scale):
     return ClipLoss()(image_features, text_features, logit_scale)
 
 
-def train_clip(images: torch.Tensor, captions: list[str], settings: dict, folder, record: dict,
-               device: str = "cpu", progress: bool = False):
-    """Train a CLIP of `settings["architecture"]` on preprocessed `images` (n, 3, s, s) and their `captions`,
-    writing each catalogue.checkpoint_steps folder under `folder` (step-NNNNNN) with `record` and the loss curve so far
-    in its training.json. Returns (the trained model in eval mode, the loss of each step). Seeded by settings["seed"]: the same settings, data and
-    device give the same weights."""
+def new_clip(architecture: dict, seed: int):
+    """(a randomly initialised open_clip CLIP of the config's `architecture`, its open_clip_config.json, its
+    tokenizer), the weights drawn with torch seed `seed`."""
     import open_clip
+
+    config = model_config(architecture)
+    torch.manual_seed(seed)
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])
+    return open_clip.model.CLIP(**config), {"model_cfg": config, "preprocess_cfg": {}}, tokenizer
+
+
+def open_clip_config_of(name: str, model) -> dict:
+    """The open_clip_config.json that rebuilds `model`, loaded by open_clip as `name`: a local-dir folder's own;
+    for a registered architecture open_clip's model config, with quick_gelu where the loaded model uses QuickGELU
+    (as OpenAI's weights do), and the model's preprocessing."""
+    import open_clip
+
+    folder = local_dir_folder(name)
+    if folder is not None:
+        return json.loads((folder / "open_clip_config.json").read_text())
+    config = open_clip.get_model_config(name)
+    if config is None:
+        raise ValueError(f"open_clip has no model config for {name!r}, so a fine-tuned copy cannot be saved")
+    if any(isinstance(module, open_clip.transformer.QuickGELU) for module in model.modules()):
+        config["quick_gelu"] = True
+    return {"model_cfg": config, "preprocess_cfg": open_clip.get_model_preprocess_cfg(model)}
+
+
+def text_tokens(tokenizer, texts: list[str], context_length: int) -> torch.Tensor:
+    """Token ids of `texts`; for open_clip's BPE tokenizer a ValueError naming the first text the context would
+    cut (a cut caption loses the objects named last, the very ones the data-order experiment moves)."""
+    import open_clip
+
+    tokens = tokenizer(texts)
+    if isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer):
+        for text, row in zip(texts, tokens):
+            if row[-1] != 0 and len(tokenizer.encode(text)) + 2 > context_length:  # + start and end tokens
+                raise ValueError(f"caption {text!r} is longer than the context of {context_length} tokens: raise "
+                                 f"architecture.context_length")
+    return tokens
+
+
+def train_clip(images: torch.Tensor, captions: list[str], settings: dict, folder, record: dict,
+               device: str = "cpu", progress: bool = False, negatives: list[str] | None = None, start=None):
+    """Train a CLIP on preprocessed `images` (n, 3, s, s) and their `captions`, writing each
+    catalogue.checkpoint_steps folder under `folder` (step-NNNNNN) with `record` and the loss curve so far in its
+    training.json. `start`: (model, its open_clip_config.json, tokenizer) to fine-tune; None trains a new CLIP of
+    `settings["architecture"]`. With `negatives` (one hard-negative caption per item) the loss is LABCLIP-HNB's.
+    Returns (the trained model in eval mode, the loss of each step). Seeded by settings["seed"]: the same
+    settings, data, device and thread count give the same weights."""
     from tqdm import tqdm
 
-    if len(captions) != len(images):
-        raise ValueError(f"{len(images)} images but {len(captions)} captions")
+    from workflow_scripts.analyses.labclip import hnb_loss
+
+    if len(captions) != len(images) or (negatives is not None and len(negatives) != len(images)):
+        raise ValueError(f"{len(images)} images but {len(captions)} captions"
+                         + ("" if negatives is None else f" and {len(negatives)} hard negatives"))
     batch = settings["batch_size"]
     if len(images) < batch:
         raise ValueError(f"{len(images)} training items, fewer than one batch of {batch}: lower "
                          f"batch_size or train on more items")
-    config = model_config(settings["architecture"])
-    torch.manual_seed(settings["seed"])
-    model = open_clip.model.CLIP(**config).to(device)
-    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])
-    tokens = tokenizer(captions)
+    model, config, tokenizer = start or new_clip(settings["architecture"], settings["seed"])
+    model = model.to(device)
+    context = config["model_cfg"]["text_cfg"].get("context_length", 77)
+    tokens = text_tokens(tokenizer, captions, context)
+    negative_tokens = None if negatives is None else text_tokens(tokenizer, negatives, context)
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings["lr"], betas=(0.9, 0.98), eps=1e-6,
                                   weight_decay=settings["weight_decay"])
     generator = torch.Generator().manual_seed(settings["seed"])
@@ -142,9 +196,13 @@ def train_clip(images: torch.Tensor, captions: list[str], settings: dict, folder
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, settings)
         model.train()
+        texts = tokens[index] if negative_tokens is None else torch.cat([tokens[index], negative_tokens[index]])
         with autocast:
-            image_features, text_features, logit_scale = model(images[index].to(device), tokens[index].to(device))
-            loss = clip_loss(image_features, text_features, logit_scale)
+            image_features, text_features, logit_scale = model(images[index].to(device), texts.to(device))
+            if negative_tokens is None:
+                loss = clip_loss(image_features, text_features, logit_scale)
+            else:
+                loss = hnb_loss(image_features, text_features[:batch], text_features[batch:], model.logit_scale)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -154,18 +212,40 @@ def train_clip(images: torch.Tensor, captions: list[str], settings: dict, folder
     return model.eval(), losses
 
 
-def training_images(rows: list[dict], items_path, image_size: int, rendered: bool) -> torch.Tensor:
-    """The train items' images, decoded (and checked) as embed_images decodes them and preprocessed as open_clip
-    preprocesses a local-dir checkpoint's inputs (resize, centre crop to `image_size`, OpenAI normalisation)."""
-    import open_clip
+def hard_negative_captions(rows: list[dict]) -> list[str]:
+    """Each item's first negative caption (for a two-object CLEVR scene its attribute swap, as LABCLIP-HNB uses);
+    ValueError naming the first item that has none."""
+    missing = next((row["item_id"] for row in rows if not row["negative_captions"]), None)
+    if missing is not None:
+        raise ValueError(f"item {missing} has no negative caption; hard_negatives needs one for every train item")
+    return [row["negative_captions"][0] for row in rows]
+
+
+def training_images(rows: list[dict], items_path, transform, rendered: bool) -> torch.Tensor:
+    """The train items' images, decoded (and checked) as embed_images decodes them, through `transform` (the
+    model's own preprocessing, as embed_images applies it)."""
     import pyarrow as pa
     from torch.utils.data import DataLoader
 
     from workflow_scripts.models.embed import ImageFiles, image_inputs
 
     paths, item_ids, sizes = image_inputs(pa.Table.from_pylist(rows), items_path)
-    files = ImageFiles(paths, open_clip.image_transform(image_size, is_train=False), item_ids, sizes, rendered)
-    return torch.cat(list(DataLoader(files, batch_size=256)))
+    return torch.cat(list(DataLoader(ImageFiles(paths, transform, item_ids, sizes, rendered), batch_size=256)))
+
+
+def starting_point(init: dict | None, settings: dict, device: str, offline):
+    """(start for train_clip, image preprocessing, the initial weights' provenance): None, open_clip's eval
+    preprocessing at the architecture's image size and "random" for a new CLIP; for `init` (a configured model
+    entry) that model as loading.load_model loads it."""
+    import open_clip
+
+    if init is None:
+        return None, open_clip.image_transform(settings["architecture"]["image_size"], is_train=False), None
+    from workflow_scripts.models.loading import load_model
+
+    model, preprocess, tokenizer, provenance = load_model(init["name"], init["pretrained"], device,
+                                                          settings["seed"], offline=offline)
+    return (model, open_clip_config_of(init["name"], model), tokenizer), preprocess, provenance["weights"]
 
 
 def main(snakemake) -> None:
@@ -175,25 +255,37 @@ def main(snakemake) -> None:
     from workflow_scripts.common.files import write_atomically
     from workflow_scripts.common.logs import start_job
     from workflow_scripts.datasets.items import read_items
+    from workflow_scripts.models.loading import offline_from_record
 
     logger = start_job(snakemake)
-    torch.set_num_threads(max(1, snakemake.threads))
-    settings, run = snakemake.params.training, snakemake.wildcards.run
+    settings, run, init = snakemake.params.training, snakemake.wildcards.run, snakemake.params.init_model
+    if snakemake.threads < settings["threads"]:
+        logger.warning("granted %d cores; training with the run's %d threads all the same, so that its weights do "
+                       "not depend on the cores granted", snakemake.threads, settings["threads"])
+    torch.set_num_threads(settings["threads"])
     device = resolve_device(settings["device"])
     rows, vocabulary = read_items(snakemake.input.item_table)
     rows = [row for row in rows if row["split"] == "train"]
-    images = training_images(rows, snakemake.input.item_table, settings["architecture"]["image_size"], True)
+    start, transform, init_weights = starting_point(init, settings, device,
+                                                    offline_from_record(snakemake.input.get("init_weights")))
+    images = training_images(rows, snakemake.input.item_table, transform, True)
     captions = training_captions(rows, vocabulary, settings["caption_order"], settings["seed"])
+    negatives = hard_negative_captions(rows) if settings["hard_negatives"] else None
     record = {"run": run, "dataset": settings["dataset"], "caption_order": settings["caption_order"],
               "seed": settings["seed"], "train_items": len(rows), "settings": settings, "device": device,
               "precision": "bf16 autocast" if device.startswith("cuda") else "fp32",
+              "init": init and init["id"], "init_weights": init_weights, "hard_negatives": settings["hard_negatives"],
               "open_clip": open_clip.__version__, "torch": torch.__version__,
-              "item_ids": [row["item_id"] for row in rows], "captions": captions}
-    logger.info("run %s: %d train items of %s, caption order %s, %d steps of %d on %s", run, len(rows),
-                settings["dataset"], settings["caption_order"], settings["steps"], settings["batch_size"], device)
+              "item_ids": [row["item_id"] for row in rows], "captions": captions, "negative_captions": negatives}
+    logger.info("run %s: %d train items of %s, caption order %s, %s, %s, %d steps of %d on %s", run, len(rows),
+                settings["dataset"], settings["caption_order"],
+                "hard negatives" if negatives else "no hard negatives",
+                f"fine-tuning {init['id']} ({init_weights})" if init else "from scratch",
+                settings["steps"], settings["batch_size"], device)
     losses = []
     write_atomically(snakemake.output[0], lambda partial: losses.extend(
-        train_clip(images, captions, settings, partial, record, device, progress=True)[1]))
+        train_clip(images, captions, settings, partial, record, device, progress=True, negatives=negatives,
+                   start=start)[1]))
     logger.info("loss %.3f at step 1, %.3f at step %d", losses[0], losses[-1], len(losses))
 
 

@@ -75,9 +75,10 @@ def short_weights(weights: str) -> str:
     step (without the checkpoint's path and sha256, which the CSV tables and the table's footnote keep)."""
     if weights.startswith("random"):
         return "RANDOM weights (the pipeline, not CLIP's behaviour)"
-    trained = re.match(re.escape(TRAINED_HERE) + r" \(run (\w+):.*?; (step \d+ of \d+)\)", weights)
+    trained = re.match(re.escape(TRAINED_HERE) + r" \(run (\w+):[^;]*?(, fine-tuned from model [^;]+)?; "
+                       r"(step \d+ of \d+)\)", weights)
     if trained:
-        return f"{TRAINED_HERE} (run {trained[1]}, {trained[2]})"
+        return f"{TRAINED_HERE} (run {trained[1]}{trained[2] or ''}, {trained[3]})"
     return weights
 
 
