@@ -10,15 +10,13 @@ from workflow_scripts.common.files import LOCK_NAME
 from workflow_scripts.analyses.labclip import (
     LabClip,
     export_authors_weights,
-    hnb_logits,
-    hnb_loss,
     import_authors_weights,
     load_labclip,
     map_text,
     save_labclip,
-    sb_loss,
     train_labclip,
 )
+from workflow_scripts.models.losses import hnb_logits, hnb_loss, sb_loss
 from workflow_scripts.analyses.similarity import CLEAN, binding_accuracy as rule_accuracy, has_distinct_negative
 from workflow_scripts.analyses.similarity import image_to_text_accuracy, normalise
 from workflow_scripts.datasets.clevr import generate_scenes

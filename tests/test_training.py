@@ -9,6 +9,7 @@ import torch
 
 from workflow_scripts.datasets.items import Vocabulary
 from workflow_scripts.models import training
+from workflow_scripts.models.losses import clip_loss, hnb_loss
 
 TINY_ARCHITECTURE = {"image_size": 16, "patch_size": 8, "vision_width": 32, "vision_layers": 1, "text_width": 32,
                      "text_layers": 1, "head_width": 16, "embed_dim": 16, "context_length": 16}
@@ -22,11 +23,11 @@ def test_loss_on_hand_made_features():
     s = 2.0
     identity = torch.eye(2)
     # matching pairs on the diagonal: each of the 4 rows' cross-entropy is log(1 + e^-s)
-    assert float(training.clip_loss(identity, identity, torch.tensor(s))) == pytest.approx(math.log1p(math.exp(-s)))
+    assert float(clip_loss(identity, identity, torch.tensor(s))) == pytest.approx(math.log1p(math.exp(-s)))
     # both captions the same: image->text rows give log 2 each; text->image rows log(1 + e^-s) and log(1 + e^s)
     same = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     expected = (math.log(2) + (math.log1p(math.exp(-s)) + math.log1p(math.exp(s))) / 2) / 2
-    assert float(training.clip_loss(identity, same, torch.tensor(s))) == pytest.approx(expected)
+    assert float(clip_loss(identity, same, torch.tensor(s))) == pytest.approx(expected)
 
 
 def colour_data(copies=4, seed=0):
@@ -102,7 +103,6 @@ def test_bad_architectures_and_too_few_items_are_named(tmp_path):
 def test_fine_tuning_starts_from_the_given_clip_and_uses_its_hard_negatives(trained, tmp_path):
     """CLIP-FT: the run's initial checkpoint is the given model's weights; its loss is LABCLIP-HNB's over the
     captions and their negatives, so other negatives give another loss from the first step on."""
-    from workflow_scripts.analyses.labclip import hnb_loss
 
     folder, _, _, images, captions = trained
     settings = {**SETTINGS, "steps": 3, "checkpoints": [1.0], "lr": 1e-4}

@@ -32,6 +32,7 @@ from torch import nn
 from workflow_scripts.analyses.embedded import Embedded
 from workflow_scripts.analyses.similarity import CLEAN, binding_accuracy, has_distinct_negative
 from workflow_scripts.common.files import write_atomically
+from workflow_scripts.models.losses import hnb_loss, sb_loss
 
 log = logging.getLogger("clip_binding")
 
@@ -60,26 +61,6 @@ class LabClip(nn.Module):
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.linear(text), dim=-1)
-
-
-def sb_loss(image: torch.Tensor, text: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Symmetric cross-entropy over the B x B matrix exp(t) * image @ text.T (inputs normalised)."""
-    logits = t.exp() * image @ text.T
-    target = torch.arange(len(image), device=image.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-
-
-def hnb_logits(image: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """B x 2B logits: columns are the B captions, then their B hard negatives."""
-    return t.exp() * image @ torch.cat([positive, negative]).T
-
-
-def hnb_loss(image: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Image-to-text cross-entropy over all 2B texts, averaged with text-to-image cross-entropy for the
-    B positive texts only (a hard negative has no image of its own in the batch)."""
-    logits = hnb_logits(image, positive, negative, t)
-    target = torch.arange(len(image), device=image.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T[: len(image)], target)) / 2
 
 
 def _check_split(name: str, data: Embedded) -> None:

@@ -16,7 +16,7 @@ keep their order), "random" a seeded random order per item.
 
 A run with `init: <model id>` fine-tunes that model's towers and temperature instead of training from scratch
 (paper A's "CLIP fine-tuned" baseline); with `hard_negatives: true` each batch's text side is its B captions and
-their B hard negatives (each item's first negative caption), the loss LABCLIP-HNB's (analyses/labclip.hnb_loss).
+their B hard negatives (each item's first negative caption), the loss LABCLIP-HNB's (models/losses.hnb_loss).
 
 On the CPU the weights are bit-identical for the same settings and data only at the same thread count, so the
 run's `threads` setting, not the cores Snakemake grants, sets torch's.
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from workflow_scripts.models.catalogue import checkpoint_steps, local_dir_folder, model_config
+from workflow_scripts.models.losses import clip_loss, hnb_loss
 
 CAPTION_ORDERS = ("as_generated", "large_first", "random")
 SIZE_RANK = {"large": 0, "small": 1}  # the sizes of rendered objects, largest first
@@ -97,15 +98,6 @@ def load_checkpoint(folder, device: str = "cpu"):
     return model.eval(), preprocess, open_clip.get_tokenizer(name)
 
 
-def clip_loss(image_features, text_features, logit_scale):
-    """CLIP's symmetric InfoNCE (open_clip's ClipLoss): the mean of the image-to-text and text-to-image
-    cross-entropies of the B x B logits logit_scale * image_features @ text_features.T, the matching pairs
-    on the diagonal."""
-    from open_clip.loss import ClipLoss
-
-    return ClipLoss()(image_features, text_features, logit_scale)
-
-
 def new_clip(architecture: dict, seed: int):
     """(a randomly initialised open_clip CLIP of the config's `architecture`, its open_clip_config.json, its
     tokenizer), the weights drawn with torch seed `seed`."""
@@ -157,8 +149,6 @@ def train_clip(images: torch.Tensor, captions: list[str], settings: dict, folder
     Returns (the trained model in eval mode, the loss of each step). Seeded by settings["seed"]: the same
     settings, data, device and thread count give the same weights."""
     from tqdm import tqdm
-
-    from workflow_scripts.analyses.labclip import hnb_loss
 
     if len(captions) != len(images) or (negatives is not None and len(negatives) != len(images)):
         raise ValueError(f"{len(images)} images but {len(captions)} captions"
