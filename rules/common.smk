@@ -153,9 +153,9 @@ AVAILABLE_FIGURES = [figure for figure, (_, sources) in FIGURES.items()
 
 
 def all_targets() -> list[str]:
-    """Every dataset's embeddings (text only for a kind without images), and every table and figure the datasets
-    feed."""
-    datasets = [name for name, planned in DATASETS.items() if not planned.is_references]
+    """Every studied dataset's embeddings (text only for a kind without images; a dataset with `analyses: []` is
+    training data only), and every table and figure the datasets feed."""
+    datasets = [name for name, planned in DATASETS.items() if not planned.is_references and planned.analyses]
     with_images = [name for name in datasets if DATASETS[name].kind.has_images]
     return [
         *expand(EMBEDDINGS["images"], dataset=with_images, model=MODELS),

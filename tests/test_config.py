@@ -183,3 +183,9 @@ def test_a_key_written_twice_in_a_config_file_is_refused_naming_file_key_and_lin
         check_config_file(path)
     path.write_text("seed: 1\nrender:\n  samples: 4\nmodels: []\n")
     check_config_file(path)
+    # overriding a key merged in from an anchor is no repeat; repeating one of the mapping's own keys still is
+    path.write_text("a: &base\n  samples: 4\nb:\n  <<: *base\n  samples: 8\n")
+    check_config_file(path)
+    path.write_text("a: &base\n  samples: 4\nb:\n  <<: *base\n  seed: 1\n  seed: 2\n")
+    with pytest.raises(ConfigError, match=r"key 'seed' appears twice in one mapping \(lines 5 and 6\)"):
+        check_config_file(path)

@@ -208,11 +208,14 @@ def model_errors(config: dict) -> list[str]:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's SafeLoader, refusing a key written twice in one mapping (plain YAML keeps the last silently)."""
+    """YAML's SafeLoader, refusing a key written twice in one mapping (plain YAML keeps the last silently); a key
+    that overrides one merged in with `<<: *anchor` is not a repeat."""
 
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise ConfigError(f"{self.name}: key {key!r} appears twice in one mapping (lines {seen[key] + 1} "
