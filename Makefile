@@ -4,7 +4,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: venv demo test bench lint
+.PHONY: venv demo data-order test bench lint
 
 $(INSTALLED): requirements.txt requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: bpy 5.0.1 needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -17,6 +17,12 @@ venv: $(INSTALLED)
 
 demo: venv
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --configfile configs/demo.yaml
+
+# Paper B's data-order experiment and the training progression (about an hour on 2 cores), in its own working
+# directory so that its paper_b tables do not replace the demo's.
+data-order: venv
+	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --configfile configs/data_order.yaml \
+		--directory results/data-order
 
 test: venv
 	$(VENV)/bin/python -m pytest tests

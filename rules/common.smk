@@ -14,7 +14,7 @@ from workflow_scripts.config import ConfigError, check_config_file, validate_con
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 from workflow_scripts.datasets.items import shard_dir
 from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings
-from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES, TRAINING_RUNS
+from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES, TRAINING_RUNS, TRAINING_TABLES
 
 try:
     for path in workflow.configfiles:
@@ -111,7 +111,7 @@ def analysis_results(analysis: str, output: str) -> list[str]:
 
 
 def table_path(table: str, ext: str) -> str:
-    return f"results/{TABLES[table][0]}/tables/{table}.{ext}"
+    return f"results/{(TABLES.get(table) or TRAINING_TABLES[table])[0]}/tables/{table}.{ext}"
 
 
 def figure_path(figure: str, ext: str) -> str:
@@ -131,23 +131,47 @@ def training_dirs() -> list[str]:
     return [TRAINING_DIR.format(run=run) for run in config["clip_training"]]
 
 
-def table_results(wildcards) -> list[str]:
-    paper, analysis, output = TABLES[wildcards.table]
+def table_inputs(wildcards) -> dict:
+    """An analysis table's results ("results"), or the CSVs of the tables a training table reads (by name)."""
+    table = wildcards.table
+    paper = (TABLES.get(table) or TRAINING_TABLES[table])[0]
     if paper != wildcards.paper:
-        raise WorkflowError(f"table {wildcards.table} belongs to {paper}: {table_path(wildcards.table, 'csv')}")
-    return analysis_results(analysis, output)
+        raise WorkflowError(f"table {table} belongs to {paper}: {table_path(table, 'csv')}")
+    if table in TRAINING_TABLES:
+        return {source: table_path(source, "csv") for source in TRAINING_TABLES[table][1] if source_available(source)}
+    return {"results": analysis_results(*TABLES[table][1:])}
+
+
+def trained_checkpoints() -> dict[str, dict]:
+    """Per model trained in the workflow: its run, step and the run settings the training tables group by."""
+    return {model_id: {"run": model["trained"], "step": model["step"], "steps": model["training"]["steps"],
+                       "seed": model["training"]["seed"], "caption_order": model["training"]["caption_order"],
+                       "train_dataset": model["training"]["dataset"], "init": model["training"].get("init", ""),
+                       "hard_negatives": model["training"]["hard_negatives"]}
+            for model_id, model in MODELS.items() if "training" in model}
+
+
+def training_table_due(table: str) -> bool:
+    """Whether the trained models hold what a training table compares (TRAINING_TABLES)."""
+    checkpoints = trained_checkpoints().values()
+    if table == "training_progression":
+        runs = [c["run"] for c in checkpoints]
+        return any(runs.count(run) > 1 for run in runs)
+    return len({c["caption_order"] for c in checkpoints if c["step"] == c["steps"]}) > 1
 
 
 def source_available(source) -> bool:
     """Whether a table (by name) or an analysis output ((analysis, output)) has any dataset to come from, or
-    (TRAINING_RUNS) the config trains any CLIP."""
+    (TRAINING_RUNS) the config trains any CLIP; a training table, whether it is due and any table it reads is."""
     if source == TRAINING_RUNS:
         return bool(config["clip_training"])
+    if source in TRAINING_TABLES:
+        return training_table_due(source) and any(source_available(s) for s in TRAINING_TABLES[source][1])
     analysis = TABLES[source][1] if isinstance(source, str) else source[0]
     return bool(datasets_for(analysis))
 
 
-AVAILABLE_TABLES = [table for table in TABLES if source_available(table)]
+AVAILABLE_TABLES = [table for table in [*TABLES, *TRAINING_TABLES] if source_available(table)]
 AVAILABLE_FIGURES = [figure for figure, (_, sources) in FIGURES.items()
                      if all(source_available(source) for source in sources.values())]
 

@@ -4,7 +4,9 @@
 
 rule table:
     input:
-        results=table_results,
+        unpack(table_inputs),
+    params:
+        trained=lambda wildcards: trained_checkpoints() if wildcards.table in TRAINING_TABLES else {},
     output:
         csv=report(
             "results/{paper}/tables/{table}.csv",

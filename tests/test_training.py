@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -256,11 +257,16 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     from conftest import snakemake, write_config
     from workflow_scripts.common.parquet import embedding_matrix, read_provenance, read_table
 
-    config = write_config(tmp_path, {**WORKFLOW_CONFIG, **TUNED})
+    names = {"datasets": {**WORKFLOW_CONFIG["datasets"], "names": {"kind": "names", "names": "coco"}},
+             "paper_b": {"tor": {"objects_per_caption": [2], "captions_per_count": 12, "templates": ["short"],
+                                 "aggregations": []}}}
+    config = write_config(tmp_path, {**WORKFLOW_CONFIG, **TUNED, **names})
     targets = [f"results/toy/embeddings/{m}/{k}.parquet" for m in ("scenes", "scenes-init", "tuned")
                for k in ("images", "texts")]
     targets.append("results/clip_training/figures/training_curve.png")
-    run = snakemake("--cores", 2, "--directory", tmp_path, *targets, "--configfile", config)
+    progression = ["results/clip_training/tables/training_progression.csv",
+                   "results/clip_training/figures/training_progression.png"]
+    run = snakemake("--cores", 2, "--directory", tmp_path, *targets, *progression, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     folder = tmp_path / "results/clip_training/tiny"
     assert sorted(p.name for p in folder.glob("step-*")) == ["step-000000", "step-000002", "step-000004"]
@@ -272,6 +278,12 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     assert curve["loss"].tolist() == record["loss"] and curve["step"].tolist() == [1, 2, 3, 4]
     assert curve["checkpoint"].tolist() == [False, True, False, True]
     assert (tmp_path / "results/clip_training/figures/training_curve.pdf").exists()
+    # run tiny's two checkpoints (models scenes-init and scenes) make a progression; one caption order, no comparison
+    table = pd.read_csv(tmp_path / progression[0])
+    assert sorted(set(zip(table["model_id"], table["step"]))) == [("scenes", 4), ("scenes-init", 0), ("tuned", 2)]
+    assert set(table["measure"]) == {"TOR first-named share (clean)", "TOR first-named share (authors)"}
+    assert (table["dataset"] == "names").all() and (table["n"] > 0).all()
+    assert not (tmp_path / "results/clip_training/tables/caption_order.csv").exists()
 
     images = tmp_path / "results/toy/embeddings/scenes/images.parquet"
     weights = read_provenance(images)["weights"]

@@ -9,6 +9,13 @@ TABLES = {
     "ior": ("paper_b", "ior", "ior"),
     "matching": ("paper_b", "matching", "matching"),
 }
+# Tables of the CLIPs trained in the workflow, drawn from other tables: (folder, the tables they read). A run's
+# checkpoints are the model entries that name it (models: trained, checkpoint). training_progression is built when
+# some run has two or more of them, caption_order when the runs' last checkpoints have two or more caption orders.
+TRAINING_TABLES = {
+    "training_progression": ("clip_training", ("tor", "ior")),
+    "caption_order": ("clip_training", ("training_progression",)),
+}
 # A figure source standing for every clip_training run's folder (rule train_clip)
 TRAINING_RUNS = "clip_training runs"
 # figure: (paper folder, {input name: a table, (analysis, output) for results read directly, or TRAINING_RUNS})
@@ -22,5 +29,6 @@ FIGURES = {
     "ior_large_object": ("paper_b", {"ior": "ior"}),
     "matching_conditions": ("paper_b", {"matching": "matching"}),
     "training_curve": ("clip_training", {"runs": TRAINING_RUNS}),
+    "training_progression": ("clip_training", {"progression": "training_progression"}),
 }
 PAPER_TITLES = {"paper_a": "Paper A", "paper_b": "Paper B", "clip_training": "CLIP trained in the workflow"}

@@ -261,10 +261,36 @@ def training_curve(tables: dict[str, pd.DataFrame]):
                     "per step; dots: saved checkpoints")
 
 
+def training_progression(tables):
+    """One line per run (colour: its caption order) over its checkpoints; a panel per measure and object count."""
+    progression = tables["progression"].copy()
+    progression["object count"] = progression["n_objects"].astype(str) + " objects"
+    orders = sorted(set(progression["caption_order"]))
+    grid = sns.relplot(data=progression, kind="line", x="step", y="share", hue="caption_order", hue_order=orders,
+                       units="run", estimator=None, marker="o", markersize=4, linewidth=1, col="measure",
+                       row="object count", height=2.4, aspect=1.3, facet_kws={"margin_titles": True})
+    colours = dict(zip(orders, sns.color_palette(n_colors=len(orders))))
+    for (row, col), ax in grid.axes_dict.items():
+        panel = progression[(progression["object count"] == row) & (progression["measure"] == col)]
+        for order, points in panel.groupby("caption_order"):
+            ax.errorbar(points["step"], points["share"], yerr=[points["share"] - points["share" + LOW],
+                                                               points["share" + HIGH] - points["share"]],
+                        fmt="none", color=colours[order], alpha=0.5, capsize=1.5, linewidth=0.7)
+        if panel["chance"].notna().any():
+            ax.axhline(panel["chance"].dropna().iloc[0], color="grey", linestyle="--", linewidth=0.8)
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}")
+    grid.set_axis_labels("training step", "share")
+    grid.set(ylim=(0, 1))
+    return grid.figure, ("First-named (TOR) and large-object (IOR) shares over training of each CLIP trained in "
+                         "this workflow on synthetic scenes, one line per run (dashed: chance, 1/n; "
+                         f"{INTERVAL_NOTE})")
+
+
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
                                            modality_gap)}
 PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias, ior_large_object, matching_conditions)}
-FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES, "training_curve": training_curve}
+FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES, "training_curve": training_curve,
+           "training_progression": training_progression}
 
 
 def draw(name: str, tables: dict[str, pd.DataFrame], png, pdf) -> None:

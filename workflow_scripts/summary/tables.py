@@ -28,6 +28,7 @@ SHARE_COUNTS = {
             **{f"small_first_share_{j}": "n_large_images" for j in range(1, 6)},
             **{f"first_retrieved_share_{p}": "n_images" for p in range(1, 6)}},
     "matching": {"accuracy": "n_pairs"},
+    "training_progression": {"share": "n"},
 }
 
 
@@ -340,6 +341,103 @@ def matching_table(matching: pd.DataFrame) -> pd.DataFrame:
     return with_intervals(matching, "matching")
 
 
+# The progression's measures: (source table, the rows it keeps, the share, the column counting its items, whether
+# 1/n_objects is what a CLIP without the bias gives).
+PROGRESSION_MEASURES = {
+    "TOR first-named share (clean)": ("tor", {"protocol": "clean", "template": "short", "method": "caption"},
+                                      "first_retrieved_share_1", "n_captions", True),
+    "TOR first-named share (authors)": ("tor", {"protocol": "authors", "template": "short", "method": "caption"},
+                                        "first_retrieved_share_1", "n_captions", False),
+    "IOR large-object share": ("ior", {"ranked_among": "own_objects", "large_position": "all"},
+                               "large_first_share", "n_large_images", True),
+}
+RUN_COLUMNS = ["run", "train_dataset", "caption_order", "init", "hard_negatives", "seed", "step", "steps"]
+
+
+def progression_table(tables: dict[str, pd.DataFrame], trained: dict[str, dict]) -> pd.DataFrame:
+    """One row per checkpoint of a CLIP trained here (its model entry), measure and object count: TOR's share of
+    short captions whose nearest name is the first-named one, and IOR's share of images whose nearest own-object
+    reference is the large object, with their counts and chance."""
+    frames = []
+    for measure, (source, keep, share, count, has_chance) in PROGRESSION_MEASURES.items():
+        if source not in tables:
+            continue
+        rows = tables[source]
+        rows = rows[rows["model_id"].isin(trained)]
+        for column, value in keep.items():
+            rows = rows[rows[column].astype(str) == value]
+        frame = rows[["model_id", "weights", "precision", "dataset", "n_objects"]].copy()
+        frame.insert(0, "measure", measure)
+        frame["share"], frame["n"] = rows[share].to_numpy(), rows[count].to_numpy()
+        frame["chance"] = 1 / frame["n_objects"] if has_chance else np.nan
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    runs = pd.DataFrame.from_dict(trained, orient="index")[RUN_COLUMNS]
+    table = runs.join(table.set_index("model_id"), how="inner").rename_axis("model_id").reset_index()
+    order = list(PROGRESSION_MEASURES)
+    table = table.sort_values(["measure", "dataset", "n_objects", "run", "step"],
+                              key=lambda c: c.map(order.index) if c.name == "measure" else c, ignore_index=True)
+    return with_intervals(table[["measure", *RUN_COLUMNS, "model_id", "weights", "precision", "dataset",
+                                 "n_objects", "share", "n", "chance"]], "training_progression")
+
+
+def progression_markdown(table: pd.DataFrame) -> str:
+    columns = ["measure", "dataset", "n_objects", "run", "caption_order", "seed", "step", "steps", "weights",
+               "share", "n", "chance"]
+    return ("# Training progression of the CLIPs trained in the workflow\n\nPer saved checkpoint (step 0: the "
+            "initialisation): 'TOR first-named share', the share of short captions (method caption) whose most "
+            "similar single name is the first-named one, under the clean protocol (every name at every slot "
+            "equally often: no first-mention bias gives 1/n) and the authors' (names in vocabulary order, a "
+            "confound); 'IOR large-object share', the share of one-large-object images whose most similar reference "
+            "among their own objects' is the large object (large_position all; no size bias gives 1/n). n: captions "
+            f"or images. Paper B's figure 4c draws these for one published CLIP; no public code computes them.\n"
+            f"{INTERVAL_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
+
+
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+ARM_COLUMNS = ["train_dataset", "caption_order", "init", "hard_negatives", "steps"]
+
+
+def caption_order_table(tables: dict[str, pd.DataFrame], trained=None) -> pd.DataFrame:
+    """The last checkpoints of the progression grouped by the run settings that are not the seed: per caption
+    order, measure and object count, the seeds' mean share, its standard deviation over seeds and the 95%
+    t-interval of the mean (n_runs - 1 degrees of freedom), with each run's share and its Wilson interval."""
+    last = tables["training_progression"]
+    last = last[last["step"] == last["steps"]]
+    groups = []
+    for key, runs in last.groupby(["measure", "dataset", "n_objects", *ARM_COLUMNS], sort=False, dropna=False):
+        runs = runs.sort_values("seed")
+        n_runs, mean = len(runs), runs["share"].mean()
+        sd = runs["share"].std(ddof=1) if n_runs > 1 else np.nan
+        half = T975.get(n_runs - 1, Z95) * sd / np.sqrt(n_runs) if n_runs > 1 else np.nan
+        groups.append({**dict(zip(["measure", "dataset", "n_objects", *ARM_COLUMNS], key)), "n_runs": n_runs,
+                       "seeds": " ".join(str(s) for s in runs["seed"]), "mean_share": mean, "sd_over_seeds": sd,
+                       "mean_low95": mean - half, "mean_high95": mean + half, "chance": runs["chance"].iloc[0],
+                       "runs": "; ".join(f"seed {r.seed}: " + counted_interval_text(r.share, r.share_low95,
+                                                                                   r.share_high95, r.n)
+                                         for r in runs.itertuples())})
+    return pd.DataFrame(groups)
+
+
+def caption_order_markdown(table: pd.DataFrame) -> str:
+    rows = table.assign(mean_share=[
+        interval_text(m, lo, hi) if n > 1 else f"{m:.3f}"
+        for m, lo, hi, n in zip(table["mean_share"], table["mean_low95"], table["mean_high95"], table["n_runs"])])
+    columns = ["measure", "dataset", "n_objects", "caption_order", "train_dataset", "steps", "n_runs", "mean_share",
+               "sd_over_seeds", "chance", "runs"]
+    return ("# Caption order of the training captions: the last checkpoints over seeds\n\nPaper B's explanation "
+            "of the biases, tested: CLIPs trained in the workflow that differ only in the order their training "
+            "captions name the objects (large_first: the large object named first; random: a seeded random order "
+            "per item) and in the seed. Per order: the mean over seeds of each run's last-checkpoint share (measures "
+            "as in training_progression.md) with the 95% t-interval of that mean (n_runs - 1 degrees of freedom) "
+            "and the standard deviation over seeds; 'runs': each seed's share with its 95% Wilson interval and its "
+            "count. Paper B predicts a TOR first-named share above chance under large_first and not under "
+            "random.\n\n" + markdown_table(rows.to_dict("records"), columns))
+
+
+TRAINING_TABLES = {"training_progression": (progression_table, progression_markdown),
+                   "caption_order": (caption_order_table, caption_order_markdown)}
+
 TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, binding_markdown),
           "tor": (tor_table, tor_markdown), "ior": (ior_table, ior_markdown),
           "matching": (matching_table, matching_markdown)}
@@ -351,8 +449,13 @@ def main(snakemake) -> None:
 
     logger = start_job(snakemake)
     name = snakemake.wildcards.table
-    make_table, make_markdown = TABLES[name]
-    table = make_table(read_results(snakemake.input.results))
+    if name in TRAINING_TABLES:
+        make_table, make_markdown = TRAINING_TABLES[name]
+        table = make_table({source: pd.read_csv(path) for source, path in snakemake.input.items()},
+                           snakemake.params.trained)
+    else:
+        make_table, make_markdown = TABLES[name]
+        table = make_table(read_results(snakemake.input.results))
     write_atomically(snakemake.output.csv, lambda partial: table.to_csv(partial, index=False))
     write_atomically(snakemake.output.md, lambda partial: Path(partial).write_text(make_markdown(table)))
     logger.info("%d %s rows", len(table), name)

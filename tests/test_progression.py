@@ -1,0 +1,98 @@
+"""The training tables and figure (summary/tables.py, figures.py): known shares in, the same shares out, grouped
+by run, step and caption order."""
+import io
+import math
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from workflow_scripts.summary.figures import draw
+from workflow_scripts.summary.tables import caption_order_markdown, caption_order_table, progression_markdown
+from workflow_scripts.summary.tables import progression_table
+
+WEIGHTS = "CLIP trained in this workflow on synthetic scenes (run {run}: dataset train, seed {seed}; step {step} of 10)"
+# Final TOR first-named shares (clean protocol, 2 names) per caption order and seed
+FINAL = {("large_first", 0): 0.6, ("large_first", 1): 0.7, ("large_first", 2): 0.8,
+         ("random", 0): 0.5, ("random", 1): 0.5, ("random", 2): 0.5}
+
+
+def trained():
+    return {f"{order}-{seed}-{step}": {"run": f"{order}_{seed}", "step": step, "steps": 10, "seed": seed,
+                                       "caption_order": order, "train_dataset": "train", "init": "",
+                                       "hard_negatives": False}
+            for order, seed in FINAL for step in (0, 10)}
+
+
+def as_read_back(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as the rule reads it: through CSV (IOR's large_position then mixes 'all' and numbers)."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    buffer.seek(0)
+    return pd.read_csv(buffer)
+
+
+def source_tables():
+    tor, ior = [], []
+    for model_id, info in {**trained(), "published": None}.items():
+        run, seed, step = (info["run"], info["seed"], info["step"]) if info else ("x", 0, 0)
+        labels = {"dataset": "eval", "model_id": model_id, "precision": "fp32",
+                  "weights": WEIGHTS.format(run=run, seed=seed, step=step) if info else "openai"}
+        final = FINAL[(info["caption_order"], seed)] if info and step == 10 else 0.5
+        for protocol in ("authors", "clean"):
+            for method, template, share in (("caption", "short", final), ("split-mean", "short", 0.9),
+                                            ("caption", "long", 0.1)):
+                tor.append({**labels, "protocol": protocol, "template": template, "method": method, "n_objects": 2,
+                            "n_captions": 200, "first_retrieved_share_1": share if protocol == "clean" else 0.95})
+        for position, share in (("all", 0.75), (1, 0.2)):
+            ior.append({**labels, "ranked_among": "own_objects", "n_objects": 4, "large_position": position,
+                        "n_large_images": 40, "large_first_share": share})
+        ior.append({**labels, "ranked_among": "all_references", "n_objects": 4, "large_position": "all",
+                    "n_large_images": 40, "large_first_share": 0.0})
+    return {"tor": as_read_back(pd.DataFrame(tor)), "ior": as_read_back(pd.DataFrame(ior))}
+
+
+@pytest.fixture(scope="module")
+def progression():
+    return progression_table(source_tables(), trained())
+
+
+def test_progression_keeps_one_row_per_checkpoint_measure_and_count(progression):
+    assert len(progression) == len(trained()) * 3 and "published" not in set(progression["model_id"])
+    clean = progression[progression["measure"] == "TOR first-named share (clean)"].set_index("model_id")
+    assert clean.loc["large_first-1-10", "share"] == 0.7 and clean.loc["large_first-1-0", "share"] == 0.5
+    assert clean.loc["large_first-1-10", ["run", "seed", "step", "n"]].tolist() == ["large_first_1", 1, 10, 200]
+    assert (clean["chance"] == 0.5).all()
+    authors = progression[progression["measure"] == "TOR first-named share (authors)"]
+    assert (authors["share"] == 0.95).all() and authors["chance"].isna().all()
+    ior = progression[progression["measure"] == "IOR large-object share"]
+    assert (ior["share"] == 0.75).all() and (ior["n"] == 40).all() and (ior["chance"] == 0.25).all()
+    row = clean.loc["random-0-10"]  # Wilson interval of 100 of 200
+    assert row["share_low95"] == pytest.approx(0.4314, abs=1e-4) and row["share_high95"] == pytest.approx(0.5686,
+                                                                                                      abs=1e-4)
+    text = progression_markdown(progression)
+    assert "| TOR first-named share (clean) | eval | 2 | large_first_0 | large_first | 0 | 10 | 10 |" in text
+    assert "0.600 [0.531, 0.665]" in text
+
+
+def test_caption_order_gives_each_orders_mean_spread_and_runs(progression):
+    table = caption_order_table({"training_progression": as_read_back(progression)})
+    clean = table[table["measure"] == "TOR first-named share (clean)"].set_index("caption_order")
+    large_first = clean.loc["large_first"]
+    assert large_first["n_runs"] == 3 and large_first["seeds"] == "0 1 2"
+    assert large_first["mean_share"] == pytest.approx(0.7) and large_first["sd_over_seeds"] == pytest.approx(0.1)
+    half = 4.303 * 0.1 / math.sqrt(3)  # t(0.975, 2 degrees of freedom)
+    assert large_first["mean_low95"] == pytest.approx(0.7 - half) and large_first["mean_high95"] == pytest.approx(
+        0.7 + half)
+    assert large_first["runs"].startswith("seed 0: 0.600 [0.531, 0.665], n=200; seed 1: 0.700")
+    assert clean.loc["random", "sd_over_seeds"] == 0 and clean.loc["random", "mean_share"] == 0.5
+    assert len(table) == 2 * 3  # two orders, three measures: the step-0 checkpoints are left out
+    assert "| TOR first-named share (clean) | eval | 2 | large_first | train | 10 | 3 | 0.700 [0.452, 0.948] |" in (
+        caption_order_markdown(table))
+
+
+def test_progression_figure_draws_every_measure(progression, tmp_path):
+    draw("training_progression", {"progression": as_read_back(progression)}, tmp_path / "p.png", tmp_path / "p.pdf")
+    with Image.open(tmp_path / "p.png") as png:
+        assert png.size[0] > 600
+    assert (tmp_path / "p.pdf").stat().st_size > 0
