@@ -401,7 +401,8 @@ ARM_COLUMNS = ["train_dataset", "caption_order", "init", "hard_negatives", "step
 def caption_order_table(tables: dict[str, pd.DataFrame], trained=None) -> pd.DataFrame:
     """The last checkpoints of the progression grouped by the run settings that are not the seed: per caption
     order, measure and object count, the seeds' mean share, its standard deviation over seeds and the 95%
-    t-interval of the mean (n_runs - 1 degrees of freedom), with each run's share and its Wilson interval."""
+    t-interval of the mean (n_runs - 1 degrees of freedom; cut to [0, 1], as a share), with each run's share and its
+    Wilson interval."""
     last = tables["training_progression"]
     last = last[last["step"] == last["steps"]]
     groups = []
@@ -412,7 +413,8 @@ def caption_order_table(tables: dict[str, pd.DataFrame], trained=None) -> pd.Dat
         half = T975.get(n_runs - 1, Z95) * sd / np.sqrt(n_runs) if n_runs > 1 else np.nan
         groups.append({**dict(zip(["measure", "dataset", "n_objects", *ARM_COLUMNS], key)), "n_runs": n_runs,
                        "seeds": " ".join(str(s) for s in runs["seed"]), "mean_share": mean, "sd_over_seeds": sd,
-                       "mean_low95": mean - half, "mean_high95": mean + half, "chance": runs["chance"].iloc[0],
+                       "mean_low95": max(mean - half, 0.0), "mean_high95": min(mean + half, 1.0),
+                       "chance": runs["chance"].iloc[0],
                        "runs": "; ".join(f"seed {r.seed}: " + counted_interval_text(r.share, r.share_low95,
                                                                                    r.share_high95, r.n)
                                          for r in runs.itertuples())})
