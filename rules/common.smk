@@ -110,8 +110,13 @@ def analysis_results(analysis: str, output: str) -> list[str]:
                   mode=config["paper_a"]["labclip"]["modes"])
 
 
+def table_folder(table: str) -> str:
+    """The results folder (paper_a, paper_b, clip_training) an analysis or training table belongs to."""
+    return (TABLES.get(table) or TRAINING_TABLES[table])[0]
+
+
 def table_path(table: str, ext: str) -> str:
-    return f"results/{(TABLES.get(table) or TRAINING_TABLES[table])[0]}/tables/{table}.{ext}"
+    return f"results/{table_folder(table)}/tables/{table}.{ext}"
 
 
 def figure_path(figure: str, ext: str) -> str:
@@ -134,7 +139,7 @@ def training_dirs() -> list[str]:
 def table_inputs(wildcards) -> dict:
     """An analysis table's results ("results"), or the CSVs of the tables a training table reads (by name)."""
     table = wildcards.table
-    paper = (TABLES.get(table) or TRAINING_TABLES[table])[0]
+    paper = table_folder(table)
     if paper != wildcards.paper:
         raise WorkflowError(f"table {table} belongs to {paper}: {table_path(table, 'csv')}")
     if table in TRAINING_TABLES:

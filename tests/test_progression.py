@@ -87,7 +87,7 @@ def test_caption_order_gives_each_orders_mean_spread_and_runs(progression):
     assert large_first["runs"].startswith("seed 0: 0.600 [0.531, 0.665], n=200; seed 1: 0.700")
     assert clean.loc["random", "sd_over_seeds"] == 0 and clean.loc["random", "mean_share"] == 0.5
     assert len(table) == 2 * 3  # two orders, three measures: the step-0 checkpoints are left out
-    assert "| TOR first-named share (clean) | eval | 2 | large_first | train | 10 | 3 | 0.700 [0.452, 0.948] |" in (
+    assert "| TOR first-named share (clean) | eval | 2 | large_first | train | 10 | fp32 | 3 | 0.700 [0.452, 0.948] |" in (
         caption_order_markdown(table))
 
 

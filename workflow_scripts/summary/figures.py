@@ -283,7 +283,7 @@ def training_progression(tables):
     grid.set(ylim=(0, 1))
     return grid.figure, ("First-named (TOR) and large-object (IOR) shares over training of each CLIP trained in "
                          "this workflow on synthetic scenes, one line per run (dashed: chance, 1/n; "
-                         f"{INTERVAL_NOTE})")
+                         f"{INTERVAL_NOTE}); precision {', '.join(sorted(set(progression['precision'])))}")
 
 
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,

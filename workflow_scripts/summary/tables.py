@@ -383,7 +383,7 @@ def progression_table(tables: dict[str, pd.DataFrame], trained: dict[str, dict])
 
 def progression_markdown(table: pd.DataFrame) -> str:
     columns = ["measure", "dataset", "n_objects", "run", "caption_order", "seed", "step", "steps", "weights",
-               "share", "n", "chance"]
+               "precision", "share", "n", "chance"]
     return ("# Training progression of the CLIPs trained in the workflow\n\nPer saved checkpoint (step 0: the "
             "initialisation): 'TOR first-named share', the share of short captions (method caption) whose most "
             "similar single name is the first-named one, under the clean protocol (every name at every slot "
@@ -394,8 +394,9 @@ def progression_markdown(table: pd.DataFrame) -> str:
             f"{INTERVAL_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
 
 
+# Student's t 97.5% quantiles by degrees of freedom (the analysis env has no scipy); beyond 10, the normal's.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-ARM_COLUMNS = ["train_dataset", "caption_order", "init", "hard_negatives", "steps"]
+ARM_COLUMNS = ["train_dataset", "caption_order", "init", "hard_negatives", "steps", "precision"]
 
 
 def caption_order_table(tables: dict[str, pd.DataFrame], trained=None) -> pd.DataFrame:
@@ -425,16 +426,18 @@ def caption_order_markdown(table: pd.DataFrame) -> str:
     rows = table.assign(mean_share=[
         interval_text(m, lo, hi) if n > 1 else f"{m:.3f}"
         for m, lo, hi, n in zip(table["mean_share"], table["mean_low95"], table["mean_high95"], table["n_runs"])])
-    columns = ["measure", "dataset", "n_objects", "caption_order", "train_dataset", "steps", "n_runs", "mean_share",
-               "sd_over_seeds", "chance", "runs"]
+    columns = ["measure", "dataset", "n_objects", "caption_order", "train_dataset", "steps", "precision", "n_runs",
+               "mean_share", "sd_over_seeds", "chance", "runs"]
     return ("# Caption order of the training captions: the last checkpoints over seeds\n\nPaper B's explanation "
             "of the biases, tested: CLIPs trained in the workflow that differ only in the order their training "
             "captions name the objects (large_first: the large object named first; random: a seeded random order "
             "per item) and in the seed. Per order: the mean over seeds of each run's last-checkpoint share (measures "
             "as in training_progression.md) with the 95% t-interval of that mean (n_runs - 1 degrees of freedom) "
             "and the standard deviation over seeds; 'runs': each seed's share with its 95% Wilson interval and its "
-            "count. Paper B predicts a TOR first-named share above chance under large_first and not under "
-            "random.\n\n" + markdown_table(rows.to_dict("records"), columns))
+            "count. Weights: CLIPs trained in this workflow on synthetic scenes, each run's last checkpoint "
+            "(training_progression.md names each checkpoint's weights file). Paper B predicts a TOR first-named "
+            "share above chance under large_first and not under random.\n\n"
+            + markdown_table(rows.to_dict("records"), columns))
 
 
 TRAINING_TABLES = {"training_progression": (progression_table, progression_markdown),
