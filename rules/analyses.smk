@@ -15,7 +15,7 @@ rule probes:
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("probes")),
-    threads: 2
+    threads: 1  # the probe fits run on one thread (probes.single_threaded)
     log:
         "results/logs/probes/{dataset}/{model}.log",
     benchmark:
@@ -69,7 +69,7 @@ rule binding:
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("binding")),
-    threads: 2
+    threads: 1  # the probe fits run on one thread (probes.single_threaded)
     log:
         "results/logs/binding/{dataset}/{model}.log",
     benchmark:

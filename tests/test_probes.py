@@ -11,6 +11,7 @@ from conftest import PROBES
 from synthetic import synthetic_embedded
 from workflow_scripts.analyses.embedded import Embedded
 from workflow_scripts.analyses.probes import (
+    UNIQUE_TOLERANCE,
     chance_accuracy,
     fit_lbfgs,
     fit_unique_probe,
@@ -300,7 +301,7 @@ def test_unique_target_is_the_same_from_any_start_and_solver(known):
     found = {}
     for modality, x in (("image", known.image[rows]), ("text", known.caption[rows])):
         zero, bias, gradient = fit_unique_probe(x, targets, l2)
-        assert gradient <= 1e-8
+        assert gradient <= UNIQUE_TOLERANCE
         rng = np.random.default_rng(5)
         start = (rng.standard_normal(zero.shape), rng.standard_normal(bias.shape))
         found[modality] = [zero, fit_unique_probe(x, targets, l2, start=start)[0], gradient_descent(x, targets, l2)]

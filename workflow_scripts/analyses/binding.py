@@ -29,6 +29,7 @@ from workflow_scripts.analyses.embedded import Embedded
 from workflow_scripts.analyses.probes import (
     PRIMARY_SELECTION,
     UNIQUE_L2,
+    UNIQUE_TOLERANCE,
     probe_settings,
     probe_weight_cosine,
     run_probes,
@@ -103,8 +104,9 @@ def probe_cosines(data: Embedded, variants: list[Variant], probes_cfg: dict, pro
     probes of the authors' style are those in `probe_weights` (the probe rule's); a map's text probes are trained
     here with the same solver and seed."""
     l2, resamples = cosine_cfg["l2"], cosine_cfg["resamples"]
+    tolerance = cosine_cfg.get("tolerance", UNIQUE_TOLERANCE)
     sets = training_probe_sets(data)
-    image = unique_probe_weights(data.image, sets, l2, resamples, seed)
+    image = unique_probe_weights(data.image, sets, l2, resamples, seed, tolerance)
     found = {}
     for variant in variants:
         mapped = data.with_text(variant.map_text(data.caption), variant.map_text(data.negative))
@@ -112,7 +114,7 @@ def probe_cosines(data: Embedded, variants: list[Variant], probes_cfg: dict, pro
             text_weights = probe_weights["text"]
         else:
             _, text_weights = run_probes(mapped, "text", probes_cfg["solver"], seed, **probe_settings(probes_cfg))
-        text = unique_probe_weights(mapped.caption, sets, l2, resamples, seed)
+        text = unique_probe_weights(mapped.caption, sets, l2, resamples, seed, tolerance)
         found[variant.name, variant.selection] = {
             "authors": probe_weight_cosine(probe_weights["image"], text_weights),
             "clean": (probe_weight_cosine(image[0], text[0]),

@@ -57,6 +57,9 @@ def single_threaded():
 # The selection whose weights run_probes returns (and the probe rule saves) for each solver.
 PRIMARY_SELECTION = {"sgd": "last_epoch", "lbfgs": "best_val"}
 UNIQUE_L2 = 1e-3  # the default lambda of the unique probe target (config: paper_a.probe_cosine.l2)
+# Its default gradient tolerance (config: paper_a.probe_cosine.tolerance). 1e-8 took 5x the loss evaluations of
+# 1e-7 on the demo's probes and moved the weights by at most 2e-5 (their cosine by 1e-10).
+UNIQUE_TOLERANCE = 1e-7
 
 
 @dataclass
@@ -225,42 +228,33 @@ def run_probes(data: Embedded, modality: str, solver: str, seed: int = 0,
     else:
         raise ValueError(f"solver must be 'sgd' or 'lbfgs', not {solver!r}")
     x = data.image if modality == "image" else data.caption
-    split = data.split
-    classes = data.vocabulary.attributes
-    if not classes:
+    if not data.vocabulary.attributes:
         raise ValueError("probes need attribute classes, but the item table's vocabulary lists no attributes")
-    counts = np.array([s["n_objects"] for s in data.items])
     captions = [s["caption"] for s in data.items]
-    shapes = data.vocabulary.objects
-    targets_of = {shape: probe_targets(data.items, shape, classes) for shape in shapes}
     rows, weights = [], {}
-    for n_objects in sorted(set(counts.tolist())):
-        for shape in shapes:
-            mask, targets = targets_of[shape]
-            index = {}
-            for name in SPLITS:
-                chosen = np.flatnonzero(mask & (counts == n_objects) & (split == name))
-                index[name] = _first_of_each(captions, chosen) if modality == "text" else chosen
-            if any(len(rows_) == 0 for rows_ in index.values()):
-                log.warning("%s probe for %s in %d-object scenes skipped: sizes %s", modality, shape, n_objects,
-                            {name: len(rows_) for name, rows_ in index.items()})
-                continue
-            fits = train(x[index["train"]], targets[index["train"]], x[index["val"]], targets[index["val"]])
-            for selection, fit in fits.items():
-                accuracy = {name: topk_set_accuracy(fit.logits(x[rows_]), targets[rows_])
-                            for name, rows_ in index.items()}
-                rows.append({
-                    "modality": modality, "solver": solver, "selection": selection,
-                    "protocol": probe_protocol(solver, selection), "n_objects": int(n_objects), "object": shape,
-                    **{f"n_{name}": len(rows_) for name, rows_ in index.items()},
-                    **{f"{name}_accuracy": accuracy[name] for name in SPLITS},
-                    "chance": chance_accuracy(targets[index["test"]]),
-                    "chosen": fit.chosen,
-                })
-                log.info("%s probe (%s, %s) for %s in %d-object scenes: test accuracy %.3f (chance %.3f), %s",
-                         modality, solver, selection, shape, n_objects, accuracy["test"], rows[-1]["chance"],
-                         fit.chosen)
-            weights[(int(n_objects), shape)] = fits[PRIMARY_SELECTION[solver]].weight
+    for (n_objects, shape), (index, targets) in probe_rows(data).items():
+        if modality == "text":
+            index = {name: _first_of_each(captions, chosen) for name, chosen in index.items()}
+        if any(len(rows_) == 0 for rows_ in index.values()):
+            log.warning("%s probe for %s in %d-object scenes skipped: sizes %s", modality, shape, n_objects,
+                        {name: len(rows_) for name, rows_ in index.items()})
+            continue
+        fits = train(x[index["train"]], targets[index["train"]], x[index["val"]], targets[index["val"]])
+        for selection, fit in fits.items():
+            accuracy = {name: topk_set_accuracy(fit.logits(x[rows_]), targets[rows_])
+                        for name, rows_ in index.items()}
+            rows.append({
+                "modality": modality, "solver": solver, "selection": selection,
+                "protocol": probe_protocol(solver, selection), "n_objects": int(n_objects), "object": shape,
+                **{f"n_{name}": len(rows_) for name, rows_ in index.items()},
+                **{f"{name}_accuracy": accuracy[name] for name in SPLITS},
+                "chance": chance_accuracy(targets[index["test"]]),
+                "chosen": fit.chosen,
+            })
+            log.info("%s probe (%s, %s) for %s in %d-object scenes: test accuracy %.3f (chance %.3f), %s",
+                     modality, solver, selection, shape, n_objects, accuracy["test"], rows[-1]["chance"],
+                     fit.chosen)
+        weights[(int(n_objects), shape)] = fits[PRIMARY_SELECTION[solver]].weight
     return rows, weights
 
 
@@ -285,7 +279,7 @@ def probe_weight_cosine(image_weights: dict, text_weights: dict) -> float:
 
 
 def fit_unique_probe(x, y, l2: float = UNIQUE_L2, start=None, max_rounds: int = 10,
-                     tolerance: float = 1e-8) -> tuple[np.ndarray, np.ndarray, float]:
+                     tolerance: float = UNIQUE_TOLERANCE) -> tuple[np.ndarray, np.ndarray, float]:
     """The unique probe target: the minimiser (W, b) of mean soft-target cross-entropy(x W^T + b, y)
     + l2 (||W||^2 + ||b||^2) on raw embeddings x, in float64. The objective is strictly convex (l2 > 0), so the
     minimiser exists and is unique, and it is centred over classes (the rows of W sum to zero, as do the entries of
@@ -294,7 +288,7 @@ def fit_unique_probe(x, y, l2: float = UNIQUE_L2, start=None, max_rounds: int = 
     Solved by L-BFGS (strong-Wolfe line search) from `start` ((W, b); default zero), restarted (at most
     `max_rounds` rounds of 500 iterations, fewer when a round no longer halves it) until the largest gradient entry
     is below `tolerance`; as the objective is 2 * l2-strongly convex, the weights are then within
-    gradient / (2 * l2) of the minimiser in each entry's direction (about 5e-6 at the defaults). Returns
+    gradient / (2 * l2) of the minimiser in each entry's direction (about 5e-5 at the defaults). Returns
     (W, b, largest gradient entry at the end)."""
     x, y = torch.as_tensor(np.asarray(x), dtype=torch.float64), torch.as_tensor(np.asarray(y), dtype=torch.float64)
     if start is None:
@@ -323,21 +317,30 @@ def fit_unique_probe(x, y, l2: float = UNIQUE_L2, start=None, max_rounds: int = 
     return weight.detach().numpy(), bias.detach().numpy(), gradient
 
 
+def probe_rows(data: Embedded) -> dict[tuple[int, str], tuple[dict[str, np.ndarray], np.ndarray]]:
+    """{(n_objects, object): ({split: the rows of the items of that object count that contain the object},
+    every item's attribute targets for that object (probe_targets))}, by object count, then the vocabulary's order."""
+    counts = np.array([s["n_objects"] for s in data.items])
+    targets_of = {shape: probe_targets(data.items, shape, data.vocabulary.attributes)
+                  for shape in data.vocabulary.objects}
+    found = {}
+    for n_objects in sorted(set(counts.tolist())):
+        for shape, (mask, targets) in targets_of.items():
+            chosen = mask & (counts == n_objects)
+            found[(int(n_objects), shape)] = ({name: np.flatnonzero(chosen & (data.split == name)) for name in SPLITS},
+                                              targets)
+    return found
+
+
 def training_probe_sets(data: Embedded) -> dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]:
     """{(n_objects, object): (rows, targets)}: the train-split items of that object count that contain the object
     (every item, so a caption counts once per item that has it), and their attribute targets (probe_targets)."""
-    counts = np.array([s["n_objects"] for s in data.items])
-    sets = {}
-    for shape in data.vocabulary.objects:
-        mask, targets = probe_targets(data.items, shape, data.vocabulary.attributes)
-        for n_objects in sorted(set(counts.tolist())):
-            rows = np.flatnonzero(mask & (counts == n_objects) & (data.split == "train"))
-            if len(rows):
-                sets[(int(n_objects), shape)] = rows, targets[rows]
-    return sets
+    return {key: (index["train"], targets[index["train"]]) for key, (index, targets) in probe_rows(data).items()
+            if len(index["train"])}
 
 
-def unique_probe_weights(x, probe_sets: dict, l2: float, resamples: int, seed: int) -> list[dict]:
+def unique_probe_weights(x, probe_sets: dict, l2: float, resamples: int, seed: int,
+                         tolerance: float = UNIQUE_TOLERANCE) -> list[dict]:
     """The unique probe target's weights W (fit_unique_probe) for every probe set, on the raw rows `x`: first fitted
     on the whole training set, then on each of `resamples` bootstrap resamples of its items (resample b of probe
     set k draws len(rows) items with replacement by numpy's default_rng([seed, b, k]): the same items for either
@@ -345,10 +348,10 @@ def unique_probe_weights(x, probe_sets: dict, l2: float, resamples: int, seed: i
     x = np.asarray(x, dtype=np.float64)
     found = [{} for _ in range(resamples + 1)]
     for k, (key, (rows, targets)) in enumerate(sorted(probe_sets.items())):
-        found[0][key] = fit_unique_probe(x[rows], targets, l2)[0]
+        found[0][key] = fit_unique_probe(x[rows], targets, l2, tolerance=tolerance)[0]
         for b in range(1, resamples + 1):
             pick = np.random.default_rng([seed, b, k]).integers(0, len(rows), len(rows))
-            found[b][key] = fit_unique_probe(x[rows[pick]], targets[pick], l2)[0]
+            found[b][key] = fit_unique_probe(x[rows[pick]], targets[pick], l2, tolerance=tolerance)[0]
     return found
 
 
