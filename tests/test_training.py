@@ -77,6 +77,27 @@ def test_open_clip_loads_the_final_checkpoint_and_embeds_identically(trained):
     assert preprocess(Image.new("RGB", (40, 30))).shape == (3, 16, 16)  # the architecture's image size
 
 
+def test_the_weights_record_hashes_the_file_open_clip_loads(trained, tmp_path):
+    """With a second weights file in the folder, sorted before open_clip's own, the record names and hashes the
+    one open_clip loads (open_clip_model.safetensors)."""
+    import shutil
+
+    from workflow_scripts.common.files import sha256_of
+    from workflow_scripts.models.loading import local_dir_weights
+
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(trained[0] / "step-000060", folder)
+    (folder / "training.json").unlink()  # the fixture trains outside the workflow: no dataset in its record
+    shutil.copy(trained[0] / "step-000000/open_clip_model.safetensors", folder / "a_copy.safetensors")
+    record = local_dir_weights(folder)
+    assert f"open_clip_model.safetensors sha256 {sha256_of(folder / 'open_clip_model.safetensors')}" in record
+    assert "a_copy" not in record
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        local_dir_weights(folder)
+
+
 def test_the_initial_checkpoint_differs_from_the_trained_one(trained):
     folder, model, _, images, _ = trained
     initial, _, _ = training.load_checkpoint(folder / "step-000000")

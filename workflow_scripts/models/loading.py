@@ -61,12 +61,15 @@ def describe_weights(name: str, pretrained: str | None, seed: int) -> dict:
 
 
 def local_dir_weights(folder: Path) -> str:
-    """What a local-dir checkpoint folder's weights are: its weights file's sha256 and, for a CLIP trained by
-    this workflow (a training.json beside them), the run, its data and the step."""
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + sorted(folder.glob("*.pth"))
-    if not files:
+    """What a local-dir checkpoint folder's weights are: the sha256 of the weights file open_clip loads from it
+    and, for a CLIP trained by this workflow (a training.json beside them), the run, its data and the step."""
+    from open_clip.factory import _find_checkpoint_in_dir  # open_clip's own choice among several files
+
+    found = _find_checkpoint_in_dir(folder)
+    if found is None:
         raise FileNotFoundError(f"{folder}: no weights file (open_clip_model.safetensors) in this local-dir folder")
-    weights = f"open_clip local-dir checkpoint {folder}, {files[0].name} sha256 {sha256_of(files[0])}"
+    found = Path(found)
+    weights = f"open_clip local-dir checkpoint {folder}, {found.name} sha256 {sha256_of(found)}"
     record_path = folder / "training.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
