@@ -9,7 +9,7 @@ from PIL import Image
 
 from workflow_scripts.summary.figures import draw
 from workflow_scripts.summary.tables import caption_order_markdown, caption_order_table, progression_markdown
-from workflow_scripts.summary.tables import progression_table
+from workflow_scripts.summary.tables import progression_table, t975
 
 WEIGHTS = "CLIP trained in this workflow on synthetic scenes (run {run}: dataset train, seed {seed}; step {step} of 10)"
 # Final TOR first-named shares (clean protocol, 2 names) per caption order and seed
@@ -96,3 +96,10 @@ def test_progression_figure_draws_every_measure(progression, tmp_path):
     with Image.open(tmp_path / "p.png") as png:
         assert png.size[0] > 600
     assert (tmp_path / "p.pdf").stat().st_size > 0
+
+
+@pytest.mark.parametrize("df, exact", [(1, 12.7062), (3, 3.1824), (12, 2.1788), (31, 2.0395), (40, 2.0211),
+                                       (60, 2.0003), (120, 1.9799), (1000, 1.9623)])
+def test_t_quantile_matches_the_exact_values(df, exact):
+    """Student's t 97.5% quantiles (exact values from the t distribution) on both sides of the table's end."""
+    assert t975(df) == pytest.approx(exact, abs=1e-3)
