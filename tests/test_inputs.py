@@ -158,10 +158,12 @@ def embeddings(tmp_path, table):
     ids = table.column("item_id").to_pylist()
     images, texts = tmp_path / "images.parquet", tmp_path / "texts.parquet"
     vectors = np.arange(len(ids) * 4, dtype=np.float32).reshape(-1, 4)
-    write_table(pa.table({"item_id": ids, "embedding": embedding_array(vectors)}), images, {"weights": "w"})
+    write_table(pa.table({"item_id": ids, "embedding": embedding_array(vectors)}), images,
+                {"weights": "w", "precision": "fp16"})
     write_table(pa.table({"item_id": ids * 2, "role": ["caption"] * len(ids) + ["negative"] * len(ids),
                           "negative_index": [None] * len(ids) + [0] * len(ids),
-                          "embedding": embedding_array(np.concatenate([vectors, -vectors]))}), texts, {"weights": "w"})
+                          "embedding": embedding_array(np.concatenate([vectors, -vectors]))}), texts,
+                {"weights": "w", "precision": "fp32"})
     return images, texts, vectors
 
 
@@ -171,6 +173,8 @@ def test_damaged_or_incomplete_embeddings_are_named(rendered, tmp_path):
     data = load_embedded(items_path, images, texts)
     np.testing.assert_array_equal(data.image, vectors)
     np.testing.assert_array_equal(data.negative, -vectors)
+    assert (data.weights, data.precision) == ("w", "images fp16, texts fp32")
+    assert data.subset(np.ones(len(vectors), bool)).precision == data.with_text(-vectors, vectors).precision
 
     zero_middle(texts)
     with pytest.raises(ValueError) as raised:

@@ -16,6 +16,7 @@ class Embedded:
     negative: np.ndarray  # (n, d) text embeddings of each item's first negative caption
     weights: str  # which weights produced the embeddings, for every output that reports on them
     vocabulary: Vocabulary
+    precision: str = "unrecorded"  # the embeddings' precision (parquet.joint_precision of images and texts)
 
     @property
     def split(self) -> np.ndarray:
@@ -24,16 +25,16 @@ class Embedded:
     def subset(self, mask) -> "Embedded":
         index = np.flatnonzero(mask)
         return Embedded([self.items[i] for i in index], self.image[index], self.caption[index],
-                        self.negative[index], self.weights, self.vocabulary)
+                        self.negative[index], self.weights, self.vocabulary, self.precision)
 
     def with_text(self, caption: np.ndarray, negative: np.ndarray) -> "Embedded":
         """The same items and images with other caption and negative embeddings (e.g. mapped by LABCLIP)."""
-        return Embedded(self.items, self.image, caption, negative, self.weights, self.vocabulary)
+        return Embedded(self.items, self.image, caption, negative, self.weights, self.vocabulary, self.precision)
 
 
-def load_images(items_path, images_path) -> tuple[list[dict], np.ndarray, str, Vocabulary]:
-    """(item rows, (n, d) image embeddings in item order, the weights that produced them, vocabulary); fails
-    naming the file when an item has no embedding."""
+def load_images(items_path, images_path) -> tuple[list[dict], np.ndarray, dict, Vocabulary]:
+    """(item rows, (n, d) image embeddings in item order, the image file's provenance (weights, precision, ...),
+    vocabulary); fails naming the file when an item has no embedding."""
     from workflow_scripts.common.parquet import embedding_matrix, read_provenance, read_table
 
     items, vocabulary = read_items(items_path)
@@ -44,15 +45,15 @@ def load_images(items_path, images_path) -> tuple[list[dict], np.ndarray, str, V
     if missing:
         raise ValueError(f"{images_path}: no image embedding for {len(missing)} items of {items_path}, e.g. {missing[0]}")
     image = embedding_matrix(images.column("embedding"))[[row_of[i] for i in ids]]
-    return items, image, read_provenance(images_path, "image embeddings")["weights"], vocabulary
+    return items, image, read_provenance(images_path, "image embeddings"), vocabulary
 
 
 def load_embedded(items_path, images_path, texts_path) -> Embedded:
     """Join the item table with its image and text embedding files by item_id; fail naming the file when they
     do not cover the same items."""
-    from workflow_scripts.common.parquet import embedding_matrix, read_table
+    from workflow_scripts.common.parquet import embedding_matrix, joint_precision, read_provenance, read_table
 
-    items, image, weights, vocabulary = load_images(items_path, images_path)
+    items, image, image_provenance, vocabulary = load_images(items_path, images_path)
     ids = [s["item_id"] for s in items]
 
     texts = read_table(texts_path, ["item_id", "role", "negative_index", "embedding"], what="text embeddings")
@@ -68,8 +69,10 @@ def load_embedded(items_path, images_path, texts_path) -> Embedded:
     missing = [i for i in ids if i not in caption_row or i not in negative_row]
     if missing:
         raise ValueError(f"{texts_path}: no caption or negative embedding for item {missing[0]} of {items_path}")
+    precision = joint_precision(image_provenance.get("precision", "unrecorded"),
+                                read_provenance(texts_path, "text embeddings").get("precision", "unrecorded"))
     return Embedded(items, image, vectors[[caption_row[i] for i in ids]], vectors[[negative_row[i] for i in ids]],
-                    weights, vocabulary)
+                    image_provenance["weights"], vocabulary, precision)
 
 
 def embedded_for_rule(snakemake) -> tuple[Embedded, dict]:
@@ -80,10 +83,6 @@ def embedded_for_rule(snakemake) -> tuple[Embedded, dict]:
     data = load_embedded(snakemake.input.item_table, snakemake.input.images, snakemake.input.texts)
     logging.getLogger("clip_binding").info("%s with %s: %d items", snakemake.wildcards.dataset, data.weights,
                                            len(data.items))
-    from workflow_scripts.common.parquet import joint_precision, read_provenance
-
-    precision = joint_precision(*(read_provenance(path).get("precision", "unrecorded")
-                                  for path in (snakemake.input.images, snakemake.input.texts)))
     provenance = {"dataset": snakemake.wildcards.dataset, "model_id": snakemake.wildcards.model,
-                  "weights": data.weights, "precision": precision, "seed": snakemake.params.seed}
+                  "weights": data.weights, "precision": data.precision, "seed": snakemake.params.seed}
     return data, provenance

@@ -108,19 +108,18 @@ def main(snakemake) -> None:
 
     from workflow_scripts.analyses.embedded import load_images
     from workflow_scripts.common.logs import start_job
-    from workflow_scripts.common.parquet import read_provenance, write_table
+    from workflow_scripts.common.parquet import write_table
 
     logger = start_job(snakemake)
-    items, images, weights, _ = load_images(snakemake.input.item_table, snakemake.input.images)
-    references, reference_images, reference_weights, _ = load_images(snakemake.input.reference_items,
-                                                                     snakemake.input.reference_images)
-    if reference_weights != weights:
-        raise ValueError(f"{snakemake.input.reference_images} was embedded with {reference_weights}, "
-                         f"{snakemake.input.images} with {weights}; rerun the embeddings")
+    items, images, image_provenance, _ = load_images(snakemake.input.item_table, snakemake.input.images)
+    references, reference_images, reference_provenance, _ = load_images(snakemake.input.reference_items,
+                                                                        snakemake.input.reference_images)
+    if reference_provenance["weights"] != image_provenance["weights"]:
+        raise ValueError(f"{snakemake.input.reference_images} was embedded with {reference_provenance['weights']}, "
+                         f"{snakemake.input.images} with {image_provenance['weights']}; rerun the embeddings")
     names = [r["objects"][0]["object"] for r in references]
     rows = ior_rows(items, images, names, reference_images)
-    provenance = {key: value for key, value in read_provenance(snakemake.input.images).items()
-                  if key not in ("kind", "dataset")}
+    provenance = {key: value for key, value in image_provenance.items() if key not in ("kind", "dataset")}
     write_table(pa.Table.from_pylist(rows), snakemake.output.ior, {**provenance, "dataset": snakemake.wildcards.dataset})
     logger.info("%d IOR rows", len(rows))
 

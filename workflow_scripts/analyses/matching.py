@@ -144,20 +144,19 @@ def main(snakemake) -> None:
 
     from workflow_scripts.analyses.embedded import load_images
     from workflow_scripts.common.logs import start_job
-    from workflow_scripts.common.parquet import joint_precision, read_provenance, write_table
+    from workflow_scripts.common.parquet import joint_precision, write_table
     from workflow_scripts.models.embed import configured_text_encoder
 
     logger = start_job(snakemake)
     encode_text, provenance = configured_text_encoder(snakemake)
 
-    items, images, weights, vocabulary = load_images(snakemake.input.item_table, snakemake.input.images)
-    if weights != provenance["weights"]:
-        raise ValueError(f"{snakemake.input.images} was embedded with {weights}, not with this model's "
-                         f"{provenance['weights']}; rerun its embedding")
+    items, images, image_provenance, vocabulary = load_images(snakemake.input.item_table, snakemake.input.images)
+    if image_provenance["weights"] != provenance["weights"]:
+        raise ValueError(f"{snakemake.input.images} was embedded with {image_provenance['weights']}, not with this "
+                         f"model's {provenance['weights']}; rerun its embedding")
     rows = (matching_rows(items, images, encode_text, vocabulary, snakemake.params.aggregations)
             + authors_matching_rows(items, images, encode_text, vocabulary))
-    precision = joint_precision(read_provenance(snakemake.input.images).get("precision", "unrecorded"),
-                                provenance["precision"])
+    precision = joint_precision(image_provenance.get("precision", "unrecorded"), provenance["precision"])
     write_table(pa.Table.from_pylist(rows), snakemake.output.matching,
                 {**provenance, "precision": precision, "dataset": snakemake.wildcards.dataset})
     logger.info("%d matching rows", len(rows))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PROTOCOLS = ("authors", "clean")
+SIMILARITIES = ("cosine", "image_dot_raw_text")
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -29,6 +30,14 @@ def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def image_dot_raw_text(image: np.ndarray, text: np.ndarray) -> np.ndarray:
     """Row-wise L2-normalised image . raw text: the cosine times the text's norm (the authors' CLEVR score)."""
     return (normalise(image) * np.asarray(text, dtype=np.float64)).sum(axis=-1)
+
+
+def text_side(text: np.ndarray, similarity: str) -> np.ndarray:
+    """The text embeddings as `similarity` scores them against L2-normalised images: L2-normalised for
+    "cosine", raw for "image_dot_raw_text"."""
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"similarity {similarity!r}; expected one of {SIMILARITIES}")
+    return normalise(text) if similarity == "cosine" else np.asarray(text, dtype=np.float64)
 
 
 def preference(better: np.ndarray, worse: np.ndarray, tie: float = 0.5) -> np.ndarray:
@@ -72,7 +81,8 @@ class BindingRule:
     exclude_same_binding: bool  # leave out items whose negative binds as the caption
 
     def score(self, image, text) -> np.ndarray:
-        return image_dot_raw_text(image, text) if self.similarity == "image_dot_raw_text" else rowwise_cosine(image, text)
+        """Per row: the similarity of image i and text i."""
+        return (normalise(image) * text_side(text, self.similarity)).sum(axis=-1)
 
     @property
     def ties(self) -> str:
@@ -114,11 +124,8 @@ def recall_at_k(image, candidates, correct, ks=(1, 5, 10), similarity: str = "co
     "image_dot_raw_text") and ask whether its own caption (`correct[i]`, a row of `candidates`) is among the k
     best. A tie with the own caption: tie 1 puts the own caption first, tie 0 last, tie 0.5 breaks ties at random
     (the recall is then the probability of being in the top k). Mean over images, per k."""
-    image = normalise(np.asarray(image, dtype=np.float64))
-    text = np.asarray(candidates, dtype=np.float64)
-    if similarity == "cosine":
-        text = normalise(text)
-    scores = image @ text.T
+    scores = normalise(np.asarray(image, dtype=np.float64)) @ text_side(np.asarray(candidates, np.float64),
+                                                                           similarity).T
     own = scores[np.arange(len(image)), correct][:, None]
     above = (scores > own).sum(axis=1)
     ties = (scores == own).sum(axis=1) - 1  # other candidates tied with the own caption
