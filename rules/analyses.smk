@@ -12,6 +12,7 @@ rule probes:
     params:
         probes=config["paper_a"]["probes"],
         kind=lambda wc: DATASETS[wc.dataset].kind.name,
+        paper_setting=lambda wc: DATASETS[wc.dataset].paper_setting,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("probes")),
@@ -35,7 +36,7 @@ rule labclip:
         best_val=f"{analysis_dir('labclip')}/{{mode}}_best_val.safetensors",  # the best validation epoch's
         history=f"{analysis_dir('labclip')}/{{mode}}_history.parquet",
     params:
-        labclip=config["paper_a"]["labclip"],
+        labclip=labclip_settings,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("labclip")),
@@ -66,6 +67,7 @@ rule binding:
         probe_cosine=config["paper_a"]["probe_cosine"],
         published_maps=config["paper_a"]["published_maps"],
         kind=lambda wc: DATASETS[wc.dataset].kind.name,
+        paper_setting=lambda wc: DATASETS[wc.dataset].paper_setting,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("binding")),

@@ -91,6 +91,10 @@ def initial_model(wildcards) -> dict | None:
     return MODELS[init] if init else None
 
 
+def labclip_settings(wildcards) -> dict:
+    return DATASETS[wildcards.dataset].labclip_settings(config["paper_a"]["labclip"])
+
+
 def item_inputs(wildcards) -> dict:
     """The files a dataset's item builder reads (its kind's `inputs`)."""
     return DATASETS[wildcards.dataset].inputs()

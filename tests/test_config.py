@@ -95,7 +95,7 @@ def test_integers_are_integers_and_model_ids_are_folder_names(change, expected):
 
 
 @pytest.mark.parametrize("dataset, expected", [
-    ({"kind": "pug"}, "datasets.toy.kind: unknown kind 'pug'; known kinds: clevr, comco, names, simco"),
+    ({"kind": "coco"}, "datasets.toy.kind: unknown kind 'coco'; known kinds: clevr, comco, names, pug, simco"),
     ({"analyses": ["probes", "speed"]}, "datasets.toy.analyses: unknown analysis 'speed'"),
     ({"analyses": ["binding"]}, "datasets.toy.analyses: binding needs probes, which is not listed"),
     ({"analyses": ["ior"]}, "datasets.toy.analyses: ior needs single-object references, which kind clevr does not"),
@@ -189,3 +189,31 @@ def test_a_key_written_twice_in_a_config_file_is_refused_naming_file_key_and_lin
     path.write_text("a: &base\n  samples: 4\nb:\n  <<: *base\n  seed: 1\n  seed: 2\n")
     with pytest.raises(ConfigError, match=r"key 'seed' appears twice in one mapping \(lines 5 and 6\)"):
         check_config_file(path)
+
+
+def test_a_pug_dataset_gets_paper_a_splits_and_its_keys_are_checked():
+    config = copy.deepcopy(MINIMAL)
+    config["datasets"]["spar"] = {"kind": "pug", "variant": "spar", "root": "nowhere"}
+    assert validate_config(config)["datasets"]["spar"]["splits"] == {"train": 0.8, "val": 0.1, "test": 0.1}
+    message = invalid(lambda c: c["datasets"].update(spar={"kind": "pug", "variant": "spur", "root": "r"}))
+    assert "datasets.spar.variant: 'spur' is not one of ['spar', 'spare']" in message
+    assert "datasets.spar: 'root' is a required property" in invalid(
+        lambda c: c["datasets"].update(spar={"kind": "pug", "variant": "spar"}))
+
+
+def test_a_dataset_s_labclip_settings_override_paper_a_s_and_pug_defaults_to_the_authors_batch(tmp_path):
+    from workflow_scripts.datasets import pug
+    from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
+
+    for name in pug.LABEL_FILES.values():
+        (tmp_path / name).write_text(",".join(pug.COLUMNS) + "\n")
+    config = copy.deepcopy(MINIMAL)
+    config["datasets"]["spar"] = {"kind": "pug", "variant": "spar", "root": str(tmp_path)}
+    config["datasets"]["spare"] = {"kind": "pug", "variant": "spare", "root": str(tmp_path), "labclip": {"epochs": 5}}
+    config["paper_a"] = {"labclip": {"lr": 0.02}}
+    config = validate_config(config)
+    planned, _ = plan_datasets(config, dataset_kinds())
+    settings = {name: planned[name].labclip_settings(config["paper_a"]["labclip"]) for name in planned}
+    assert {k: settings["toy"][k] for k in ("lr", "epochs", "batch_size")} == {"lr": 0.02, "epochs": 50, "batch_size": 128}
+    assert {k: settings["spar"][k] for k in ("lr", "epochs", "batch_size")} == {"lr": 0.02, "epochs": 50, "batch_size": 512}
+    assert settings["spare"]["epochs"] == 5 and settings["spare"]["batch_size"] == 128  # its own block replaces pug's

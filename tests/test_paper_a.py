@@ -101,24 +101,31 @@ def test_binding_rows_carry_protocol_selection_recall_and_cosine_spread(data, re
 
 def test_tables_put_the_references_beside_ours(data, results):
     probes, _, _, binding = results
-    summary = probe_summary(labelled(probes.assign(dataset_kind="clevr"), data.weights))
+    summary = probe_summary(labelled(probes.assign(dataset_kind="clevr", paper_setting="CLEVR"), data.weights))
     means = summary[summary["object"] == "mean"].set_index("modality")
     assert means.loc["text", "test_accuracy"] == pytest.approx(probes[probes["modality"] == "text"]["test_accuracy"].mean())
     assert summary["reference_test_accuracy"].isna().all()  # L-BFGS probes are not the authors'
     assert "| syn | syn-model |" in probe_markdown(summary)
 
-    table = binding_table(labelled(binding.assign(dataset_kind="clevr"), data.weights))
+    table = binding_table(labelled(binding.assign(dataset_kind="clevr", paper_setting="CLEVR"), data.weights))
     reported = table.dropna(subset=["reference_binding_accuracy"])
     assert sorted(zip(reported["variant"], reported["selection"], reported["protocol"], reported["reference_binding_accuracy"])) == [
         ("CLIP", "none", "authors", 0.58), ("LABCLIP-HNB", "last_epoch", "authors", 0.95)]
     assert table["reference_probe_weight_cosine"].isna().all()  # the authors' row's probes here are L-BFGS's
-    sgd = binding_table(labelled(binding.assign(dataset_kind="clevr", probe_weight_target=binding["probe_weight_target"].where(
+    sgd = binding_table(labelled(binding.assign(dataset_kind="clevr", paper_setting="CLEVR", probe_weight_target=binding["probe_weight_target"].where(
         binding["protocol"] == "clean", "sgd last_epoch")), data.weights))
     cosine = sgd.dropna(subset=["reference_probe_weight_cosine"])
     assert sorted(zip(cosine["variant"], cosine["selection"], cosine["reference_probe_weight_cosine"])) == [
         ("CLIP", "none", 0.20), ("LABCLIP-HNB", "last_epoch", 0.75)]
-    elsewhere = binding_table(labelled(binding.assign(dataset_kind="simco"), data.weights))
+    elsewhere = binding_table(labelled(binding.assign(dataset_kind="simco", paper_setting=""), data.weights))
     assert elsewhere["reference_binding_accuracy"].isna().all() and (elsewhere["reference_source"] == "").all()
+    older = binding_table(labelled(binding.assign(dataset_kind="clevr"), data.weights))  # no paper_setting column
+    assert older["reference_binding_accuracy"].isna().all()
+    spare = binding_table(labelled(binding.assign(dataset_kind="pug", paper_setting="PUG:SPARE"), data.weights))
+    reported = spare.dropna(subset=["reference_binding_accuracy"])
+    assert sorted(zip(reported["variant"], reported["reference_binding_accuracy"], reported["reference_source"])) == [
+        ("CLIP", 0.50, reference.source("PUG:SPARE")), ("LABCLIP-HNB", 0.94, reference.source("PUG:SPARE"))]
+    assert "PUG:SPARE data" in reference.source("PUG:SPARE")
     markdown = binding_markdown(table)
     assert "| LABCLIP-HNB | last_epoch | 30 |" in markdown and "0.580" in markdown and "0.950" in markdown
     assert "binding (authors)" in markdown and "binding (clean)" in markdown and "second-hand" in markdown
@@ -133,6 +140,7 @@ def test_probe_references_only_beside_the_authors_probes():
             for n_objects in (2, 3):
                 for shape, accuracy in (("cube", 0.8), ("sphere", 0.6)):
                     rows.append({"dataset": kind, "dataset_kind": kind, "model_id": "m", "weights": "w",
+                                 "paper_setting": "CLEVR" if kind == "clevr" else "",
                                  "modality": "image", "solver": "sgd", "selection": selection,
                                  "protocol": "authors" if selection == "last_epoch" else "clean",
                                  "n_objects": n_objects, "object": shape, "n_train": 8, "n_val": 1, "n_test": 10,
@@ -144,7 +152,8 @@ def test_probe_references_only_beside_the_authors_probes():
     row = reported.iloc[0]
     assert (row["dataset_kind"], row["selection"], row["n_objects"], row["object"]) == ("clevr", "last_epoch", 2, "mean")
     assert row["test_accuracy"] == pytest.approx(0.7) and row["n_test"] == 20
-    assert row["reference_test_accuracy"] == reference.PROBE_ACCURACY["image"]
+    assert row["reference_test_accuracy"] == reference.PROBE_ACCURACY["CLEVR"]["image"]
+    assert row["reference_source"] == reference.source("CLEVR")
     assert "| authors | sgd | last_epoch |" in probe_markdown(summary)
 
 
@@ -152,8 +161,8 @@ def test_probe_references_only_beside_the_authors_probes():
 def test_every_figure_is_drawn_as_png_and_pdf(name, data, results, tmp_path):
     probes, _, cosines, binding = results
     weights = "random initialisation, torch seed 0"
-    probe_rows = probe_summary(labelled(probes.assign(dataset_kind="clevr"), weights))
-    tables = {"probes": probe_rows, "binding": binding_table(labelled(binding.assign(dataset_kind="clevr"), weights)),
+    probe_rows = probe_summary(labelled(probes.assign(dataset_kind="clevr", paper_setting="CLEVR"), weights))
+    tables = {"probes": probe_rows, "binding": binding_table(labelled(binding.assign(dataset_kind="clevr", paper_setting="CLEVR"), weights)),
               "cosines": labelled(cosines, weights)}
     draw(name, tables, tmp_path / "f.png", tmp_path / "f.pdf")
     with Image.open(tmp_path / "f.png") as png:

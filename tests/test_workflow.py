@@ -100,6 +100,17 @@ def test_every_embedding_file_and_table_records_the_precision(tiny_run):
         assert "| precision |" in table.with_suffix(".md").read_text(), table
 
 
+def test_paper_a_s_clevr_numbers_stand_beside_the_clevr_dataset_only(tiny_run):
+    workdir, _ = tiny_run
+    binding = pd.read_csv(workdir / "results/paper_a/tables/binding.csv")
+    assert set(zip(binding["dataset"], binding["paper_setting"].fillna(""))) == {("toy", "CLEVR")}
+    reported = binding.dropna(subset=["reference_binding_accuracy"])
+    assert sorted(zip(reported["variant"], reported["reference_binding_accuracy"])) == [("CLIP", 0.58),
+                                                                                      ("LABCLIP-HNB", 0.95)]
+    assert set(reported["reference_source"]) == {"paper A, ViT-B/32 on its own CLEVR data (second-hand figures "
+                                                 "from REFERENCE.md)"}
+
+
 def test_tiny_run_renders_simco_and_comco_with_their_references(tiny_run):
     workdir, _ = tiny_run
     results = workdir / "results"

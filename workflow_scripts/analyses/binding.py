@@ -195,6 +195,7 @@ def main(snakemake) -> None:
     rows, cosines = binding_rows(data, variants, snakemake.params.probes,
                                  load_probe_weights(snakemake.input.probe_weights), snakemake.params.seed,
                                  snakemake.params.kind, snakemake.params.probe_cosine)
+    rows = rows.add_column(1, "paper_setting", pa.array([snakemake.params.paper_setting] * rows.num_rows, pa.string()))
     write_table(rows, snakemake.output.binding, provenance)
     write_table(cosines, snakemake.output.cosines, provenance)
     for row in rows.to_pylist():

@@ -400,6 +400,8 @@ def main(snakemake) -> None:
     probes_cfg = snakemake.params.probes
     table, weights = probe_table(data, probes_cfg, snakemake.params.seed)
     table = table.add_column(0, "dataset_kind", pa.array([snakemake.params.kind] * table.num_rows, pa.string()))
+    table = table.add_column(1, "paper_setting", pa.array([snakemake.params.paper_setting] * table.num_rows,
+                                                           pa.string()))
     write_table(table, snakemake.output.probes, {**provenance, "probes": probes_cfg})
     save_probe_weights(weights, snakemake.output.weights)
 

@@ -161,4 +161,4 @@ def check(dataset: str, spec: dict) -> list[str]:
 
 KIND = DatasetKind(name="clevr", config=schema_block("clevr"), items=items, rendered=True,
                    analyses=("probes", "labclip", "binding"), check=check,
-                   planned_items=scene_counts)
+                   planned_items=scene_counts, setting=lambda dataset, spec: "CLEVR")

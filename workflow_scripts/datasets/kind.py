@@ -41,6 +41,8 @@ class DatasetKind:
     planned_items: (dataset name, entry) -> {object count: items} the entry asks for, known from the config
         (generated scenes: `scene_counts`); lets the config check see that each split gets enough items for
         each analysis before any job. None: known only once the items are read (the items rule checks).
+    setting: (dataset name, entry) -> the setting of paper A whose reference numbers the dataset's results stand
+        beside ("CLEVR", "PUG:SPAR", "PUG:SPARE"; summary/reference.py), or None (no paper A reference).
     """
 
     name: str
@@ -55,6 +57,7 @@ class DatasetKind:
     skip_reason: Callable | None = None
     check: Callable | None = None
     planned_items: Callable | None = None
+    setting: Callable | None = None
 
     def analyses_of(self, spec: dict) -> tuple[str, ...]:
         """The analyses a dataset entry of this kind runs: its own list, or the kind's."""

@@ -9,10 +9,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workflow_scripts.datasets import clevr, comco, names, simco
+from workflow_scripts.datasets import clevr, comco, names, pug, simco
 from workflow_scripts.datasets.kind import DatasetKind
 
-BUILTIN_KINDS = {kind.name: kind for kind in (clevr.KIND, simco.KIND, comco.KIND, names.KIND)}
+BUILTIN_KINDS = {kind.name: kind for kind in (clevr.KIND, simco.KIND, comco.KIND, names.KIND, pug.KIND)}
 REFERENCES_SUFFIX = "-references"
 
 
@@ -62,6 +62,16 @@ class PlannedDataset:
     @property
     def shards(self) -> int:
         return 1 if self.is_references else self.spec["shards"]
+
+    @property
+    def paper_setting(self) -> str:
+        """The paper A setting whose reference numbers apply (the kind's `setting`), '' for none."""
+        return (self.kind.setting(self.of or self.name, self.spec) or "") if self.kind.setting else ""
+
+    def labclip_settings(self, defaults: dict) -> dict:
+        """paper_a.labclip's settings (`defaults`) with the entry's own `labclip` keys over them (a kind may
+        default them: pug's batch 512, the authors' PUG setting)."""
+        return {**defaults, **self.spec.get("labclip", {})}
 
     def inputs(self) -> dict:
         """Files the item builder reads, by key."""

@@ -1,21 +1,26 @@
-"""Paper A's reference numbers, as gathered in shared/REFERENCE.md: second-hand figures for ViT-B/32
-(OpenAI) on the authors' CLEVR data. Tables print them beside ours with this source."""
+"""The papers' reference numbers, as gathered in shared/REFERENCE.md: second-hand figures for ViT-B/32 (OpenAI).
+Tables print them beside ours with their source."""
 
-SOURCE = "paper A, ViT-B/32 on CLEVR (second-hand figures from REFERENCE.md)"
-# Where they stand: only beside rows of the authors' protocol on datasets of this kind (the tables check it).
-REFERENCE_KIND = "clevr"
-# Probe accuracy, mean over the three shapes, two-object scenes, SGD with the last epoch kept (the authors').
-PROBE_ACCURACY = {"image": 0.96, "text": 1.00}
+# Paper A's, by setting (a dataset kind's `setting`: CLEVR for clevr, PUG:SPAR / PUG:SPARE for pug); they stand
+# only beside rows of the authors' protocol on a dataset of that setting (the tables check it).
+SOURCE = "paper A, ViT-B/32 on its own {setting} data (second-hand figures from REFERENCE.md)"
+# Probe accuracy, mean over the object categories, two-object scenes, SGD with the last epoch kept (the authors').
+PROBE_ACCURACY = {"CLEVR": {"image": 0.96, "text": 1.00}}
 # Binding accuracy and probe-weight cosine (image vs text probe) by variant. The paper's LABCLIP numbers are HNB
 # (trained with hard negatives) with the last epoch kept: they stand beside LABCLIP-HNB / last_epoch rows only; no
 # number is published for SB. The probe-weight cosine's exact definition in the authors' code is not public.
-# (PUG:SPAR / PUG:SPARE, not built here: CLIP 0.53 / 0.50, LABCLIP-HNB 0.97 / 0.94, cosine 0.18 -> 0.78 /
-# 0.09 -> 0.65.)
-BINDING_ACCURACY = {"CLIP": 0.58, "LABCLIP-HNB": 0.95}
-PROBE_WEIGHT_COSINE = {"CLIP": 0.20, "LABCLIP-HNB": 0.75}
+BINDING_ACCURACY = {"CLEVR": {"CLIP": 0.58, "LABCLIP-HNB": 0.95}, "PUG:SPAR": {"CLIP": 0.53, "LABCLIP-HNB": 0.97},
+                    "PUG:SPARE": {"CLIP": 0.50, "LABCLIP-HNB": 0.94}}
+PROBE_WEIGHT_COSINE = {"CLEVR": {"CLIP": 0.20, "LABCLIP-HNB": 0.75}, "PUG:SPAR": {"CLIP": 0.18, "LABCLIP-HNB": 0.78},
+                       "PUG:SPARE": {"CLIP": 0.09, "LABCLIP-HNB": 0.65}}
 REFERENCE_SELECTION = {"CLIP": "none", "LABCLIP-HNB": "last_epoch"}  # the epoch selection each reference used
 UNCERTAIN = ("second-hand numbers (REFERENCE.md), not read from the paper's PDF; their split, sampler and seed are "
              "the authors' and not known exactly")
+
+
+def source(setting: str) -> str:
+    return SOURCE.format(setting=setting) if setting else ""
+
 
 PAPER_B_SOURCE = "paper B, OpenAI CLIP, TOR with 4 objects (second-hand figures from REFERENCE.md)"
 # Share of captions whose most similar object is the one mentioned at each position (1st and 4th known).

@@ -134,6 +134,27 @@ def _kind(table: pd.DataFrame) -> pd.Series:
     return table["dataset_kind"] if "dataset_kind" in table.columns else pd.Series("", index=table.index)
 
 
+def _setting(table: pd.DataFrame) -> pd.Series:
+    """Each row's paper A setting (CLEVR, PUG:SPAR, PUG:SPARE; '' for none, or where the results predate the
+    paper_setting column)."""
+    if "paper_setting" not in table.columns:
+        return pd.Series("", index=table.index)
+    return table["paper_setting"].fillna("")
+
+
+def _paper_a_numbers(table: pd.DataFrame, numbers: dict, by: str, where) -> pd.Series:
+    """numbers[the row's setting][the row's `by` value] for the rows `where` holds; NaN elsewhere and where
+    REFERENCE.md gives no number."""
+    return pd.Series([numbers.get(setting, {}).get(key, np.nan) if ok else np.nan
+                      for setting, key, ok in zip(table["paper_setting"], table[by], where)],
+                     index=table.index, dtype=float)
+
+
+PAPER_A_NOTE = ("'paper': paper A's number for ViT-B/32 on its own data of the dataset's setting (CLEVR, or "
+                "PUG:SPAR / PUG:SPARE for a PUG download), beside the authors'-protocol rows of datasets of that "
+                "setting only")
+
+
 PROBE_PROTOCOLS = ("Protocol 'authors': SGD (lr 0.1, batch 32, 100 epochs) with the last epoch kept, as the authors "
                    "do. Protocol 'clean': the same SGD run with the epoch of best validation accuracy kept "
                    "(selection best_val), or L-BFGS with its l2 chosen on validation; it changes only which model "
@@ -145,17 +166,18 @@ def probe_table(probes: pd.DataFrame) -> pd.DataFrame:
     accuracies stand beside the mean rows of the authors' protocol (SGD, last epoch) for two objects on CLEVR-kind
     datasets only. A mean row's counts are the categories' summed, so its interval treats the (unweighted) mean
     accuracy as a share of all their test items: an approximation."""
-    probes = probes.assign(dataset_kind=_kind(probes))
-    keys = [k for k in ("dataset", "dataset_kind", "model_id", "weights", "precision", "modality", "protocol", "solver",
-                        "selection", "n_objects") if k in probes.columns]
+    probes = probes.assign(dataset_kind=_kind(probes), paper_setting=_setting(probes))
+    keys = [k for k in ("dataset", "dataset_kind", "paper_setting", "model_id", "weights", "precision", "modality",
+                        "protocol", "solver", "selection", "n_objects") if k in probes.columns]
     means = probes.groupby(keys, as_index=False)[["train_accuracy", "val_accuracy", "test_accuracy", "chance"]].mean()
     means = means.merge(probes.groupby(keys, as_index=False)[["n_train", "n_val", "n_test"]].sum(), on=keys)
     means["object"] = "mean"
     table = pd.concat([probes, means], ignore_index=True).sort_values(keys + ["object"], kind="stable")
     is_reference = ((table["object"] == "mean") & (table["n_objects"] == 2) & (table["protocol"] == "authors")
-                    & (table["dataset_kind"] == reference.REFERENCE_KIND))
-    table["reference_test_accuracy"] = table["modality"].map(reference.PROBE_ACCURACY).where(is_reference)
-    table["reference_source"] = np.where(is_reference, reference.SOURCE, "")
+                    & table["paper_setting"].isin(list(reference.PROBE_ACCURACY)))
+    table["reference_test_accuracy"] = _paper_a_numbers(table, reference.PROBE_ACCURACY, "modality", is_reference)
+    table["reference_source"] = [reference.source(s) if ok else "" for s, ok in zip(table["paper_setting"],
+                                                                                     is_reference)]
     return with_intervals(table.reset_index(drop=True), "probes")
 
 
@@ -175,8 +197,8 @@ def probe_markdown(table: pd.DataFrame) -> str:
     columns = keys + shapes + ["mean", "chance", "paper"]
     return ("# Linear probe test accuracy\n\nOne probe per object category predicts that object's attribute (CLEVR: "
             f"its colour); each cell is the test accuracy with its 95% Wilson interval and the number of test items "
-            f"(for 'mean', the categories' unweighted mean and their summed items). {PROBE_PROTOCOLS} 'paper' is "
-            f"{reference.SOURCE}, beside the authors'-protocol mean rows of two-object CLEVR-kind datasets only; "
+            f"(for 'mean', the categories' unweighted mean and their summed items). {PROBE_PROTOCOLS} {PAPER_A_NOTE} "
+            f"(mean rows of two-object scenes; REFERENCE.md has probe accuracies for CLEVR only); "
             f"{reference.UNCERTAIN}.\n{RANDOM_NOTE}\n\n" + markdown_table(rows, columns))
 
 
@@ -200,13 +222,15 @@ def binding_table(binding: pd.DataFrame) -> pd.DataFrame:
     """Binding rows with the paper's numbers beside the rows of its setting only: protocol authors on CLEVR-kind
     datasets, CLIP and LABCLIP-HNB with the last epoch kept (the paper's LABCLIP is HNB); the probe-weight cosine's
     only where the probes are the authors' too (SGD, last epoch)."""
-    table = binding.assign(dataset_kind=_kind(binding))
-    reported = ((table["protocol"] == "authors") & (table["dataset_kind"] == reference.REFERENCE_KIND)
+    table = binding.assign(dataset_kind=_kind(binding), paper_setting=_setting(binding))
+    reported = ((table["protocol"] == "authors") & table["paper_setting"].isin(list(reference.BINDING_ACCURACY))
                 & (table["selection"] == table["variant"].map(reference.REFERENCE_SELECTION)))
-    table["reference_binding_accuracy"] = table["variant"].map(reference.BINDING_ACCURACY).where(reported)
+    table["reference_binding_accuracy"] = _paper_a_numbers(table, reference.BINDING_ACCURACY, "variant", reported)
     sgd = table["probe_weight_target"].astype(str).str.startswith("sgd last_epoch")  # the authors' probes
-    table["reference_probe_weight_cosine"] = table["variant"].map(reference.PROBE_WEIGHT_COSINE).where(reported & sgd)
-    table["reference_source"] = np.where(reported, reference.SOURCE, "")
+    table["reference_probe_weight_cosine"] = _paper_a_numbers(table, reference.PROBE_WEIGHT_COSINE, "variant",
+                                                              reported & sgd)
+    reported &= table["reference_binding_accuracy"].notna()
+    table["reference_source"] = [reference.source(s) if ok else "" for s, ok in zip(table["paper_setting"], reported)]
     return with_intervals(table, "binding")
 
 
@@ -249,9 +273,8 @@ def binding_markdown(table: pd.DataFrame) -> str:
     return ("# Cross-modal binding on the test split\n\nImage-to-text binding: an image is more similar to its "
             "caption than to the attribute-swapped caption (chance 0.5); n is the number of items scored. "
             "Text-to-image: a caption is more similar to its image than to the image of its swapped twin (pairs of "
-            "items with a distinct negative; not in the authors' code). " + BINDING_PROTOCOLS + " 'paper': "
-            + reference.SOURCE + ", beside the rows of its setting only (authors' protocol, CLEVR kind, CLIP and "
-            "LABCLIP-HNB with the last epoch; the paper's LABCLIP is HNB, no reference for SB); "
+            "items with a distinct negative; not in the authors' code). " + BINDING_PROTOCOLS + " " + PAPER_A_NOTE
+            + " (CLIP and LABCLIP-HNB with the last epoch; the paper's LABCLIP is HNB, no reference for SB); "
             + reference.UNCERTAIN + ".\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
             + markdown_table(accuracy, columns(accuracy))
             + "\n## Recall, probe-weight cosine and diagnostics\n\n" + markdown_table(recall, columns(recall)))
