@@ -13,7 +13,7 @@ from workflow_scripts.common.sources import code_digest, imported_files
 from workflow_scripts.config import ConfigError, check_config_file, validate_config
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 from workflow_scripts.datasets.items import shard_dir
-from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings
+from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings, training_datasets
 from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES, TRAINING_RUNS, TRAINING_TABLES
 
 try:
@@ -73,12 +73,13 @@ def trained_input(wildcards) -> list[str]:
 
 
 def training_inputs(wildcards) -> dict:
-    """The item table and render shards of a training run's dataset; for a fine-tuning run (init), the initial
+    """The item tables and render shards of a training run's datasets; for a fine-tuning run (init), the initial
     model's prefetch record and, for a CLIP trained here, its run's folder."""
     settings = config["clip_training"][wildcards.run]
-    dataset = settings["dataset"]
-    inputs = {"item_table": ITEMS.format(dataset=dataset),
-              "shards": [f"results/{dataset}/{shard_dir(shard)}" for shard in range(DATASETS[dataset].shards)]}
+    datasets = training_datasets(settings)
+    inputs = {"item_tables": [ITEMS.format(dataset=dataset) for dataset in datasets],
+              "shards": [f"results/{dataset}/{shard_dir(shard)}" for dataset in datasets
+                         for shard in range(DATASETS[dataset].shards)]}
     if "init" in settings:
         inputs["init_weights"] = ancient(WEIGHTS_RECORD.format(model=settings["init"]))
         inputs["init_trained"] = trained_folders(settings["init"])
@@ -155,7 +156,7 @@ def trained_checkpoints() -> dict[str, dict]:
     """Per model trained in the workflow: its run, step and the run settings the training tables group by."""
     return {model_id: {"run": model["trained"], "step": model["step"], "steps": model["training"]["steps"],
                        "seed": model["training"]["seed"], "caption_order": model["training"]["caption_order"],
-                       "train_dataset": model["training"]["dataset"], "init": model["training"].get("init", ""),
+                       "train_dataset": "+".join(training_datasets(model["training"])), "init": model["training"].get("init", ""),
                        "hard_negatives": model["training"]["hard_negatives"]}
             for model_id, model in MODELS.items() if "training" in model}
 

@@ -95,7 +95,7 @@ def test_integers_are_integers_and_model_ids_are_folder_names(change, expected):
 
 
 @pytest.mark.parametrize("dataset, expected", [
-    ({"kind": "coco"}, "datasets.toy.kind: unknown kind 'coco'; known kinds: clevr, comco, names, pug, simco"),
+    ({"kind": "coco"}, "datasets.toy.kind: unknown kind 'coco'; known kinds: clevr, comco, names, pug, simco, spar"),
     ({"analyses": ["probes", "speed"]}, "datasets.toy.analyses: unknown analysis 'speed'"),
     ({"analyses": ["binding"]}, "datasets.toy.analyses: binding needs probes, which is not listed"),
     ({"analyses": ["ior"]}, "datasets.toy.analyses: ior needs single-object references, which kind clevr does not"),
@@ -201,7 +201,7 @@ def test_a_pug_dataset_gets_paper_a_splits_and_its_keys_are_checked():
         lambda c: c["datasets"].update(spar={"kind": "pug", "variant": "spar"}))
 
 
-def test_a_dataset_s_labclip_settings_override_paper_a_s_and_pug_defaults_to_the_authors_batch(tmp_path):
+def test_a_dataset_s_labclip_settings_override_paper_a_s_and_pug_kinds_default_to_the_authors_batch(tmp_path):
     from workflow_scripts.datasets import pug
     from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 
@@ -210,6 +210,7 @@ def test_a_dataset_s_labclip_settings_override_paper_a_s_and_pug_defaults_to_the
     config = copy.deepcopy(MINIMAL)
     config["datasets"]["spar"] = {"kind": "pug", "variant": "spar", "root": str(tmp_path)}
     config["datasets"]["spare"] = {"kind": "pug", "variant": "spare", "root": str(tmp_path), "labclip": {"epochs": 5}}
+    config["datasets"]["own_spare"] = {"kind": "spar", "style": "spare", "scenes_per_count": 10}
     config["paper_a"] = {"labclip": {"lr": 0.02}}
     config = validate_config(config)
     planned, _ = plan_datasets(config, dataset_kinds())
@@ -217,3 +218,7 @@ def test_a_dataset_s_labclip_settings_override_paper_a_s_and_pug_defaults_to_the
     assert {k: settings["toy"][k] for k in ("lr", "epochs", "batch_size")} == {"lr": 0.02, "epochs": 50, "batch_size": 128}
     assert {k: settings["spar"][k] for k in ("lr", "epochs", "batch_size")} == {"lr": 0.02, "epochs": 50, "batch_size": 512}
     assert settings["spare"]["epochs"] == 5 and settings["spare"]["batch_size"] == 128  # its own block replaces pug's
+    assert {k: settings["own_spare"][k] for k in ("lr", "epochs", "batch_size")} == {"lr": 0.02, "epochs": 50,
+                                                                                   "batch_size": 512}
+    assert [planned[name].kind.setting(name, planned[name].spec) for name in ("spar", "spare", "own_spare")] == [
+        "PUG:SPAR", "PUG:SPARE", "PUG:SPARE"]

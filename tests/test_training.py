@@ -248,6 +248,8 @@ def test_config_resolves_trained_models_to_their_checkpoint_folders():
     (lambda c: c["models"][1].update(checkpoint=0.3), "checkpoint 0.3 is not one of run 'tiny''s checkpoints"),
     (lambda c: c["clip_training"]["tiny"].update(dataset="names"), "clip_training.tiny.dataset: 'names' is not a "
                                                                    "rendered dataset of this config (rendered: toy)"),
+    (lambda c: c["clip_training"]["tiny"].update(dataset=["toy", "names"]), "clip_training.tiny.dataset: 'names' "
+                                                                            "is not a rendered dataset"),
     (lambda c: c["clip_training"]["tiny"].update(batch_size=64), "clip_training.tiny: a batch of 64 needs at least"),
     (lambda c: c["clip_training"]["tiny"]["architecture"].update(patch_size=5), "image_size 16 is not a multiple"),
     (lambda c: c["models"][0].update(name="ViT-B-32"), "models[0] (id 'scenes'): a trained model takes no name"),
@@ -278,10 +280,14 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     from conftest import snakemake, write_config
     from workflow_scripts.common.parquet import embedding_matrix, read_provenance, read_table
 
-    names = {"datasets": {**WORKFLOW_CONFIG["datasets"], "names": {"kind": "names", "names": "coco"}},
+    names = {"datasets": {**WORKFLOW_CONFIG["datasets"], "names": {"kind": "names", "names": "coco"},
+                          "toy2": {"objects_per_scene": [2], "scenes_per_count": 20, "shards": 1, "analyses": []}},
              "paper_b": {"tor": {"objects_per_caption": [2], "captions_per_count": 12, "templates": ["short"],
                                  "aggregations": []}}}
-    config = write_config(tmp_path, {**WORKFLOW_CONFIG, **TUNED, **names})
+    two_datasets = {"clip_training": {**TUNED["clip_training"], "tuned": {**TUNED["clip_training"]["tuned"],
+                                                                          "dataset": ["toy", "toy2"]}}}
+    first = {**WORKFLOW_CONFIG, **TUNED, **names, **two_datasets}  # run tuned trains on two datasets
+    config = write_config(tmp_path, first)
     targets = [f"results/toy/embeddings/{m}/{k}.parquet" for m in ("scenes", "scenes-init", "tuned")
                for k in ("images", "texts")]
     targets.append("results/clip_training/figures/training_curve.png")
@@ -314,6 +320,12 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     tuned = json.loads((tmp_path / "results/clip_training/tuned/step-000002/training.json").read_text())
     assert tuned["init"] == "scenes" and tuned["hard_negatives"] and tuned["init_weights"] == weights
     assert len(tuned["negative_captions"]) == tuned["train_items"] and tuned["negative_captions"] != tuned["captions"]
+    trains = {name: [r["item_id"] for r in read_table(tmp_path / f"results/{name}/items.parquet").to_pylist()
+                     if r["split"] == "train"] for name in ("toy", "toy2")}
+    assert tuned["train_items_per_dataset"] == {name: len(ids) for name, ids in trains.items()}
+    assert tuned["item_ids"] == trains["toy"] + trains["toy2"]
+    assert "(run tuned: dataset toy+toy2, " in read_provenance(
+        tmp_path / "results/toy/embeddings/tuned/texts.parquet")["weights"]
     assert ", fine-tuned from model scenes with hard negatives; step 2 of 2)" in read_provenance(
         tmp_path / "results/toy/embeddings/tuned/texts.parquet")["weights"]
     initial = training.load_checkpoint(tmp_path / "results/clip_training/tuned/step-000000")[0].state_dict()
@@ -330,8 +342,8 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     np.testing.assert_allclose(embedding_matrix(table.column("embedding"))[row], expected[0].numpy(), atol=1e-5)
 
     # A changed training setting retrains and re-embeds; nothing else.
-    changed = write_config(tmp_path, {**WORKFLOW_CONFIG, **TUNED, "clip_training": {
-        **TUNED["clip_training"], "tiny": {**WORKFLOW_CONFIG["clip_training"]["tiny"], "lr": 1e-3}}})
+    changed = write_config(tmp_path, {**first, "clip_training": {
+        **first["clip_training"], "tiny": {**WORKFLOW_CONFIG["clip_training"]["tiny"], "lr": 1e-3}}})
     dry = snakemake("-n", "--cores", 1, "--directory", tmp_path, *targets, "--configfile", changed)
     planned = dry.stdout + dry.stderr
     assert "rule train_clip" in planned and "rule embed_images" in planned and "rule render_shard" not in planned

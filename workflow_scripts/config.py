@@ -144,23 +144,26 @@ def split_errors(name: str, spec: dict, planned: dict[int, int], analyses) -> li
 def training_errors(config: dict, kinds: dict) -> list[str]:
     """Each clip_training run: a rendered dataset of this config with enough train items for a batch, an
     architecture open_clip can build; each trained model: a run of clip_training and one of its checkpoints."""
-    from workflow_scripts.models.catalogue import model_config
+    from workflow_scripts.models.catalogue import model_config, training_datasets
 
     errors, ids = [], [model["id"] for model in config["models"]]
+    rendered = [n for n, s in config["datasets"].items() if s["kind"] in kinds and kinds[s["kind"]].rendered]
     for run, settings in config["clip_training"].items():
-        key = f"clip_training.{run}"
-        spec = config["datasets"].get(settings["dataset"])
-        kind = kinds.get(spec["kind"]) if spec is not None else None
-        if kind is None or not kind.rendered:
-            rendered = [n for n, s in config["datasets"].items() if s["kind"] in kinds and kinds[s["kind"]].rendered]
-            errors.append(f"{key}.dataset: {settings['dataset']!r} is not a rendered dataset of this config "
-                          f"(rendered: {', '.join(rendered) or 'none'})")
-        elif kind.planned_items is not None:
-            train = sum(kind.planned_items(settings["dataset"], spec).values()) * spec["splits"].get("train", 0)
-            if train < settings["batch_size"]:
-                errors.append(f"{key}: a batch of {settings['batch_size']} needs at least as many train items; "
-                              f"datasets.{settings['dataset']} gives about {train:.0f}: plan more scenes, raise its "
-                              "train fraction or lower batch_size")
+        key, train, counted = f"clip_training.{run}", 0.0, True
+        for dataset in training_datasets(settings):
+            spec = config["datasets"].get(dataset)
+            if dataset not in rendered:
+                errors.append(f"{key}.dataset: {dataset!r} is not a rendered dataset of this config "
+                              f"(rendered: {', '.join(rendered) or 'none'})")
+            planned = kinds[spec["kind"]].planned_items if dataset in rendered else None
+            if planned is None:
+                counted = False
+            else:
+                train += sum(planned(dataset, spec).values()) * spec["splits"].get("train", 0)
+        if counted and train < settings["batch_size"]:
+            errors.append(f"{key}: a batch of {settings['batch_size']} needs at least as many train items; "
+                          f"datasets {', '.join(training_datasets(settings))} give about {train:.0f}: plan more "
+                          "scenes, raise the train fraction or lower batch_size")
         if "init" not in settings:
             try:
                 model_config(settings["architecture"])

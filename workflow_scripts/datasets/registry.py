@@ -9,10 +9,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workflow_scripts.datasets import clevr, comco, names, pug, simco
+from workflow_scripts.datasets import clevr, comco, names, pug, simco, spar
 from workflow_scripts.datasets.kind import DatasetKind
 
-BUILTIN_KINDS = {kind.name: kind for kind in (clevr.KIND, simco.KIND, comco.KIND, names.KIND, pug.KIND)}
+BUILTIN_KINDS = {kind.name: kind for kind in (clevr.KIND, simco.KIND, comco.KIND, names.KIND, pug.KIND, spar.KIND)}
 REFERENCES_SUFFIX = "-references"
 
 

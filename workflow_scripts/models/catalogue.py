@@ -71,6 +71,12 @@ def run_settings(config: dict, run: str) -> dict:
     return settings
 
 
+def training_datasets(settings: dict) -> list[str]:
+    """The datasets a clip_training run trains on (its `dataset`: one name or a list), in order."""
+    dataset = settings["dataset"]
+    return [dataset] if isinstance(dataset, str) else list(dataset)
+
+
 def configured_models(config: dict) -> dict[str, dict]:
     """The config's models by id, a trained entry resolved to its checkpoint folder: name "local-dir:<folder>",
     pretrained "none", and its run's settings under "training" (so that a changed run reruns what embeds with it)."""

@@ -76,8 +76,9 @@ def local_dir_weights(folder: Path) -> str:
         negatives = "with hard negatives" if record.get("hard_negatives") else "without hard negatives"
         origin = (f"fine-tuned from model {record['init']} {negatives}" if record.get("init")
                   else f"from scratch, {negatives}")
+        datasets = record["dataset"] if isinstance(record["dataset"], str) else "+".join(record["dataset"])
         weights = (f"{TRAINED_HERE} (run {record['run']}: dataset "
-                   f"{record['dataset']}, {record['train_items']} train items, caption order "
+                   f"{datasets}, {record['train_items']} train items, caption order "
                    f"{record['caption_order']}, seed {record['seed']}, {origin}; step {record['step']} of "
                    f"{record['steps']}); " + weights)
     return weights

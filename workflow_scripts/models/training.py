@@ -245,6 +245,7 @@ def main(snakemake) -> None:
     from workflow_scripts.common.files import write_atomically
     from workflow_scripts.common.logs import start_job
     from workflow_scripts.datasets.items import read_items
+    from workflow_scripts.models.catalogue import training_datasets
     from workflow_scripts.models.loading import offline_from_record
 
     logger = start_job(snakemake)
@@ -254,21 +255,27 @@ def main(snakemake) -> None:
                        "not depend on the cores granted", snakemake.threads, settings["threads"])
     torch.set_num_threads(settings["threads"])
     device = resolve_device(settings["device"])
-    rows, vocabulary = read_items(snakemake.input.item_table)
-    rows = [row for row in rows if row["split"] == "train"]
     start, transform, init_weights = starting_point(init, settings, device,
                                                     offline_from_record(snakemake.input.get("init_weights")))
-    images = training_images(rows, snakemake.input.item_table, transform, True)
-    captions = training_captions(rows, vocabulary, settings["caption_order"], settings["seed"])
-    negatives = hard_negative_captions(rows) if settings["hard_negatives"] else None
+    rows, images, captions, negatives, per_dataset = [], [], [], [], {}
+    for dataset, path in zip(training_datasets(settings), snakemake.input.item_tables):
+        table, vocabulary = read_items(path)
+        train = [row for row in table if row["split"] == "train"]
+        rows += train
+        images.append(training_images(train, path, transform, True))
+        captions += training_captions(train, vocabulary, settings["caption_order"], settings["seed"])
+        negatives += hard_negative_captions(train) if settings["hard_negatives"] else []
+        per_dataset[dataset] = len(train)
+    images, negatives = torch.cat(images), negatives or None
     record = {"run": run, "dataset": settings["dataset"], "caption_order": settings["caption_order"],
-              "seed": settings["seed"], "train_items": len(rows), "settings": settings, "device": device,
+              "seed": settings["seed"], "train_items": len(rows), "train_items_per_dataset": per_dataset,
+              "settings": settings, "device": device,
               "precision": "bf16 autocast" if device.startswith("cuda") else "fp32",
               "init": init and init["id"], "init_weights": init_weights, "hard_negatives": settings["hard_negatives"],
               "open_clip": open_clip.__version__, "torch": torch.__version__,
               "item_ids": [row["item_id"] for row in rows], "captions": captions, "negative_captions": negatives}
-    logger.info("run %s: %d train items of %s, caption order %s, %s, %s, %d steps of %d on %s", run, len(rows),
-                settings["dataset"], settings["caption_order"],
+    logger.info("run %s: %d train items (%s), caption order %s, %s, %s, %d steps of %d on %s", run, len(rows),
+                ", ".join(f"{n} of {d}" for d, n in per_dataset.items()), settings["caption_order"],
                 "hard negatives" if negatives else "no hard negatives",
                 f"fine-tuning {init['id']} ({init_weights})" if init else "from scratch",
                 settings["steps"], settings["batch_size"], device)

@@ -17,6 +17,7 @@ LIGHT_JITTER = 1.0
 GROUND_GRAY = 0.35
 WORLD_GRAY = 0.05
 OBJECT_TAG = "scene_object"
+GROUND = "ground"  # the ground plane's object name
 
 
 def srgb_to_linear(channel: float) -> float:
@@ -85,6 +86,7 @@ def build_stage(scene) -> dict:
 
     bpy.ops.mesh.primitive_plane_add(size=400.0)
     ground = bpy.context.active_object
+    ground.name = GROUND
     ground.data.materials.append(make_material("ground", (GROUND_GRAY,) * 3 + (1.0,), "rubber"))
 
     lights = {}

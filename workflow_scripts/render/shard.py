@@ -19,7 +19,9 @@ import numpy as np
 
 from workflow_scripts.common.files import write_atomically
 from workflow_scripts.datasets.placement import object_origin
+from workflow_scripts.datasets.spar import MATERIAL as TEXTURED
 from workflow_scripts.render.blender import (
+    GROUND,
     LIGHT_JITTER,
     LIGHTS,
     OBJECT_TAG,
@@ -30,6 +32,7 @@ from workflow_scripts.render.blender import (
     set_camera,
 )
 from workflow_scripts.render.shapes import add_library_shape
+from workflow_scripts.render.textures import build_worlds, set_world, texture_material
 
 
 def add_object(spec: dict, material, meshes: dict) -> None:
@@ -43,12 +46,22 @@ def add_object(spec: dict, material, meshes: dict) -> None:
     add_library_shape(spec, material)
 
 
-def set_scene(scene, row: dict, lights: dict, materials: dict, meshes: dict) -> None:
-    """Replace the previous item's objects, camera and light jitter with this row's."""
+def material_of(spec: dict, materials: dict):
+    """An object row's material: its procedural texture (kind spar), else CLEVR's colour in rubber or metal."""
+    if spec["material"] == TEXTURED:
+        return texture_material(spec["attribute"], materials)
+    return object_material(spec["attribute"], spec["material"], materials)
+
+
+def set_scene(scene, row: dict, lights: dict, materials: dict, meshes: dict, worlds: dict | None = None) -> None:
+    """Replace the previous item's objects, camera, light jitter and (where the row names one) world with this
+    row's. The world sets the lights' energy before their jitter moves them."""
     for obj in [o for o in scene.objects if o.get(OBJECT_TAG)]:
         bpy.data.objects.remove(obj, do_unlink=True)
+    if worlds is not None:
+        set_world(worlds, row["world"])
     for spec in row["objects"]:
-        add_object(spec, object_material(spec["attribute"], spec["material"], materials), meshes)
+        add_object(spec, material_of(spec, materials), meshes)
     set_camera(scene, row["camera"])
     rng = np.random.default_rng(row["render_seed"])
     for name, (location, _, _) in LIGHTS.items():
@@ -77,13 +90,14 @@ def _render_into(out_dir: Path, rows, render_cfg, threads, progress, mesh_files)
     configure_cycles(scene, render_cfg, rows[0]["image_width"], rows[0]["image_height"], threads)
     lights = build_stage(scene)
     materials, meshes = {}, {}
+    worlds = build_worlds(scene, bpy.data.objects[GROUND], lights, materials) if rows[0].get("world") else None
     if mesh_files:
         from workflow_scripts.render.meshes import import_mesh
 
         used = {o["object"] for row in rows for o in row["objects"]}
         meshes = {c: import_mesh(path, c) for c, path in mesh_files.items() if c in used}
     for row in tqdm(rows, desc="render", unit="image", disable=not progress):
-        set_scene(scene, row, lights, materials, meshes)
+        set_scene(scene, row, lights, materials, meshes, worlds)
         scene.render.filepath = str(out_dir / f"{row['item_id']}.png")
         bpy.ops.render.render(write_still=True)
 

@@ -1,8 +1,8 @@
 """The papers' reference numbers, as gathered in shared/REFERENCE.md: second-hand figures for ViT-B/32 (OpenAI).
 Tables print them beside ours with their source."""
 
-# Paper A's, by setting (a dataset kind's `setting`: CLEVR for clevr, PUG:SPAR / PUG:SPARE for pug); they stand
-# only beside rows of the authors' protocol on a dataset of that setting (the tables check it).
+# Paper A's, by setting (a dataset kind's `setting`: CLEVR for clevr, PUG:SPAR / PUG:SPARE for pug and spar); they
+# stand only beside rows of the authors' protocol on a dataset of that setting (the tables check it).
 SOURCE = "paper A, ViT-B/32 on its own {setting} data (second-hand figures from REFERENCE.md)"
 # Probe accuracy, mean over the object categories, two-object scenes, SGD with the last epoch kept (the authors').
 PROBE_ACCURACY = {"CLEVR": {"image": 0.96, "text": 1.00}}

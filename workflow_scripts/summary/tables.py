@@ -150,9 +150,9 @@ def _paper_a_numbers(table: pd.DataFrame, numbers: dict, by: str, where) -> pd.S
                      index=table.index, dtype=float)
 
 
-PAPER_A_NOTE = ("'paper': paper A's number for ViT-B/32 on its own data of the dataset's setting (CLEVR, or "
-                "PUG:SPAR / PUG:SPARE for a PUG download), beside the authors'-protocol rows of datasets of that "
-                "setting only")
+PAPER_A_NOTE = ("'paper': paper A's number for ViT-B/32 on its own data of the dataset's setting (CLEVR; PUG:SPAR "
+                "or PUG:SPARE for a PUG download, kind pug, or for our own renders in that design, kind spar), beside "
+                "the authors'-protocol rows of datasets of that setting only")
 
 
 PROBE_PROTOCOLS = ("Protocol 'authors': SGD (lr 0.1, batch 32, 100 epochs) with the last epoch kept, as the authors "
