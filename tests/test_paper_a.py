@@ -130,6 +130,18 @@ def test_tables_put_the_references_beside_ours(data, results):
     assert "| LABCLIP-HNB | last_epoch | 30 |" in markdown and "0.580" in markdown and "0.950" in markdown
     assert "binding (authors)" in markdown and "binding (clean)" in markdown and "second-hand" in markdown
 
+    # Paper A's layout: the datasets of each setting side by side, each authors' row with the paper's number
+    both = binding_table(pd.concat([labelled(binding.assign(dataset_kind="clevr", paper_setting="CLEVR"), data.weights),
+                                    labelled(binding.assign(dataset_kind="spar", paper_setting="PUG:SPARE"),
+                                             data.weights).assign(dataset="own_spare")]))
+    side = binding_markdown(both).split("## The datasets side by side")[1]
+    header = next(line for line in side.splitlines() if line.startswith("| model_id"))
+    assert header.endswith("| syn (CLEVR) | own_spare (PUG:SPARE) |")
+    clip = next(line for line in side.splitlines() if "| authors | CLIP | none |" in line)
+    assert clip.count("(paper ") == 2 and "(paper 0.58)" in clip and "(paper 0.50)" in clip
+    hnb = next(line for line in side.splitlines() if "| clean | LABCLIP-HNB | last_epoch |" in line)
+    assert "(paper" not in hnb and hnb.count("n=") == 2
+
 
 def test_probe_references_only_beside_the_authors_probes():
     """Hand-made probe rows: the paper's accuracies go beside the mean rows of SGD with the last epoch kept, two
@@ -155,6 +167,9 @@ def test_probe_references_only_beside_the_authors_probes():
     assert row["reference_test_accuracy"] == reference.PROBE_ACCURACY["CLEVR"]["image"]
     assert row["reference_source"] == reference.source("CLEVR")
     assert "| authors | sgd | last_epoch |" in probe_markdown(summary)
+    side = probe_markdown(summary).split("## The datasets side by side")[1].splitlines()
+    assert next(line for line in side if line.startswith("| model_id")).endswith("| clevr (CLEVR) | simco |")
+    assert side[-1] == "| m | w | image | sgd | last_epoch | 0.700 [0.481, 0.855], n=20 (paper 0.96) | 0.700 [0.481, 0.855], n=20 |"
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_A_FIGURES))

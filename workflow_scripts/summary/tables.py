@@ -155,6 +155,25 @@ PAPER_A_NOTE = ("'paper': paper A's number for ViT-B/32 on its own data of the d
                 "the authors'-protocol rows of datasets of that setting only")
 
 
+def by_setting(table: pd.DataFrame, keys: list[str], value: str, count: str, paper: str) -> tuple[list, list]:
+    """Paper A's layout: one row per `keys`, one column per dataset, headed by its setting where it has one
+    ('demo_spar (PUG:SPAR)'); each cell the share with its interval and count and, where the paper gives one, its
+    number. Returns the rows and the columns for markdown_table."""
+    table = table.assign(paper_setting=_setting(table))
+    headings = {d: f"{d} ({s})" if s else d for d, s in table.groupby("dataset", sort=False)["paper_setting"].first()
+                .items()}
+    rows = []
+    for key, group in table.groupby(keys, sort=False, dropna=False):
+        row = dict(zip(keys, key))
+        for record in group.to_dict("records"):
+            cell = counted_interval_text(record[value], record[value + LOW], record[value + HIGH], record[count])
+            if cell and record.get(paper) == record.get(paper):  # a paper number, not NaN or missing
+                cell += f" (paper {record[paper]:.2f})"
+            row[headings[record["dataset"]]] = cell
+        rows.append(row)
+    return rows, keys + list(headings.values())
+
+
 PROBE_PROTOCOLS = ("Protocol 'authors': SGD (lr 0.1, batch 32, 100 epochs) with the last epoch kept, as the authors "
                    "do. Protocol 'clean': the same SGD run with the epoch of best validation accuracy kept "
                    "(selection best_val), or L-BFGS with its l2 chosen on validation; it changes only which model "
@@ -199,7 +218,20 @@ def probe_markdown(table: pd.DataFrame) -> str:
             f"its colour); each cell is the test accuracy with its 95% Wilson interval and the number of test items "
             f"(for 'mean', the categories' unweighted mean and their summed items). {PROBE_PROTOCOLS} {PAPER_A_NOTE} "
             f"(mean rows of two-object scenes; REFERENCE.md has probe accuracies for CLEVR only); "
-            f"{reference.UNCERTAIN}.\n{RANDOM_NOTE}\n\n" + markdown_table(rows, columns))
+            f"{reference.UNCERTAIN}.\n{RANDOM_NOTE}\n\n" + markdown_table(rows, columns)
+            + probe_settings_markdown(table))
+
+
+def probe_settings_markdown(table: pd.DataFrame) -> str:
+    """The mean probe accuracy of two-object scenes, protocol authors, the datasets side by side."""
+    means = table[(table["object"] == "mean") & (table["n_objects"] == 2) & (table["protocol"] == "authors")]
+    if means.empty:
+        return ""
+    keys = [k for k in ("model_id", "weights", "modality", "solver", "selection") if k in means.columns]
+    rows, columns = by_setting(means, keys, "test_accuracy", "n_test", "reference_test_accuracy")
+    return ("\n## The datasets side by side\n\nMean probe test accuracy over the object categories, two-object "
+            "scenes, protocol authors; a dataset's heading names its paper A setting, and '(paper x)' is paper A's "
+            "number for it.\n\n" + markdown_table(rows, columns))
 
 
 BINDING_PROTOCOLS = (
@@ -277,7 +309,18 @@ def binding_markdown(table: pd.DataFrame) -> str:
             + " (CLIP and LABCLIP-HNB with the last epoch; the paper's LABCLIP is HNB, no reference for SB); "
             + reference.UNCERTAIN + ".\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
             + markdown_table(accuracy, columns(accuracy))
-            + "\n## Recall, probe-weight cosine and diagnostics\n\n" + markdown_table(recall, columns(recall)))
+            + "\n## Recall, probe-weight cosine and diagnostics\n\n" + markdown_table(recall, columns(recall))
+            + binding_settings_markdown(table))
+
+
+def binding_settings_markdown(table: pd.DataFrame) -> str:
+    """Paper A's table: image-to-text binding accuracy per model, variant and selection, the datasets side by
+    side, each protocol in its own rows."""
+    keys = [k for k in ("model_id", "weights", "protocol", "variant", "selection") if k in table.columns]
+    rows, columns = by_setting(table, keys, "image_to_text_accuracy", "n_scored", "reference_binding_accuracy")
+    return ("\n## The datasets side by side\n\nImage-to-text binding accuracy on the test split; a dataset's "
+            "heading names its paper A setting, and '(paper x)' is paper A's number for it (authors' protocol "
+            "only).\n\n" + markdown_table(rows, columns))
 
 
 def tor_table(tor: pd.DataFrame) -> pd.DataFrame:
