@@ -130,6 +130,16 @@ def test_tables_put_the_references_beside_ours(data, results):
     assert "| LABCLIP-HNB | last_epoch | 30 |" in markdown and "0.580" in markdown and "0.950" in markdown
     assert "binding (authors)" in markdown and "binding (clean)" in markdown and "second-hand" in markdown
 
+    # A CLIP fine-tuned here with hard negatives stands beside the paper's "CLIP fine-tuned"; its LABCLIP maps beside
+    # nothing (the paper has no LABCLIP on a fine-tuned CLIP)
+    tuned = binding_table(labelled(binding.assign(dataset_kind="spar", paper_setting="PUG:SPAR"),
+                                   "CLIP trained in this workflow on synthetic scenes (run ft: dataset d, 8 train items, "
+                                   "caption order as_generated, seed 0, fine-tuned from model m with hard negatives; "
+                                   "step 2 of 2); open_clip local-dir checkpoint x"))
+    reported = tuned.dropna(subset=["reference_binding_accuracy"])
+    assert sorted(zip(reported["variant"], reported["protocol"], reported["reference_binding_accuracy"])) == [
+        ("CLIP", "authors", 1.00)]
+
     # Paper A's layout: the datasets of each setting side by side, each authors' row with the paper's number
     both = binding_table(pd.concat([labelled(binding.assign(dataset_kind="clevr", paper_setting="CLEVR"), data.weights),
                                     labelled(binding.assign(dataset_kind="spar", paper_setting="PUG:SPARE"),

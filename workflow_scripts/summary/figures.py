@@ -91,9 +91,14 @@ def probe_accuracy(tables):
     smallest = categories.groupby("dataset")["n_objects"].transform("min")
     data = categories[categories["n_objects"] == smallest]
     grid = bar_grid(data, "object", "test_accuracy", "modality", col="dataset", row="panel", height=3.2,
-                    aspect=1.2)
+                    aspect=1.2, sharex=False)  # each dataset its own categories
     grid.set_titles("{row_name}\n{col_name}")
-    chance_line(grid, float(data["chance"].mean()))
+    for (i, j, _), subset in grid.facet_data():
+        if not subset.empty:
+            grid.axes[i, j].axhline(float(subset["chance"].mean()), color="gray", linestyle="--", linewidth=1,
+                                    label="chance")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     grid.set_axis_labels("object category", "probe test accuracy")
     return grid.figure, f"Linear probes, fewest objects per dataset ({INTERVAL_NOTE}); {weights_note(data)}"
 

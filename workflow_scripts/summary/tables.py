@@ -250,17 +250,26 @@ BINDING_PROTOCOLS = (
     "(mean +- sd over n_bootstrap resamples).")
 
 
+def fine_tuned_with_hard_negatives(table: pd.DataFrame) -> pd.Series:
+    """Rows of a model this workflow fine-tuned with hard negatives (paper A's "CLIP fine-tuned"), by its weights."""
+    return table["weights"].astype(str).str.contains(r"fine-tuned from model \S+ with hard negatives", regex=True)
+
+
 def binding_table(binding: pd.DataFrame) -> pd.DataFrame:
     """Binding rows with the paper's numbers beside the rows of its setting only: protocol authors on CLEVR-kind
-    datasets, CLIP and LABCLIP-HNB with the last epoch kept (the paper's LABCLIP is HNB); the probe-weight cosine's
-    only where the probes are the authors' too (SGD, last epoch)."""
+    datasets, CLIP and LABCLIP-HNB with the last epoch kept (the paper's LABCLIP is HNB), and for a model fine-tuned
+    here with hard negatives the paper's "CLIP fine-tuned" beside its CLIP rows (none beside its LABCLIP rows); the
+    probe-weight cosine's only where the probes are the authors' too (SGD, last epoch)."""
     table = binding.assign(dataset_kind=_kind(binding), paper_setting=_setting(binding))
+    table["reference_variant"] = table["variant"].where(~fine_tuned_with_hard_negatives(table),
+                                                        table["variant"].map({"CLIP": "CLIP fine-tuned"}))
     reported = ((table["protocol"] == "authors") & table["paper_setting"].isin(list(reference.BINDING_ACCURACY))
-                & (table["selection"] == table["variant"].map(reference.REFERENCE_SELECTION)))
-    table["reference_binding_accuracy"] = _paper_a_numbers(table, reference.BINDING_ACCURACY, "variant", reported)
+                & (table["selection"] == table["reference_variant"].map(reference.REFERENCE_SELECTION)))
+    table["reference_binding_accuracy"] = _paper_a_numbers(table, reference.BINDING_ACCURACY, "reference_variant",
+                                                           reported)
     sgd = table["probe_weight_target"].astype(str).str.startswith("sgd last_epoch")  # the authors' probes
-    table["reference_probe_weight_cosine"] = _paper_a_numbers(table, reference.PROBE_WEIGHT_COSINE, "variant",
-                                                              reported & sgd)
+    table["reference_probe_weight_cosine"] = _paper_a_numbers(table, reference.PROBE_WEIGHT_COSINE,
+                                                              "reference_variant", reported & sgd)
     reported &= table["reference_binding_accuracy"].notna()
     table["reference_source"] = [reference.source(s) if ok else "" for s, ok in zip(table["paper_setting"], reported)]
     return with_intervals(table, "binding")
@@ -306,7 +315,9 @@ def binding_markdown(table: pd.DataFrame) -> str:
             "caption than to the attribute-swapped caption (chance 0.5); n is the number of items scored. "
             "Text-to-image: a caption is more similar to its image than to the image of its swapped twin (pairs of "
             "items with a distinct negative; not in the authors' code). " + BINDING_PROTOCOLS + " " + PAPER_A_NOTE
-            + " (CLIP and LABCLIP-HNB with the last epoch; the paper's LABCLIP is HNB, no reference for SB); "
+            + " (CLIP and LABCLIP-HNB with the last epoch; the paper's LABCLIP is HNB, no reference for SB; beside "
+            "the CLIP rows of a model fine-tuned here with hard negatives, the paper's 'CLIP fine-tuned', and none "
+            "beside its LABCLIP rows); "
             + reference.UNCERTAIN + ".\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
             + markdown_table(accuracy, columns(accuracy))
             + "\n## Recall, probe-weight cosine and diagnostics\n\n" + markdown_table(recall, columns(recall))
