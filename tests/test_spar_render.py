@@ -109,5 +109,17 @@ def test_each_object_is_visible_where_the_model_sees_it(rendered):
     assert checked == 2 * len(spar.STYLES) * len(spar.WORLDS)
 
 
+def test_no_prop_passes_for_a_scene_object():
+    """Props are shapes that are no category, in plain colours at least 0.2 (linear RGB) from both colours of
+    every texture."""
+    from workflow_scripts.render.textures import TEXTURE_SETUPS, WORLD_SETUPS
+
+    for world, (_, _, _, props) in WORLD_SETUPS.items():
+        for shape, _, _, _, colour in props:
+            assert shape not in spar.CATEGORIES, (world, shape)
+            for texture, (_, _, dark, light, _) in TEXTURE_SETUPS.items():
+                assert min(np.linalg.norm(np.subtract(colour, c)) for c in (dark, light)) > 0.2, (world, texture)
+
+
 def test_the_categories_are_simco_shapes_whose_silhouettes_are_tested_distinct():
     assert set(spar.CATEGORIES) <= set(SIMCO_SHAPES) and len(set(spar.CATEGORIES)) == 12

@@ -4,12 +4,13 @@ A texture covers a whole object: a pattern node (noise, Voronoi cells, wave band
 object's own generated coordinates (turned, so that 2D patterns cross every face) drives a colour ramp between
 two colours, so each texture has its own colour statistics and its own pattern. A world is a stage: the ground's colour and pattern, the sky's colour and
 strength, a scale on the three lights' energy, and a few props standing behind the objects (never between them
-and the camera: the camera looks from +x, -y, the props stand at x < -3, y > 3).
+and the camera: the camera looks from +x, -y, the props stand at x < -3, y > 3), of shapes and colours no scene
+object has.
 """
 
 import bpy
 
-from workflow_scripts.datasets.spar import TEXTURES, WORLDS
+from workflow_scripts.datasets.spar import CATEGORIES, TEXTURES, WORLDS
 
 # name: (pattern, its settings, dark colour, light colour, roughness); colours linear RGB. Bricks take the two
 # colours and a light mortar (MORTAR).
@@ -34,17 +35,19 @@ GROUND_SETUPS = {
     "snow": ("noise", {"Scale": 1.5, "Detail": 1.0}, (0.62, 0.64, 0.70), (0.72, 0.74, 0.80), 0.9),
 }
 GROUND_SCALE = 0.25  # ground patterns in object units: features a few times larger than on an object
-# name: (sky colour, sky strength, light energy scale, props [(shape, x, y, size, colour)]).
+# name: (sky colour, sky strength, light energy scale, props [(shape, x, y, size, colour)]). The props are SIMCO
+# shapes that are no category of the scenes, in plain hues no texture has (purple, yellow, teal), so that no prop
+# passes for one of the named objects.
 WORLD_SETUPS = {
     "desert": ((0.90, 0.70, 0.45), 1.2, 1.2,
-               [("cylinder", -5.0, 6.0, 0.5, (0.10, 0.30, 0.05)), ("cylinder", -7.0, 3.5, 0.7, (0.10, 0.30, 0.05))]),
+               [("pentagon", -5.0, 6.0, 0.6, (0.30, 0.05, 0.40)), ("cap", -7.0, 3.5, 0.7, (0.30, 0.05, 0.40))]),
     "meadow": ((0.35, 0.55, 1.00), 1.0, 1.0,
-               [("cone", -5.5, 5.0, 1.2, (0.02, 0.15, 0.02)), ("cone", -4.0, 7.5, 1.0, (0.02, 0.15, 0.02)),
-                ("cone", -7.5, 2.5, 1.4, (0.02, 0.15, 0.02))]),
+               [("snowflake", -5.5, 5.0, 0.8, (0.85, 0.70, 0.02)), ("leaf", -4.0, 7.5, 0.9, (0.85, 0.70, 0.02)),
+                ("snowflake", -7.5, 2.5, 1.0, (0.85, 0.70, 0.02))]),
     "night": ((0.01, 0.01, 0.05), 1.0, 0.8,
-              [("cylinder", -5.0, 5.0, 0.15, (0.9, 0.8, 0.3)), ("sphere", -6.5, 4.0, 0.6, (0.9, 0.85, 0.5))]),
+              [("arrow", -5.0, 5.0, 0.5, (0.9, 0.8, 0.1)), ("cross", -6.5, 4.0, 0.6, (0.9, 0.8, 0.1))]),
     "snow": ((0.70, 0.75, 0.85), 0.8, 0.9,
-             [("sphere", -5.0, 5.5, 0.9, (0.35, 0.35, 0.38)), ("cube", -6.5, 3.0, 0.7, (0.30, 0.30, 0.32))]),
+             [("cap", -5.0, 5.5, 0.9, (0.02, 0.35, 0.40)), ("leaf", -6.5, 3.0, 0.7, (0.02, 0.35, 0.40))]),
 }
 WORLD_TAG = "world_prop"
 
@@ -154,3 +157,5 @@ def set_world(worlds: dict, name: str) -> None:
 
 assert set(TEXTURE_SETUPS) == set(TEXTURES) and set(WORLD_SETUPS) == set(GROUND_SETUPS) == set(WORLDS), \
     "a texture or world has no set-up"
+assert not {prop[0] for world in WORLD_SETUPS.values() for prop in world[3]} & set(CATEGORIES), \
+    "a prop has the shape of a scene category"

@@ -78,6 +78,14 @@ def chance_line(grid, value: float, label: str = "chance") -> None:
         ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
 
 
+def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
+    """The dataset column with paper A's setting beside it ('demo_spar (PUG:SPAR)'), for panel titles."""
+    if "paper_setting" not in frame.columns:
+        return frame
+    setting = frame["paper_setting"].fillna("")
+    return frame.assign(dataset=frame["dataset"].where(setting == "", frame["dataset"] + " (" + setting + ")"))
+
+
 def probe_panel(probes: pd.DataFrame) -> pd.Series:
     """'<model> / <protocol>: <solver> <selection>' for each probe row."""
     return (probes["model_id"] + " / " + probes["protocol"] + ": " + probes["solver"] + " "
@@ -87,7 +95,7 @@ def probe_panel(probes: pd.DataFrame) -> pd.Series:
 def probe_accuracy(tables):
     """One row of panels per model and protocol (authors: SGD, last epoch; clean: best validation epoch)."""
     probes = tables["probes"]
-    categories = probes[(probes["object"] != "mean")].assign(panel=probe_panel)
+    categories = with_setting(probes[(probes["object"] != "mean")].assign(panel=probe_panel))
     smallest = categories.groupby("dataset")["n_objects"].transform("min")
     data = categories[categories["n_objects"] == smallest]
     grid = bar_grid(data, "object", "test_accuracy", "modality", col="dataset", row="panel", height=3.2,
@@ -133,7 +141,7 @@ def variant_label(frame: pd.DataFrame) -> pd.Series:
 def binding_accuracy(tables):
     """Both protocols side by side (hue), one row of panels per model; x marks the paper's numbers on the bars of
     their setting (the table's reference column: authors' protocol, CLEVR, CLIP and LABCLIP-HNB last epoch)."""
-    binding = tables["binding"].assign(label=variant_label)
+    binding = with_setting(tables["binding"].assign(label=variant_label))
     grid = bar_grid(binding, "label", "image_to_text_accuracy", "protocol", col="dataset", row="model_id",
                     height=3.2, aspect=1.5)
     chance_line(grid, 0.5)
