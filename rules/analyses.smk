@@ -126,6 +126,26 @@ rule ior:
         "../workflow_scripts/analyses/ior.py"
 
 
+rule compositional:
+    input:
+        item_table=ITEMS,
+        **EMBEDDINGS,
+    output:
+        compositional=f"{analysis_dir('compositional')}/compositional.parquet",
+    params:
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("compositional")),
+    log:
+        "results/logs/compositional/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/compositional/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/compositional.py"
+
+
 rule matching:
     input:
         item_table=ITEMS,

@@ -74,7 +74,7 @@ ALL_RULES = list(rules())
 def test_every_scripted_rule_was_found():
     assert {name for name, _, _ in ALL_RULES} == {
         "items", "mesh_geometry", "render_shard", "train_clip", "prefetch_weights", "embed_images", "embed_texts",
-        "probes", "labclip", "binding", "tor", "ior", "matching", "table", "figure"}
+        "probes", "labclip", "binding", "tor", "ior", "matching", "compositional", "table", "figure"}
 
 
 def test_the_import_walk_sees_through_packages():

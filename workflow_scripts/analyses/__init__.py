@@ -23,6 +23,7 @@ ANALYSES = {
     "tor": Analysis(needs_images=False),
     "ior": Analysis(needs_references=True),
     "matching": Analysis(),
+    "compositional": Analysis(split_items={"test": 1}),
 }
 
 

@@ -28,6 +28,7 @@ SHARE_COUNTS = {
             **{f"small_first_share_{j}": "n_large_images" for j in range(1, 6)},
             **{f"first_retrieved_share_{p}": "n_images" for p in range(1, 6)}},
     "matching": {"accuracy": "n_pairs"},
+    "compositional": {"accuracy": "n_items"},
     "training_progression": {"share": "n"},
 }
 
@@ -418,6 +419,28 @@ def matching_table(matching: pd.DataFrame) -> pd.DataFrame:
     return with_intervals(matching, "matching")
 
 
+def compositional_table(compositional: pd.DataFrame) -> pd.DataFrame:
+    """Per subset rows, with paper A's CLIP ViT-B/32 accuracy beside the authors'-protocol rows of SugarCrepe's
+    subsets it reports (replace_att, swap_att)."""
+    table = compositional.assign(dataset_kind=_kind(compositional))
+    reported = (table["protocol"] == "authors") & table["subset"].isin(list(reference.SUGARCREPE_ACCURACY))
+    table["reference_accuracy"] = table["subset"].map(reference.SUGARCREPE_ACCURACY).where(reported)
+    table["reference_source"] = np.where(reported, reference.SUGARCREPE_SOURCE, "")
+    return with_intervals(table, "compositional")
+
+
+def compositional_markdown(table: pd.DataFrame) -> str:
+    columns = ["dataset", "model_id", "weights", "precision", "protocol", "subset", "accuracy", "n_items", "n_ties",
+               "reference_accuracy"]
+    return ("# Compositional benchmarks: image-to-text accuracy\n\nShare of images more similar (cosine) to their "
+            "caption than to its negative caption (chance 0.5), per subset; 'family: <f>' pools the items of the "
+            "subsets named <f>_..., 'all' pools every item (micro-average). Protocol 'authors': SugarCrepe's own "
+            "rule (strictly greater, a tie counts as wrong); 'clean': a tie counts half; n_ties counts the ties. "
+            f"'reference_accuracy': {reference.SUGARCREPE_SOURCE}, beside the authors' rows of the subsets it "
+            f"reports; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
+            + markdown_table(table.to_dict("records"), [c for c in columns if c in table.columns]))
+
+
 # The progression's measures: (source table, the rows it keeps, the share, the column counting its items, whether
 # 1/n_objects is what a CLIP without the bias gives).
 PROGRESSION_MEASURES = {
@@ -536,7 +559,8 @@ TRAINING_TABLES = {"training_progression": (progression_table, progression_markd
 
 TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, binding_markdown),
           "tor": (tor_table, tor_markdown), "ior": (ior_table, ior_markdown),
-          "matching": (matching_table, matching_markdown)}
+          "matching": (matching_table, matching_markdown),
+          "compositional": (compositional_table, compositional_markdown)}
 
 
 def main(snakemake) -> None:
