@@ -130,9 +130,11 @@ rule compositional:
     input:
         item_table=ITEMS,
         **EMBEDDINGS,
+        published=list(config["paper_a"]["published_maps"].values()),
     output:
         compositional=f"{analysis_dir('compositional')}/compositional.parquet",
     params:
+        published_maps=config["paper_a"]["published_maps"],
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("compositional")),

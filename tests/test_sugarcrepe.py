@@ -111,11 +111,22 @@ def test_the_workflow_runs_sugarcrepe_from_its_files_to_the_table(tmp_path):
     refused = snakemake(target, "-n", "--cores", 1, "--directory", tmp_path, "--configfile", every_subset)
     assert refused.returncode != 0 and "add_obj.json does not exist (subset add_obj)" in refused.stdout + refused.stderr
 
-    config = write_config(tmp_path, {**TINY, "datasets": {"sc": spec}})
+    from workflow_scripts.analyses.labclip import LabClip, export_authors_weights
+
+    maps = {"identity": LabClip(512), "too_small": LabClip(4)}  # the second fits no ViT-B-32: skipped
+    for name, labclip in maps.items():
+        export_authors_weights(labclip, tmp_path / f"{name}.pt")
+    config = write_config(tmp_path, {**TINY, "datasets": {"sc": spec}, "paper_a": {
+        **TINY["paper_a"], "published_maps": {name: str(tmp_path / f"{name}.pt") for name in maps}}})
     run = snakemake(target, "--cores", 2, "--directory", tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     table = pd.read_csv(tmp_path / target)
-    authors = table[table["protocol"] == "authors"].set_index("subset")
+    assert sorted(set(table["variant"])) == ["CLIP", "published:identity"]
+    mapped = table[table["variant"] == "published:identity"].set_index(["protocol", "subset"])
+    clip = table[table["variant"] == "CLIP"].set_index(["protocol", "subset"])
+    np.testing.assert_allclose(mapped["accuracy"], clip["accuracy"])  # the identity map changes no cosine
+    assert mapped["reference_accuracy"].isna().all()  # paper A's numbers are CLIP's
+    authors = clip.loc["authors"]
     assert authors.loc["all", "n_items"] == 4 and authors.loc["replace_att", "n_items"] == 2
     assert authors.loc["replace_att", "reference_accuracy"] == 0.80
     assert authors.loc["swap_att", "reference_accuracy"] == 0.62

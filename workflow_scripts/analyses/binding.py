@@ -173,7 +173,7 @@ def binding_rows(data: Embedded, variants: list[Variant], probes_cfg: dict, prob
 
 def main(snakemake) -> None:
     from workflow_scripts.analyses.embedded import embedded_for_rule
-    from workflow_scripts.analyses.labclip import import_authors_weights, load_labclip, map_text
+    from workflow_scripts.analyses.labclip import load_labclip, map_text, published_maps
     from workflow_scripts.analyses.probes import load_probe_weights
     from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
@@ -185,12 +185,8 @@ def main(snakemake) -> None:
         model, saved = load_labclip(path)
         variants.append(Variant(f"LABCLIP-{saved['mode']}", lambda text, model=model: map_text(model, text),
                                 saved["selection"], saved["epoch"]))
-    for name, path in snakemake.params.published_maps.items():
-        model = import_authors_weights(path)
-        if model.dim != data.caption.shape[1]:
-            logger.warning("published map %s (%s) is %d x %d; model %s embeds in %d dimensions: skipped", name,
-                           path, model.dim, model.dim, snakemake.wildcards.model, data.caption.shape[1])
-            continue
+    for name, model in published_maps(snakemake.params.published_maps, data.caption.shape[1],
+                                      snakemake.wildcards.model, logger):
         variants.append(Variant(f"published:{name}", lambda text, model=model: map_text(model, text), "released"))
     rows, cosines = binding_rows(data, variants, snakemake.params.probes,
                                  load_probe_weights(snakemake.input.probe_weights), snakemake.params.seed,

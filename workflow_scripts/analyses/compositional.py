@@ -5,7 +5,9 @@ caption) items, per subset: is the image more similar to its caption than to the
   embeddings, correct when the caption's cosine is strictly above the negative's (a tie counts as wrong).
 - Protocol `clean`: the same cosine, a tie counts half.
 Rows per subset, per subset family (add, replace, swap: the items of its subsets pooled) and over all items
-(micro-averaged: every item counts once), each with its item count.
+(micro-averaged: every item counts once), each with its item count; for CLIP and for CLIP with each published
+LABCLIP map that fits the model (paper_a.published_maps, e.g. the authors' labclip_coco_neg_B32.pt), whose
+text side is the map's.
 """
 import sys
 from pathlib import Path
@@ -46,16 +48,23 @@ def main(snakemake) -> None:
     import pyarrow as pa
 
     from workflow_scripts.analyses.embedded import embedded_for_rule
+    from workflow_scripts.analyses.labclip import map_text, published_maps
     from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
 
     logger = start_job(snakemake)
     data, provenance = embedded_for_rule(snakemake)
     subsets = [item.get("subset") or snakemake.wildcards.dataset for item in data.items]
-    rows = compositional_rows(subsets, data.image, data.caption, data.negative)
+    variants = [("CLIP", data.caption, data.negative)]
+    for name, model in published_maps(snakemake.params.published_maps, data.caption.shape[1],
+                                      snakemake.wildcards.model, logger):
+        variants.append((f"published:{name}", map_text(model, data.caption), map_text(model, data.negative)))
+    rows = [{"variant": variant, **row} for variant, caption, negative in variants
+            for row in compositional_rows(subsets, data.image, caption, negative)]
     write_table(pa.Table.from_pylist(rows), snakemake.output.compositional, provenance)
-    logger.info("%d items: authors' accuracy %.3f over all", len(data.items),
-                next(r["accuracy"] for r in rows if r["protocol"] == "authors" and r["subset"] == "all"))
+    for variant, _, _ in variants:
+        logger.info("%s on %d items: authors' accuracy %.3f over all", variant, len(data.items), next(
+            r["accuracy"] for r in rows if (r["variant"], r["protocol"], r["subset"]) == (variant, "authors", "all")))
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -221,6 +221,20 @@ def import_authors_weights(path) -> LabClip:
     return _from_state(state, path)
 
 
+def published_maps(maps: dict, dim: int, model_id: str, logger) -> list[tuple[str, "LabClip"]]:
+    """(name, map) of the configured published maps (paper_a.published_maps) that fit a model embedding in `dim`
+    dimensions; a map of another size is skipped with a warning naming it."""
+    fitting = []
+    for name, path in maps.items():
+        model = import_authors_weights(path)
+        if model.dim != dim:
+            logger.warning("published map %s (%s) is %d x %d; model %s embeds in %d dimensions: skipped", name,
+                           path, model.dim, model.dim, model_id, dim)
+            continue
+        fitting.append((name, model))
+    return fitting
+
+
 def export_authors_weights(model: LabClip, path) -> None:
     """Write the authors' released format, a torch state_dict {"t": scalar, "linear.weight": D x D}."""
     write_atomically(path, lambda partial: torch.save(_state(model), partial))

@@ -420,24 +420,28 @@ def matching_table(matching: pd.DataFrame) -> pd.DataFrame:
 
 
 def compositional_table(compositional: pd.DataFrame) -> pd.DataFrame:
-    """Per subset rows, with paper A's CLIP ViT-B/32 accuracy beside the authors'-protocol rows of SugarCrepe's
+    """Per subset rows, with paper A's CLIP ViT-B/32 accuracy beside the authors'-protocol CLIP rows of SugarCrepe's
     subsets it reports (replace_att, swap_att)."""
     table = compositional.assign(dataset_kind=_kind(compositional))
-    reported = (table["protocol"] == "authors") & table["subset"].isin(list(reference.SUGARCREPE_ACCURACY))
+    if "variant" not in table.columns:
+        table.insert(0, "variant", "CLIP")
+    reported = ((table["protocol"] == "authors") & (table["variant"] == "CLIP")
+                & table["subset"].isin(list(reference.SUGARCREPE_ACCURACY)))
     table["reference_accuracy"] = table["subset"].map(reference.SUGARCREPE_ACCURACY).where(reported)
     table["reference_source"] = np.where(reported, reference.SUGARCREPE_SOURCE, "")
     return with_intervals(table, "compositional")
 
 
 def compositional_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "precision", "protocol", "subset", "accuracy", "n_items", "n_ties",
-               "reference_accuracy"]
+    columns = ["dataset", "model_id", "weights", "precision", "variant", "protocol", "subset", "accuracy", "n_items",
+               "n_ties", "reference_accuracy"]
     return ("# Compositional benchmarks: image-to-text accuracy\n\nShare of images more similar (cosine) to their "
-            "caption than to its negative caption (chance 0.5), per subset; 'family: <f>' pools the items of the "
+            "caption than to its negative caption (chance 0.5), per subset, for CLIP and for CLIP with each "
+            "published LABCLIP map that fits it ('published:<name>'); 'family: <f>' pools the items of the "
             "subsets named <f>_..., 'all' pools every item (micro-average). Protocol 'authors': SugarCrepe's own "
             "rule (strictly greater, a tie counts as wrong); 'clean': a tie counts half; n_ties counts the ties. "
-            f"'reference_accuracy': {reference.SUGARCREPE_SOURCE}, beside the authors' rows of the subsets it "
-            f"reports; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
+            f"'reference_accuracy': {reference.SUGARCREPE_SOURCE}, beside the authors' CLIP rows of the "
+            f"subsets it reports; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
             + markdown_table(table.to_dict("records"), [c for c in columns if c in table.columns]))
 
 
