@@ -99,9 +99,10 @@ def test_accuracy_on_four_items_of_known_similarities():
     assert got[("authors", "all")] == (0.5, 4, 1) and got[("clean", "all")] == (0.625, 4, 1)
 
 
-def test_the_workflow_runs_sugarcrepe_from_its_files_to_the_table(tmp_path):
-    """Snakemake builds the items from the subset files, embeds them with a randomly initialised ViT-B-32, scores
-    them and writes the table, paper A's numbers beside the authors' rows of replace_att and swap_att."""
+def test_the_workflow_runs_sugarcrepe_and_winoground_from_their_files_to_the_table(tmp_path):
+    """Snakemake builds the items from the subset files (and a Winoground examples file), embeds them with a
+    randomly initialised ViT-B-32, scores them and writes the table, paper A's numbers beside the authors' rows of
+    replace_att and swap_att only."""
     from conftest import TINY, snakemake, write_config
 
     spec = write_sugarcrepe(tmp_path / "sugarcrepe")
@@ -116,11 +117,18 @@ def test_the_workflow_runs_sugarcrepe_from_its_files_to_the_table(tmp_path):
     maps = {"identity": LabClip(512), "too_small": LabClip(4)}  # the second fits no ViT-B-32: skipped
     for name, labclip in maps.items():
         export_authors_weights(labclip, tmp_path / f"{name}.pt")
-    config = write_config(tmp_path, {**TINY, "datasets": {"sc": spec}, "paper_a": {
+    from test_winoground import write_winoground
+
+    wino = write_winoground(tmp_path / "winoground")
+    config = write_config(tmp_path, {**TINY, "datasets": {"sc": spec, "wino": wino}, "paper_a": {
         **TINY["paper_a"], "published_maps": {name: str(tmp_path / f"{name}.pt") for name in maps}}})
     run = snakemake(target, "--cores", 2, "--directory", tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     table = pd.read_csv(tmp_path / target)
+    scored = table[table["dataset"] == "wino"].set_index(["variant", "measure", "subset"])["n_items"]
+    assert scored.loc[("CLIP", "group", "all")] == 2 and scored.loc[("CLIP", "text", "Object")] == 1
+    assert table[table["dataset"] == "wino"]["reference_accuracy"].isna().all()
+    table = table[table["dataset"] == "sc"]
     assert sorted(set(table["variant"])) == ["CLIP", "published:identity"]
     mapped = table[table["variant"] == "published:identity"].set_index(["protocol", "subset"])
     clip = table[table["variant"] == "CLIP"].set_index(["protocol", "subset"])

@@ -4,6 +4,10 @@ caption) items, per subset: is the image more similar to its caption than to the
 - Protocol `authors`, as SugarCrepe's evaluation (main_eval.py) scores it: L2-normalised image and text
   embeddings, correct when the caption's cosine is strictly above the negative's (a tie counts as wrong).
 - Protocol `clean`: the same cosine, a tie counts half.
+Winoground-style items (two items sharing a `pair`: image k with caption k, the other caption its negative) are
+scored by Winoground's three measures instead, as its authors define them (strictly greater, protocol
+`authors` only): text (each image prefers its own caption), image (each caption prefers its own image) and
+group (both), per example.
 Rows per subset, per subset family (add, replace, swap: the items of its subsets pooled) and over all items
 (micro-averaged: every item counts once), each with its item count; for CLIP and for CLIP with each published
 LABCLIP map that fits the model (paper_a.published_maps, e.g. the authors' labclip_coco_neg_B32.pt), whose
@@ -27,20 +31,57 @@ def family(subset: str) -> str:
     return subset.split("_")[0]
 
 
+def groups_of(subsets, families: bool = True) -> list[tuple[str, np.ndarray]]:
+    """(group, mask) for each subset, each family ('family: <f>', where `families`) and 'all'."""
+    subsets = np.asarray(subsets)
+    family_of = np.array([family(s) for s in subsets])
+    return ([(s, subsets == s) for s in dict.fromkeys(subsets)]
+            + ([(f"family: {f}", family_of == f) for f in dict.fromkeys(family_of)] if families else [])
+            + [("all", np.ones(len(subsets), bool))])
+
+
 def compositional_rows(subsets, image, caption, negative) -> list[dict]:
     """One row per (protocol, group): group a subset, 'family: <family>' or 'all'."""
-    subsets = np.asarray(subsets)
     positive, against = rowwise_cosine(image, caption), rowwise_cosine(image, negative)
-    families = np.array([family(s) for s in subsets])
-    groups = ([(s, subsets == s) for s in dict.fromkeys(subsets)]
-              + [(f"family: {f}", families == f) for f in dict.fromkeys(families)]
-              + [("all", np.ones(len(subsets), bool))])
     rows = []
     for protocol, tie in TIES.items():
         correct = preference(positive, against, tie)
-        for group, mask in groups:
-            rows.append({"protocol": protocol, "subset": group, "accuracy": float(correct[mask].mean()),
-                         "n_items": int(mask.sum()), "n_ties": int((positive[mask] == against[mask]).sum())})
+        for group, mask in groups_of(subsets):
+            rows.append({"measure": "image-to-text", "protocol": protocol, "subset": group,
+                         "accuracy": float(correct[mask].mean()), "n_items": int(mask.sum()),
+                         "n_ties": int((positive[mask] == against[mask]).sum())})
+    return rows
+
+
+def winoground_scores(c0_i0, c1_i0, c0_i1, c1_i1) -> dict[str, np.ndarray]:
+    """Per example, Winoground's text, image and group scores (1 or 0) from the four similarities
+    c<caption>_i<image>."""
+    text = (c0_i0 > c1_i0) & (c1_i1 > c0_i1)
+    image = (c0_i0 > c0_i1) & (c1_i1 > c1_i0)
+    return {"text": text.astype(float), "image": image.astype(float), "group": (text & image).astype(float)}
+
+
+def winoground_rows(items: list[dict], image, caption, negative) -> list[dict]:
+    """Rows of the Winoground measures over examples (pairs of items, in the order of their first item), per
+    subset (the example's tag) and 'all'; ValueError naming the pair when it has not exactly two items."""
+    members = {}
+    for i, item in enumerate(items):
+        members.setdefault(item["pair"], []).append(i)
+    odd = next((pair for pair, rows in members.items() if len(rows) != 2), None)
+    if odd is not None:
+        raise ValueError(f"pair {odd!r} has {len(members[odd])} items; a Winoground example has two")
+    first, second = (np.array(side) for side in zip(*members.values()))
+    own, other = rowwise_cosine(image, caption), rowwise_cosine(image, negative)
+    # first: image 0 with caption 0 (its negative caption 1); second: image 1 with caption 1 (negative caption 0)
+    c0_i0, c1_i0, c1_i1, c0_i1 = own[first], other[first], own[second], other[second]
+    scores = winoground_scores(c0_i0, c1_i0, c0_i1, c1_i1)
+    ties = (c0_i0 == c1_i0) | (c1_i1 == c0_i1) | (c0_i0 == c0_i1) | (c1_i1 == c1_i0)
+    rows = []
+    for group, mask in groups_of([items[i]["subset"] or "all" for i in first], families=False):
+        for measure, score in scores.items():
+            rows.append({"measure": measure, "protocol": "authors", "subset": group,
+                         "accuracy": float(score[mask].mean()), "n_items": int(mask.sum()),
+                         "n_ties": int(ties[mask].sum())})
     return rows
 
 
@@ -59,12 +100,14 @@ def main(snakemake) -> None:
     for name, model in published_maps(snakemake.params.published_maps, data.caption.shape[1],
                                       snakemake.wildcards.model, logger):
         variants.append((f"published:{name}", map_text(model, data.caption), map_text(model, data.negative)))
+    paired = all(item.get("pair") for item in data.items)
     rows = [{"variant": variant, **row} for variant, caption, negative in variants
-            for row in compositional_rows(subsets, data.image, caption, negative)]
+            for row in (winoground_rows(data.items, data.image, caption, negative) if paired
+                        else compositional_rows(subsets, data.image, caption, negative))]
     write_table(pa.Table.from_pylist(rows), snakemake.output.compositional, provenance)
-    for variant, _, _ in variants:
-        logger.info("%s on %d items: authors' accuracy %.3f over all", variant, len(data.items), next(
-            r["accuracy"] for r in rows if (r["variant"], r["protocol"], r["subset"]) == (variant, "authors", "all")))
+    for row in rows:
+        if row["subset"] == "all" and row["protocol"] == "authors":
+            logger.info("%s, %s over %d: %.3f", row["variant"], row["measure"], row["n_items"], row["accuracy"])
 
 
 if __name__ == "__main__" and "snakemake" in globals():

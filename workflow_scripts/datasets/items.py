@@ -9,7 +9,8 @@ Every dataset kind writes it; every analysis reads it through `read_items` and n
   the objects in caption order with their attribute, size and position; renders add their shard, render seed,
   camera and image size (RENDER_COLUMNS, required where the kind is rendered); `world` names the stage a
   render uses where a kind has several (render/textures.py); `subset` the benchmark subset an item belongs
-  to (SugarCrepe's replace_att, ...).
+  to (SugarCrepe's replace_att, ...); `pair` the example two items make together (Winoground's id: two images, each
+  with its caption and the other's as negative).
 - The vocabulary (VOCABULARY_KEY in the Parquet metadata): the object names, the attribute values and the
   caption grammar, so that analyses take label spaces and caption parsing from the data.
 """
@@ -62,6 +63,7 @@ OPTIONAL_COLUMNS = {
     "image_height": pa.int32(),
     "world": pa.string(),
     "subset": pa.string(),
+    "pair": pa.string(),
 }
 RENDER_COLUMNS = ("n_objects", "objects", "shard", "render_seed", "camera", "image_width", "image_height")
 SPLITS = ("train", "val", "test")

@@ -64,6 +64,16 @@ class DatasetKind:
         return tuple(spec.get("analyses", self.analyses))
 
 
+def missing_folder_reason(dataset: str, spec: dict, what: str) -> str | None:
+    """A `skip_reason` for kinds read from a user's download at `root`: why the dataset is skipped when that
+    folder does not exist (`what`: what to put there), None when it does."""
+    root = Path(spec["root"]).expanduser()
+    if root.is_dir():
+        return None
+    return (f"its folder {root} (datasets.{dataset}.root) does not exist, so none of its targets are requested. "
+            f"Put {what} there.")
+
+
 def shard_errors(dataset: str, spec: dict) -> list[str]:
     """A generated dataset of `objects_per_scene` x `scenes_per_count` scenes cannot have more shards than scenes."""
     total = len(spec["objects_per_scene"]) * spec["scenes_per_count"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from workflow_scripts.datasets.clevr import split_group_key
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, ItemContext, schema_block
+from workflow_scripts.datasets.kind import DatasetKind, ItemContext, missing_folder_reason, schema_block
 from workflow_scripts.datasets.splits import assign_splits, dataset_rng
 
 LABEL_FILES = {"spar": "labels.csv", "spare": "PUG_SPARE.csv"}
@@ -119,11 +119,8 @@ def inputs(dataset: str, spec: dict) -> dict:
 
 
 def skip_reason(dataset: str, spec: dict) -> str | None:
-    root = Path(spec["root"]).expanduser()
-    if root.is_dir():
-        return None
-    return (f"its folder {root} (datasets.{dataset}.root) does not exist, so none of its targets are requested. "
-            f"Put the PUG:{spec['variant'].upper()} download there ({LABEL_FILES[spec['variant']]} and its images).")
+    return missing_folder_reason(dataset, spec, f"the PUG:{spec['variant'].upper()} download "
+                                                f"({LABEL_FILES[spec['variant']]} and its images)")
 
 
 def check(dataset: str, spec: dict) -> list[str]:

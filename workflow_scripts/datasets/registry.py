@@ -9,11 +9,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workflow_scripts.datasets import clevr, comco, names, pug, simco, spar, sugarcrepe
+from workflow_scripts.datasets import clevr, comco, names, pug, simco, spar, sugarcrepe, winoground
 from workflow_scripts.datasets.kind import DatasetKind
 
 BUILTIN_KINDS = {kind.name: kind for kind in (clevr.KIND, simco.KIND, comco.KIND, names.KIND, pug.KIND, spar.KIND,
-                                              sugarcrepe.KIND)}
+                                              sugarcrepe.KIND, winoground.KIND)}
 REFERENCES_SUFFIX = "-references"
 
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, schema_block
+from workflow_scripts.datasets.kind import DatasetKind, missing_folder_reason, schema_block
 
 SUBSETS = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 FIELDS = ("filename", "caption", "negative_caption")
@@ -64,11 +64,8 @@ def inputs(dataset: str, spec: dict) -> dict:
 
 
 def skip_reason(dataset: str, spec: dict) -> str | None:
-    root = Path(spec["root"]).expanduser()
-    if root.is_dir():
-        return None
-    return (f"its folder {root} (datasets.{dataset}.root) does not exist, so none of its targets are requested. "
-            f"Put SugarCrepe's subset files there ({', '.join(s + '.json' for s in spec['subsets'])}).")
+    return missing_folder_reason(dataset, spec, "SugarCrepe's subset files "
+                                                f"({', '.join(s + '.json' for s in spec['subsets'])})")
 
 
 def check(dataset: str, spec: dict) -> list[str]:

@@ -423,9 +423,10 @@ def compositional_table(compositional: pd.DataFrame) -> pd.DataFrame:
     """Per subset rows, with paper A's CLIP ViT-B/32 accuracy beside the authors'-protocol CLIP rows of SugarCrepe's
     subsets it reports (replace_att, swap_att)."""
     table = compositional.assign(dataset_kind=_kind(compositional))
-    if "variant" not in table.columns:
-        table.insert(0, "variant", "CLIP")
-    reported = ((table["protocol"] == "authors") & (table["variant"] == "CLIP")
+    for column, value in (("variant", "CLIP"), ("measure", "image-to-text")):
+        if column not in table.columns:
+            table.insert(0, column, value)
+    reported = ((table["protocol"] == "authors") & (table["variant"] == "CLIP") & (table["measure"] == "image-to-text")
                 & table["subset"].isin(list(reference.SUGARCREPE_ACCURACY)))
     table["reference_accuracy"] = table["subset"].map(reference.SUGARCREPE_ACCURACY).where(reported)
     table["reference_source"] = np.where(reported, reference.SUGARCREPE_SOURCE, "")
@@ -433,13 +434,17 @@ def compositional_table(compositional: pd.DataFrame) -> pd.DataFrame:
 
 
 def compositional_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "precision", "variant", "protocol", "subset", "accuracy", "n_items",
-               "n_ties", "reference_accuracy"]
+    columns = ["dataset", "model_id", "weights", "precision", "variant", "measure", "protocol", "subset", "accuracy",
+               "n_items", "n_ties", "reference_accuracy"]
     return ("# Compositional benchmarks: image-to-text accuracy\n\nShare of images more similar (cosine) to their "
             "caption than to its negative caption (chance 0.5), per subset, for CLIP and for CLIP with each "
             "published LABCLIP map that fits it ('published:<name>'); 'family: <f>' pools the items of the "
             "subsets named <f>_..., 'all' pools every item (micro-average). Protocol 'authors': SugarCrepe's own "
             "rule (strictly greater, a tie counts as wrong); 'clean': a tie counts half; n_ties counts the ties. "
+            "Winoground (measures text, image, group; n_items counts examples, each two images and two captions): "
+            "text, each image more similar to its own caption than to the other; image, each caption more similar "
+            "to its own image than to the other; group, both; strictly greater, as its authors score them; "
+            "subset is the example's collapsed tag. "
             f"'reference_accuracy': {reference.SUGARCREPE_SOURCE}, beside the authors' CLIP rows of the "
             f"subsets it reports; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
             + markdown_table(table.to_dict("records"), [c for c in columns if c in table.columns]))
