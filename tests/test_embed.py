@@ -58,7 +58,10 @@ def test_text_rows_equal_encode_text_in_input_order(random_model):
 
 def test_random_weights_are_seeded_and_labelled(random_model, pngs):
     model, preprocess, _, provenance = random_model
-    assert provenance == {"model": MODEL, "pretrained": "none", "weights": "random initialisation, torch seed 0"}
+    assert {k: provenance[k] for k in ("model", "pretrained", "weights", "activation")} == {
+        "model": MODEL, "pretrained": "none", "weights": "random initialisation, torch seed 0", "activation": "GELU"}
+    assert provenance["preprocessing"].startswith("Resize(size=224, interpolation=bicubic")
+    assert "Normalize(mean=(0.48145466," in provenance["preprocessing"]
     same = loading.load_model(MODEL, "none", seed=0)[0]
     other = loading.load_model(MODEL, "none", seed=1)[0]
     first = one_by_one_images(model, preprocess, pngs[:1])
@@ -66,16 +69,33 @@ def test_random_weights_are_seeded_and_labelled(random_model, pngs):
     assert not np.allclose(one_by_one_images(other, preprocess, pngs[:1]), first)
 
 
-def test_local_checkpoint_gives_the_saved_model(random_model, pngs, tmp_path):
+def test_local_checkpoint_gives_the_saved_model(random_model, pngs, tmp_path, caplog):
     model, preprocess, _, _ = random_model
     checkpoint = tmp_path / "my_clip.pt"
     torch.save(model.state_dict(), checkpoint)
-    loaded, _, _, provenance = loading.load_model(MODEL, str(checkpoint), seed=7)
+    with caplog.at_level("WARNING", logger="clip_binding"):
+        loaded, _, _, provenance = loading.load_model(MODEL, str(checkpoint), seed=7)
+    # ViT-B-32 runs GELU and open_clip registers ViT-B-32-quickgelu: a checkpoint loaded so is warned about
+    assert f"checkpoint {checkpoint} is loaded as ViT-B-32, which runs GELU" in caplog.text
+    assert "name the architecture ViT-B-32-quickgelu instead" in caplog.text
+    assert provenance["activation"] == "GELU"
     assert provenance["pretrained"] == str(checkpoint)
     assert provenance["weights"] == f"local checkpoint sha256 {loading.sha256_of(checkpoint)}"
     np.testing.assert_allclose(
         one_by_one_images(loaded, preprocess, pngs[:2]), one_by_one_images(model, preprocess, pngs[:2]), atol=1e-6
     )
+
+
+def test_the_activation_guard_speaks_only_where_a_quickgelu_twin_could_be_meant():
+    import open_clip
+
+    quick = open_clip.create_model("ViT-B-32-quickgelu")
+    assert loading.activation_of(quick) == "QuickGELU"
+    assert loading.activation_warning("ViT-B-32-quickgelu", "/data/negclip.pt", "QuickGELU") is None
+    assert loading.activation_warning("ViT-B-32", "openai", "GELU") is None  # a tag: open_clip sets it right
+    assert loading.activation_warning("ViT-B-32", "none", "GELU") is None
+    assert loading.activation_warning("ViT-S-16", "/data/s16.pt", "GELU") is None  # no QuickGELU twin registered
+    assert "ViT-B-16-quickgelu" in loading.activation_warning("ViT-B-16", "/data/ft.safetensors", "GELU")
 
 
 @pytest.mark.parametrize(

@@ -314,6 +314,8 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
 
     images = tmp_path / "results/toy/embeddings/scenes/images.parquet"
     weights = read_provenance(images)["weights"]
+    assert read_provenance(images)["activation"] == "GELU"  # every embedding file says what the model ran
+    assert read_provenance(images)["preprocessing"].startswith("Resize(size=16,")
     assert weights.startswith("CLIP trained in this workflow on synthetic scenes (run tiny: dataset toy, ")
     assert "step 4 of 4" in weights and "step 0 of 4" in read_provenance(
         tmp_path / "results/toy/embeddings/scenes-init/images.parquet")["weights"]

@@ -135,9 +135,37 @@ def uncached_weights_message(name: str, tag: str, why: str) -> str:
     )
 
 
+QUICKGELU_SUFFIX = "-quickgelu"
+
+
+def activation_of(model) -> str:
+    """The MLP activation the model runs: "QuickGELU" (OpenAI's CLIPs) or "GELU" (open_clip's default)."""
+    quick = any(isinstance(module, open_clip.transformer.QuickGELU) for module in model.modules())
+    return "QuickGELU" if quick else "GELU"
+
+
+def preprocessing_of(preprocess) -> str:
+    """The image preprocessing in one line: each torchvision step with its settings."""
+    steps = getattr(preprocess, "transforms", [preprocess])
+    return "; ".join(" ".join(repr(step).split()) for step in steps)
+
+
+def activation_warning(name: str, pretrained: str, activation: str) -> str | None:
+    """A warning for a local checkpoint loaded under an architecture that runs GELU where open_clip also registers
+    its QuickGELU twin: weights fine-tuned from OpenAI's CLIP (NegCLIP, ...) were trained with QuickGELU, and
+    running them with GELU shifts every score silently (sugar-crepe issue 7). The weights cannot tell which."""
+    twin = name + QUICKGELU_SUFFIX
+    if not is_checkpoint_path(pretrained) or activation != "GELU" or twin not in open_clip.list_models():
+        return None
+    return (f"checkpoint {pretrained} is loaded as {name}, which runs GELU; if these weights descend from OpenAI's "
+            f"CLIP (NegCLIP and most fine-tunes of ViT-B/32 do), they were trained with QuickGELU and every score "
+            f"shifts: name the architecture {twin} instead. Ignore this if the checkpoint was trained with GELU.")
+
+
 def load_model(name: str, pretrained: str | None, device: str = "cpu", seed: int = 0,
                offline: bool | str | None = None):
-    """(model in eval mode, image preprocess, tokenizer, provenance dict).
+    """(model in eval mode, image preprocess, tokenizer, provenance dict: the weights, and the activation and
+    image preprocessing the model runs, which every embedding file records).
 
     For a tag, `offline` says whether open_clip may download (False) or reads the Hugging Face cache only,
     making no request at all (True, or a string saying why); None (the default) reads the cache only where
@@ -168,6 +196,10 @@ def load_model(name: str, pretrained: str | None, device: str = "cpu", seed: int
                 if not why or cached_weights_file(name, source):  # cached but unusable: open_clip's error says why
                     raise
                 raise RuntimeError(uncached_weights_message(name, source, why)) from error
+    provenance = {**provenance, "activation": activation_of(model), "preprocessing": preprocessing_of(preprocess)}
+    warning = activation_warning(name, source, provenance["activation"])
+    if warning:
+        logging.getLogger("clip_binding").warning("%s", warning)
     return model.to(device).eval(), preprocess, tokenizer, provenance
 
 
