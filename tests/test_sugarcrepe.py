@@ -125,6 +125,7 @@ def test_the_workflow_runs_sugarcrepe_and_winoground_from_their_files_to_the_tab
     run = snakemake(target, "--cores", 2, "--directory", tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     table = pd.read_csv(tmp_path / target)
+    assert (table["activation"] == "GELU").all()  # what the model ran, from its embedding files
     scored = table[table["dataset"] == "wino"].set_index(["variant", "measure", "subset"])["n_items"]
     assert scored.loc[("CLIP", "group", "all")] == 2 and scored.loc[("CLIP", "text", "Object")] == 1
     assert table[table["dataset"] == "wino"]["reference_accuracy"].isna().all()

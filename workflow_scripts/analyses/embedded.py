@@ -77,12 +77,15 @@ def load_embedded(items_path, images_path, texts_path) -> Embedded:
 
 def embedded_for_rule(snakemake) -> tuple[Embedded, dict]:
     """The rule's dataset joined with its model's embeddings (inputs item_table, images, texts), and the
-    provenance every output of the rule carries; logged."""
+    provenance every output of the rule carries (with the activation the image embedding file records); logged."""
     import logging
+
+    from workflow_scripts.common.parquet import read_provenance
 
     data = load_embedded(snakemake.input.item_table, snakemake.input.images, snakemake.input.texts)
     logging.getLogger("clip_binding").info("%s with %s: %d items", snakemake.wildcards.dataset, data.weights,
                                            len(data.items))
     provenance = {"dataset": snakemake.wildcards.dataset, "model_id": snakemake.wildcards.model,
-                  "weights": data.weights, "precision": data.precision, "seed": snakemake.params.seed}
+                  "weights": data.weights, "precision": data.precision, "seed": snakemake.params.seed,
+                  "activation": read_provenance(snakemake.input.images).get("activation", "unrecorded")}
     return data, provenance

@@ -117,13 +117,13 @@ RANDOM_NOTE = ("Rows whose weights are a random initialisation show that the pip
 
 def read_results(paths) -> pd.DataFrame:
     """Concatenate per-(dataset, model) or per-model result files, adding the dataset (where the file has
-    one), model_id, weights and precision columns from their provenance (precision "unrecorded" in files
-    written before it was recorded)."""
+    one), model_id, weights, precision and activation columns from their provenance (precision "unrecorded" in
+    files written before it was recorded; activation only where the file records it)."""
     frames = []
     for path in paths:
         provenance = {"precision": "unrecorded", **read_provenance(path)}
         frame = read_table(path, what="a result table").to_pandas()
-        for key in ("precision", "weights", "model_id", "dataset"):
+        for key in ("activation", "precision", "weights", "model_id", "dataset"):
             if key in provenance:
                 frame.insert(0, key, provenance[key])
         frames.append(frame)
@@ -434,8 +434,8 @@ def compositional_table(compositional: pd.DataFrame) -> pd.DataFrame:
 
 
 def compositional_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "precision", "variant", "measure", "protocol", "subset", "accuracy",
-               "n_items", "n_ties", "reference_accuracy"]
+    columns = ["dataset", "model_id", "weights", "precision", "activation", "variant", "measure", "protocol", "subset",
+               "accuracy", "n_items", "n_ties", "reference_accuracy"]
     return ("# Compositional benchmarks: image-to-text accuracy\n\nShare of images more similar (cosine) to their "
             "caption than to its negative caption (chance 0.5), per subset, for CLIP and for CLIP with each "
             "published LABCLIP map that fits it ('published:<name>'); 'family: <f>' pools the items of the "
