@@ -151,12 +151,14 @@ def training_errors(config: dict, kinds: dict) -> list[str]:
     for run, settings in config["clip_training"].items():
         key, train, counted = f"clip_training.{run}", 0.0, True
         for dataset in training_datasets(settings):
-            spec = config["datasets"].get(dataset)
             if dataset not in rendered:
                 errors.append(f"{key}.dataset: {dataset!r} is not a rendered dataset of this config "
                               f"(rendered: {', '.join(rendered) or 'none'})")
-            planned = kinds[spec["kind"]].planned_items if dataset in rendered else None
-            if planned is None:
+                counted = False
+                continue
+            spec = config["datasets"][dataset]
+            planned = kinds[spec["kind"]].planned_items
+            if planned is None:  # known only once the items are read
                 counted = False
             else:
                 train += sum(planned(dataset, spec).values()) * spec["splits"].get("train", 0)

@@ -74,6 +74,16 @@ def missing_folder_reason(dataset: str, spec: dict, what: str) -> str | None:
             f"Put {what} there.")
 
 
+def check_images_exist(images, source: str, what: str = "it lists", hint: str = "") -> None:
+    """FileNotFoundError naming `source`, how many of `images` (paths) are missing and the first of them, for
+    kinds whose images come from a user's download."""
+    images = [Path(image) for image in images]
+    missing = [image for image in images if not image.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{source}: {len(missing)} of the {len(images)} images {what} are missing, e.g. "
+                                f"{missing[0]}{hint}")
+
+
 def shard_errors(dataset: str, spec: dict) -> list[str]:
     """A generated dataset of `objects_per_scene` x `scenes_per_count` scenes cannot have more shards than scenes."""
     total = len(spec["objects_per_scene"]) * spec["scenes_per_count"]

@@ -24,7 +24,13 @@ from pathlib import Path
 
 from workflow_scripts.datasets.clevr import split_group_key
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, ItemContext, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import (
+    DatasetKind,
+    ItemContext,
+    check_images_exist,
+    missing_folder_reason,
+    schema_block,
+)
 from workflow_scripts.datasets.splits import assign_splits, dataset_rng
 
 LABEL_FILES = {"spar": "labels.csv", "spare": "PUG_SPARE.csv"}
@@ -90,10 +96,7 @@ def items(dataset: str, spec: dict, context: ItemContext):
     if not kept:
         raise ValueError(f"{path}: no row has two different named animals with non-Default textures"
                          + ("" if variant == "spar" else " that differ"))
-    missing = [image_of(root, variant, row) for row in kept if not image_of(root, variant, row).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{path}: {len(missing)} of the {len(kept)} images it lists for paper A's pairs are "
-                                f"missing, e.g. {missing[0]}")
+    check_images_exist([image_of(root, variant, row) for row in kept], str(path), "it lists for paper A's pairs")
     vocabulary = Vocabulary(objects=tuple(sorted({w for row in kept for w in pair_label(row)[1::2]})),
                             attributes=tuple(sorted({w for row in kept for w in pair_label(row)[0::2]})),
                             phrase=PHRASE)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
 
 SUBSETS = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 FIELDS = ("filename", "caption", "negative_caption")
@@ -43,19 +43,12 @@ def read_subset(path) -> list[tuple[str, dict]]:
 
 def items(dataset: str, spec: dict, context):
     images = Path(spec["images"]).expanduser().resolve()
-    rows, missing = [], []
-    for subset in spec["subsets"]:
-        path = context.inputs[subset]
-        for key, entry in read_subset(path):
-            image = images / entry["filename"]
-            if not image.is_file():
-                missing.append(image)
-            rows.append({"item_id": f"{subset}-{key}", "dataset": dataset, "split": "test", "subset": subset,
-                         "caption": entry["caption"].strip(), "negative_captions": [entry["negative_caption"].strip()],
-                         "image": str(image)})
-    if missing:
-        raise FileNotFoundError(f"datasets.{dataset}.images: {len(missing)} of the {len(rows)} images the subsets "
-                                f"list are missing, e.g. {missing[0]} (SugarCrepe's images are COCO val2017's)")
+    rows = [{"item_id": f"{subset}-{key}", "dataset": dataset, "split": "test", "subset": subset,
+             "caption": entry["caption"].strip(), "negative_captions": [entry["negative_caption"].strip()],
+             "image": str(images / entry["filename"])}
+            for subset in spec["subsets"] for key, entry in read_subset(context.inputs[subset])]
+    check_images_exist([row["image"] for row in rows], f"datasets.{dataset}.images", "the subsets list",
+                       " (SugarCrepe's images are COCO val2017's)")
     return item_table(rows), VOCABULARY
 
 

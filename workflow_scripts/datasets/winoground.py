@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
 
 EXAMPLES = "examples.jsonl"
 FIELDS = ("id", "image_0", "image_1", "caption_0", "caption_1")
@@ -44,19 +44,12 @@ def read_examples(path) -> list[dict]:
 def items(dataset: str, spec: dict, context):
     path = Path(context.inputs["examples"])
     images = path.parent.resolve() / "images"
-    rows, missing = [], []
-    for example in read_examples(path):
-        for k in (0, 1):
-            image = images / f"{example[f'image_{k}']}.png"
-            if not image.is_file():
-                missing.append(image)
-            rows.append({"item_id": f"{dataset}-{example['id']}-{k}", "dataset": dataset, "split": "test",
-                         "pair": str(example["id"]), "subset": str(example.get("collapsed_tag") or dataset),
-                         "caption": example[f"caption_{k}"], "negative_captions": [example[f"caption_{1 - k}"]],
-                         "image": str(image)})
-    if missing:
-        raise FileNotFoundError(f"{path}: {len(missing)} of the {len(rows)} images it lists are missing, e.g. "
-                                f"{missing[0]} (extract images.zip into {images})")
+    rows = [{"item_id": f"{dataset}-{example['id']}-{k}", "dataset": dataset, "split": "test",
+             "pair": str(example["id"]), "subset": str(example.get("collapsed_tag") or dataset),
+             "caption": example[f"caption_{k}"], "negative_captions": [example[f"caption_{1 - k}"]],
+             "image": str(images / f"{example[f'image_{k}']}.png")}
+            for example in read_examples(path) for k in (0, 1)]
+    check_images_exist([row["image"] for row in rows], str(path), hint=f" (extract images.zip into {images})")
     return item_table(rows), VOCABULARY
 
 

@@ -73,9 +73,16 @@ def bar_grid(data, x: str, y: str, hue: str, **facets):
     return grid
 
 
-def chance_line(grid, value: float, label: str = "chance") -> None:
-    for ax in grid.axes.flat:
-        ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
+def chance_line(grid, value: float | str, label: str = "chance") -> None:
+    """A dashed line at chance on every panel: `value`, or the mean of column `value` over each panel's rows."""
+    if not isinstance(value, str):
+        for ax in grid.axes.flat:
+            ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
+        return
+    for (i, j, _), subset in grid.facet_data():
+        if not subset.empty:
+            grid.axes[i, j].axhline(float(subset[value].mean()), color="gray", linestyle="--", linewidth=1,
+                                    label=label)
 
 
 def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
@@ -101,10 +108,7 @@ def probe_accuracy(tables):
     grid = bar_grid(data, "object", "test_accuracy", "modality", col="dataset", row="panel", height=3.2,
                     aspect=1.2, sharex=False)  # each dataset its own categories
     grid.set_titles("{row_name}\n{col_name}")
-    for (i, j, _), subset in grid.facet_data():
-        if not subset.empty:
-            grid.axes[i, j].axhline(float(subset["chance"].mean()), color="gray", linestyle="--", linewidth=1,
-                                    label="chance")
+    chance_line(grid, "chance")  # each dataset's own chance
     for ax in grid.axes.flat:
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     grid.set_axis_labels("object category", "probe test accuracy")
