@@ -135,6 +135,7 @@ rule compositional:
         compositional=f"{analysis_dir('compositional')}/compositional.parquet",
     params:
         published_maps=config["paper_a"]["published_maps"],
+        scoring=lambda wc: DATASETS[wc.dataset].scoring,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("compositional")),
@@ -146,6 +147,31 @@ rule compositional:
         "../envs/embed.yaml"
     script:
         "../workflow_scripts/analyses/compositional.py"
+
+
+rule recall:
+    input:
+        item_table=ITEMS,
+        **EMBEDDINGS,
+        labclip=lambda wc: (expand([rules.labclip.output.weights, rules.labclip.output.best_val], dataset=wc.dataset,
+                                   model=wc.model, mode=config["paper_a"]["labclip"]["modes"])
+                            if "labclip" in DATASETS[wc.dataset].analyses else []),
+        published=list(config["paper_a"]["published_maps"].values()),
+    output:
+        recall=f"{analysis_dir('recall')}/recall.parquet",
+    params:
+        published_maps=config["paper_a"]["published_maps"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("recall")),
+    log:
+        "results/logs/recall/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/recall/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/recall.py"
 
 
 rule matching:

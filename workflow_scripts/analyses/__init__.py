@@ -24,6 +24,7 @@ ANALYSES = {
     "ior": Analysis(needs_references=True),
     "matching": Analysis(),
     "compositional": Analysis(split_items={"test": 1}),
+    "recall": Analysis(split_items={"test": 1}),
 }
 
 

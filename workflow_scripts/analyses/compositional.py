@@ -1,19 +1,26 @@
-"""Rule `compositional`: image-to-text accuracy on a compositional benchmark of (image, caption, one negative
-caption) items, per subset: is the image more similar to its caption than to the negative?
+"""Rule `compositional`: image-to-text accuracy on a compositional benchmark of (image, caption, k negative
+captions) items, per subset: is the image more similar (cosine of L2-normalised embeddings) to its caption than
+to every negative?
 
-- Protocol `authors`, as SugarCrepe's evaluation (main_eval.py) scores it: L2-normalised image and text
-  embeddings, correct when the caption's cosine is strictly above the negative's (a tie counts as wrong).
-- Protocol `clean`: the same cosine, a tie counts half.
+Each benchmark is scored as its authors' evaluation code scores it (protocol `authors`), beside a clean variant
+in which a tie is shared (protocol `clean`: a caption tied with j negatives at the top scores 1/(j+1)):
+- SugarCrepe (main_eval.py): correct when the caption's cosine is strictly above the negative's (a tie is wrong);
+  rows per subset, per family (add, replace, swap) and over all items (micro-averaged, as SugarCrepe reports).
+- ARO VG-Relation and VG-Attribution (options [false, true], correct when argmax is the true caption: numpy's
+  argmax gives a tie to the false one, so a tie is wrong); ARO reports the macro-average over relations without
+  the symmetric ones (its post-processing, ARO_SYMMETRIC_RELATIONS) or over attribute pairs of at least 25
+  items: row 'macro (ARO)', beside the micro-average 'all'.
+- ARO COCO-Order and Flickr-Order (options [caption, 4 perturbations], correct when argmax is the caption: a tie
+  goes to the caption, so a tie is correct); each draw of perturbations is a subset ('draw <d>') and ARO's
+  maintainers' advice is followed: the row 'mean over draws' (n_items: the items of one draw).
 Winoground-style items (two items sharing a `pair`: image k with caption k, the other caption its negative) are
-scored by Winoground's three measures instead, as its authors define them (strictly greater, protocol
-`authors` only): text (each image prefers its own caption), image (each caption prefers its own image) and
-group (both), per example.
-Rows per subset, per subset family (add, replace, swap: the items of its subsets pooled) and over all items
-(micro-averaged: every item counts once), each with its item count; for CLIP and for CLIP with each published
-LABCLIP map that fits the model (paper_a.published_maps, e.g. the authors' labclip_coco_neg_B32.pt), whose
-text side is the map's.
+scored by Winoground's three measures instead (strictly greater, protocol `authors` only): text (each image prefers
+its own caption), image (each caption prefers its own image) and group (both), per example.
+For CLIP and for CLIP with each published LABCLIP map that fits the model (paper_a.published_maps, e.g. the
+authors' labclip_coco_neg_B32.pt), whose text side is the map's.
 """
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
@@ -21,9 +28,55 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 
 import numpy as np
 
-from workflow_scripts.analyses.similarity import preference, rowwise_cosine
+from workflow_scripts.analyses.similarity import normalise, rowwise_cosine
 
-TIES = {"authors": 0.0, "clean": 0.5}  # what a tie scores under each protocol
+# The relations ARO's post-processing drops from VG-Relation's macro-average (its README, ARO issue 37): swapping
+# their subject and object need not make the caption false.
+ARO_SYMMETRIC_RELATIONS = frozenset([
+    "adjusting", "attached to", "between", "bigger than", "biting", "boarding", "brushing", "chewing", "cleaning",
+    "climbing", "close to", "coming from", "coming out of", "contain", "crossing", "dragging", "draped over",
+    "drinking", "drinking from", "driving", "driving down", "driving on", "eating from", "eating in", "enclosing",
+    "exiting", "facing", "filled with", "floating in", "floating on", "flying", "flying above", "flying in",
+    "flying over", "flying through", "full of", "going down", "going into", "going through", "grazing in",
+    "growing in", "growing on", "guiding", "hanging from", "hanging in", "hanging off", "hanging over",
+    "higher than", "holding onto", "hugging", "in between", "jumping off", "jumping on", "jumping over", "kept in",
+    "larger than", "leading", "leaning over", "leaving", "licking", "longer than", "looking in", "looking into",
+    "looking out", "looking over", "looking through", "lying next to", "lying on top of", "making", "mixed with",
+    "mounted on", "moving", "on the back of", "on the edge of", "on the front of", "on the other side of",
+    "opening", "painted on", "parked at", "parked beside", "parked by", "parked in", "parked in front of",
+    "parked near", "parked next to", "perched on", "petting", "piled on", "playing", "playing in", "playing on",
+    "playing with", "pouring", "reaching for", "reading", "reflected on", "riding on", "running in", "running on",
+    "running through", "seen through", "sitting behind", "sitting beside", "sitting by", "sitting in front of",
+    "sitting near", "sitting next to", "sitting under", "skiing down", "skiing on", "sleeping in", "sleeping on",
+    "smiling at", "sniffing", "splashing", "sprinkled on", "stacked on", "standing against", "standing around",
+    "standing behind", "standing beside", "standing in front of", "standing near", "standing next to",
+    "staring at", "stuck in", "surrounding", "swimming in", "swinging", "talking to", "topped with", "touching",
+    "traveling down", "traveling on", "tying", "typing on", "underneath", "wading in", "waiting for",
+    "walking across", "walking by", "walking down", "walking next to", "walking through", "working in",
+    "working on", "worn on", "wrapped around", "wrapped in", "by", "of", "near", "next to", "with", "beside",
+    "on the side of", "around"])
+ARO_ATTRIBUTION_MIN_ITEMS = 25  # ARO scores only the attribute pairs with at least 25 items
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a benchmark's authors score it: whether a tie at the top counts for the caption, which subsets form
+    their macro-average (None: they report the micro-average), and how its rows are grouped."""
+
+    authors_tie_correct: bool = False
+    families: bool = False  # rows per subset family (the part of the name before '_')
+    macro: object = None  # (subset, its items) -> whether the authors' macro-average includes it
+    mean_over_draws: bool = False  # subsets are draws of random perturbations
+
+
+SCORINGS = {
+    "sugarcrepe": Scoring(families=True),
+    "aro_relation": Scoring(macro=lambda subset, n: subset not in ARO_SYMMETRIC_RELATIONS),
+    "aro_attribution": Scoring(macro=lambda subset, n: n >= ARO_ATTRIBUTION_MIN_ITEMS),
+    "aro_order": Scoring(authors_tie_correct=True, mean_over_draws=True),
+}
+DEFAULT_SCORING = Scoring(families=True)
 
 
 def family(subset: str) -> str:
@@ -40,16 +93,67 @@ def groups_of(subsets, families: bool = True) -> list[tuple[str, np.ndarray]]:
             + [("all", np.ones(len(subsets), bool))])
 
 
-def compositional_rows(subsets, image, caption, negative) -> list[dict]:
-    """One row per (protocol, group): group a subset, 'family: <family>' or 'all'."""
-    positive, against = rowwise_cosine(image, caption), rowwise_cosine(image, negative)
+def option_scores(image, caption, negatives) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) cosine of each image with its caption and (n, k) with each of its k negatives ((n, d) negatives: one)."""
+    negatives = np.asarray(negatives, float)
+    negatives = negatives[:, None, :] if negatives.ndim == 2 else negatives
+    options = np.concatenate([np.asarray(caption, float)[:, None, :], negatives], axis=1)
+    # one computation for the caption and the negatives, so that equal embeddings give exactly equal cosines
+    cosines = np.einsum("nd,nkd->nk", normalise(np.asarray(image, float)), normalise(options))
+    return cosines[:, 0], cosines[:, 1:]
+
+
+def scored(positive, against, protocol: str, scoring: Scoring) -> np.ndarray:
+    """Per item: 1 where the caption beats every negative, 0 where one beats it; for a tie at the top, the
+    authors' rule (scoring.authors_tie_correct) or, protocol 'clean', 1/(1 + the negatives tied with it)."""
+    best = against.max(axis=1)
+    tied = (against == positive[:, None]).sum(axis=1)
+    if protocol == "authors":
+        return (positive >= best if scoring.authors_tie_correct else positive > best).astype(float)
+    return np.where(positive > best, 1.0, np.where(positive == best, 1.0 / (1 + tied), 0.0))
+
+
+def macro_row(correct, subsets, include) -> dict | None:
+    """The mean of the per-subset accuracies over the subsets `include` keeps, its items and subsets, and a 95%
+    interval from the subsets' Agresti-Coull variances (so that a subset of one item, right or wrong, still
+    counts as uncertain); None when no subset is kept."""
+    subsets = np.asarray(subsets)
+    kept = [(correct[subsets == s].sum(), int((subsets == s).sum())) for s in dict.fromkeys(subsets)
+            if include(s, int((subsets == s).sum()))]
+    if not kept:
+        return None
+    right, counts = np.array(kept, float).T
+    mean = float((right / counts).mean())
+    adjusted_n = counts + Z95**2
+    adjusted_p = (right + Z95**2 / 2) / adjusted_n
+    half = Z95 * float(np.sqrt((adjusted_p * (1 - adjusted_p) / adjusted_n).sum())) / len(kept)
+    return {"accuracy": mean, "n_items": int(counts.sum()), "n_subsets": len(kept),
+            "accuracy_low95": max(0.0, mean - half), "accuracy_high95": min(1.0, mean + half)}
+
+
+def compositional_rows(subsets, image, caption, negatives, scoring: Scoring = DEFAULT_SCORING) -> list[dict]:
+    """One row per (protocol, group): group a subset, 'family: <family>', 'all', 'macro (ARO)' or 'mean over
+    draws', as `scoring` says."""
+    positive, against = option_scores(image, caption, negatives)
+    ties = (against == positive[:, None]).any(axis=1)
+    subsets = np.asarray(subsets)
     rows = []
-    for protocol, tie in TIES.items():
-        correct = preference(positive, against, tie)
-        for group, mask in groups_of(subsets):
-            rows.append({"measure": "image-to-text", "protocol": protocol, "subset": group,
-                         "accuracy": float(correct[mask].mean()), "n_items": int(mask.sum()),
-                         "n_ties": int((positive[mask] == against[mask]).sum())})
+    for protocol in ("authors", "clean"):
+        correct = scored(positive, against, protocol, scoring)
+        base = {"measure": "image-to-text", "protocol": protocol}
+        for group, mask in groups_of(subsets, scoring.families):
+            if group == "all" and scoring.mean_over_draws:
+                draws = [correct[subsets == s].mean() for s in dict.fromkeys(subsets)]
+                n = int((subsets == subsets[0]).sum())
+                rows.append({**base, "subset": "mean over draws", "accuracy": float(np.mean(draws)), "n_items": n,
+                             "n_ties": int(ties.sum()), "n_subsets": len(draws)})
+                continue
+            rows.append({**base, "subset": group, "accuracy": float(correct[mask].mean()),
+                         "n_items": int(mask.sum()), "n_ties": int(ties[mask].sum())})
+        if scoring.macro is not None:
+            macro = macro_row(correct, subsets, scoring.macro)
+            if macro:
+                rows.append({**base, "subset": "macro (ARO)", "n_ties": int(ties.sum()), **macro})
     return rows
 
 
@@ -96,17 +200,22 @@ def main(snakemake) -> None:
     logger = start_job(snakemake)
     data, provenance = embedded_for_rule(snakemake)
     subsets = [item.get("subset") or snakemake.wildcards.dataset for item in data.items]
-    variants = [("CLIP", data.caption, data.negative)]
+    negatives = data.negatives if data.negatives is not None else data.negative
+    scoring = SCORINGS.get(snakemake.params.scoring, DEFAULT_SCORING)
+    variants = [("CLIP", data.caption, negatives)]
     for name, model in published_maps(snakemake.params.published_maps, data.caption.shape[1],
                                       snakemake.wildcards.model, logger):
-        variants.append((f"published:{name}", map_text(model, data.caption), map_text(model, data.negative)))
+        mapped = map_text(model, negatives.reshape(-1, negatives.shape[-1])).reshape(negatives.shape)
+        variants.append((f"published:{name}", map_text(model, data.caption), mapped))
     paired = all(item.get("pair") for item in data.items)
-    rows = [{"variant": variant, **row} for variant, caption, negative in variants
-            for row in (winoground_rows(data.items, data.image, caption, negative) if paired
-                        else compositional_rows(subsets, data.image, caption, negative))]
-    write_table(pa.Table.from_pylist(rows), snakemake.output.compositional, provenance)
+    rows = [{"variant": variant, "scoring": snakemake.params.scoring, **row} for variant, caption, negative in variants
+            for row in (winoground_rows(data.items, data.image, caption, negative.reshape(caption.shape)) if paired
+                        else compositional_rows(subsets, data.image, caption, negative, scoring))]
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # macro rows have more keys than the others
+    write_table(pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows]),
+                snakemake.output.compositional, provenance)
     for row in rows:
-        if row["subset"] == "all" and row["protocol"] == "authors":
+        if row["subset"] in ("all", "macro (ARO)", "mean over draws") and row["protocol"] == "authors":
             logger.info("%s, %s over %d: %.3f", row["variant"], row["measure"], row["n_items"], row["accuracy"])
 
 

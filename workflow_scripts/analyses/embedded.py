@@ -17,6 +17,7 @@ class Embedded:
     weights: str  # which weights produced the embeddings, for every output that reports on them
     vocabulary: Vocabulary
     precision: str = "unrecorded"  # the embeddings' precision (parquet.joint_precision of images and texts)
+    negatives: np.ndarray | None = None  # (n, k, d): all k negatives of each item, where every item has k
 
     @property
     def split(self) -> np.ndarray:
@@ -25,11 +26,13 @@ class Embedded:
     def subset(self, mask) -> "Embedded":
         index = np.flatnonzero(mask)
         return Embedded([self.items[i] for i in index], self.image[index], self.caption[index],
-                        self.negative[index], self.weights, self.vocabulary, self.precision)
+                        self.negative[index], self.weights, self.vocabulary, self.precision,
+                        None if self.negatives is None else self.negatives[index])
 
-    def with_text(self, caption: np.ndarray, negative: np.ndarray) -> "Embedded":
+    def with_text(self, caption: np.ndarray, negative: np.ndarray, negatives=None) -> "Embedded":
         """The same items and images with other caption and negative embeddings (e.g. mapped by LABCLIP)."""
-        return Embedded(self.items, self.image, caption, negative, self.weights, self.vocabulary, self.precision)
+        return Embedded(self.items, self.image, caption, negative, self.weights, self.vocabulary, self.precision,
+                        negatives)
 
 
 def load_images(items_path, images_path) -> tuple[list[dict], np.ndarray, dict, Vocabulary]:
@@ -58,21 +61,27 @@ def load_embedded(items_path, images_path, texts_path) -> Embedded:
 
     texts = read_table(texts_path, ["item_id", "role", "negative_index", "embedding"], what="text embeddings")
     vectors = embedding_matrix(texts.column("embedding"))
-    caption_row, negative_row = {}, {}
+    caption_row, negative_rows = {}, {}
     for row, (item_id, role, index) in enumerate(zip(texts.column("item_id").to_pylist(),
                                                      texts.column("role").to_pylist(),
                                                      texts.column("negative_index").to_pylist())):
         if role == "caption":
             caption_row[item_id] = row
-        elif index == 0:
-            negative_row[item_id] = row
-    missing = [i for i in ids if i not in caption_row or i not in negative_row]
+        else:
+            negative_rows.setdefault(item_id, {})[index] = row
+    missing = [i for i in ids if i not in caption_row or 0 not in negative_rows.get(i, {})]
     if missing:
         raise ValueError(f"{texts_path}: no caption or negative embedding for item {missing[0]} of {items_path}")
     precision = joint_precision(image_provenance.get("precision", "unrecorded"),
                                 read_provenance(texts_path, "text embeddings").get("precision", "unrecorded"))
-    return Embedded(items, image, vectors[[caption_row[i] for i in ids]], vectors[[negative_row[i] for i in ids]],
-                    image_provenance["weights"], vocabulary, precision)
+    counts = {len(negative_rows[i]) for i in ids}
+    negatives = None
+    if len(counts) == 1:
+        k = counts.pop()
+        negatives = vectors[[[negative_rows[i][j] for j in range(k)] for i in ids]]
+    return Embedded(items, image, vectors[[caption_row[i] for i in ids]],
+                    vectors[[negative_rows[i][0] for i in ids]], image_provenance["weights"], vocabulary, precision,
+                    negatives)
 
 
 def embedded_for_rule(snakemake) -> tuple[Embedded, dict]:

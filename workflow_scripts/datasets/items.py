@@ -10,7 +10,9 @@ Every dataset kind writes it; every analysis reads it through `read_items` and n
   camera and image size (RENDER_COLUMNS, required where the kind is rendered); `world` names the stage a
   render uses where a kind has several (render/textures.py); `subset` the benchmark subset an item belongs
   to (SugarCrepe's replace_att, ...); `pair` the example two items make together (Winoground's id: two images, each
-  with its caption and the other's as negative).
+  with its caption and the other's as negative); `crop_box` the box (x, y, width, height in pixels) the image is
+  cropped to before it is embedded (ARO's Visual Genome items); `image_group` the image an item's caption
+  describes where several items share it (COCO's five captions: Recall@K ranks images, not items).
 - The vocabulary (VOCABULARY_KEY in the Parquet metadata): the object names, the attribute values and the
   caption grammar, so that analyses take label spaces and caption parsing from the data.
 """
@@ -64,6 +66,8 @@ OPTIONAL_COLUMNS = {
     "world": pa.string(),
     "subset": pa.string(),
     "pair": pa.string(),
+    "crop_box": pa.list_(pa.float64()),
+    "image_group": pa.string(),
 }
 RENDER_COLUMNS = ("n_objects", "objects", "shard", "render_seed", "camera", "image_width", "image_height")
 SPLITS = ("train", "val", "test")

@@ -43,6 +43,8 @@ class DatasetKind:
         each analysis before any job. None: known only once the items are read (the items rule checks).
     setting: (dataset name, entry) -> the setting of paper A whose reference numbers the dataset's results stand
         beside ("CLEVR", "PUG:SPAR", "PUG:SPARE"; summary/reference.py), or None (no paper A reference).
+    scoring: (dataset name, entry) -> how rule `compositional` scores it, as the benchmark's authors do
+        (analyses/compositional.py's SCORINGS: "aro_relation", "aro_order", ...); None: the kind's name.
     """
 
     name: str
@@ -58,6 +60,7 @@ class DatasetKind:
     check: Callable | None = None
     planned_items: Callable | None = None
     setting: Callable | None = None
+    scoring: Callable | None = None
 
     def analyses_of(self, spec: dict) -> tuple[str, ...]:
         """The analyses a dataset entry of this kind runs: its own list, or the kind's."""

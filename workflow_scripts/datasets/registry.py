@@ -9,11 +9,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workflow_scripts.datasets import clevr, comco, names, pug, simco, spar, sugarcrepe, winoground
+from workflow_scripts.datasets import aro, clevr, coco, comco, names, pug, simco, spar, sugarcrepe, winoground
 from workflow_scripts.datasets.kind import DatasetKind
 
 BUILTIN_KINDS = {kind.name: kind for kind in (clevr.KIND, simco.KIND, comco.KIND, names.KIND, pug.KIND, spar.KIND,
-                                              sugarcrepe.KIND, winoground.KIND)}
+                                              sugarcrepe.KIND, winoground.KIND, aro.KIND, coco.KIND)}
 REFERENCES_SUFFIX = "-references"
 
 
@@ -68,6 +68,11 @@ class PlannedDataset:
     def paper_setting(self) -> str:
         """The paper A setting whose reference numbers apply (the kind's `setting`), '' for none."""
         return (self.kind.setting(self.of or self.name, self.spec) or "") if self.kind.setting else ""
+
+    @property
+    def scoring(self) -> str:
+        """How rule `compositional` scores the dataset (the kind's `scoring`, else its name)."""
+        return self.kind.scoring(self.name, self.spec) if self.kind.scoring else self.kind.name
 
     def labclip_settings(self, defaults: dict) -> dict:
         """paper_a.labclip's settings (`defaults`) with the entry's own `labclip` keys over them (a kind may

@@ -25,12 +25,14 @@ class ImageFiles(Dataset):
     """PNG files decoded and preprocessed in DataLoader workers. A file that does not decode, or (where `sizes`
     gives the (width, height) the item table records) decodes to another size, raises a ValueError naming the
     file and its item (`item_ids`) and the way out (rerender where the workflow `rendered` the images); the
-    message survives the DataLoader's re-raise from a worker."""
+    message survives the DataLoader's re-raise from a worker. Where `crops` gives a box (x, y, width, height in
+    pixels, as ARO's Visual Genome items have it), the decoded image is cropped to it before preprocessing."""
 
-    def __init__(self, paths, preprocess, item_ids=None, sizes=None, rendered=False):
+    def __init__(self, paths, preprocess, item_ids=None, sizes=None, rendered=False, crops=None):
         self.paths, self.preprocess, self.rendered = list(paths), preprocess, rendered
         self.item_ids = list(item_ids) if item_ids is not None else None
         self.sizes = list(sizes) if sizes is not None else None
+        self.crops = list(crops) if crops is not None else None
 
     def __len__(self):
         return len(self.paths)
@@ -53,6 +55,10 @@ class ImageFiles(Dataset):
         if expected and rgb.size != expected:
             raise ValueError(f"{path}: {item} is {rgb.size[0]}x{rgb.size[1]} pixels, the item table says "
                              f"{expected[0]}x{expected[1]} (image_width x image_height); {advice}")
+        box = self.crops[index] if self.crops is not None else None
+        if box is not None:
+            x, y, width, height = box
+            rgb = rgb.crop((x, y, x + width, y + height))
         return self.preprocess(rgb)
 
 
@@ -69,14 +75,15 @@ def autocast(device: str, precision: str):
 
 
 def embed_images(model, preprocess, paths, device, batch_size, num_workers, precision,
-                 progress=False, item_ids=None, sizes=None, rendered=False) -> np.ndarray:
-    """(n, d) float32 unnormalised image embeddings, in the order of `paths`; a file that does not decode or is
-    not of its `sizes` entry (width, height) fails naming the file and its item (ImageFiles)."""
+                 progress=False, item_ids=None, sizes=None, rendered=False, crops=None) -> np.ndarray:
+    """(n, d) float32 unnormalised image embeddings, in the order of `paths` (each cropped to its `crops` box
+    where given); a file that does not decode or is not of its `sizes` entry (width, height) fails naming the
+    file and its item (ImageFiles)."""
     if not paths:
         raise ValueError("no images to embed")
     loader = DataLoader(
-        ImageFiles(paths, preprocess, item_ids, sizes, rendered), batch_size=batch_size, num_workers=num_workers,
-        pin_memory=device.startswith("cuda"),
+        ImageFiles(paths, preprocess, item_ids, sizes, rendered, crops), batch_size=batch_size,
+        num_workers=num_workers, pin_memory=device.startswith("cuda"),
     )
     chunks = []
     with torch.inference_mode(), autocast(device, precision):
@@ -110,18 +117,30 @@ def configured_text_encoder(snakemake):
     return encode_text, {**provenance, "precision": precision_used(device, settings["precision"])}
 
 
-def image_inputs(items: pa.Table, items_path) -> tuple[list[Path], list[str], list | None]:
-    """(each item's image file, its item id, its (width, height) where the table has image_width and image_height,
-    else None) for embed_images; ValueError naming the table when an item has no image."""
+def image_inputs(items: pa.Table, items_path) -> dict[str, list]:
+    """The arguments of embed_images for each distinct (image file, crop box) of the table, in the order of its
+    first item: paths, item_ids (that first item's), sizes ((width, height) where the table has image_width and
+    image_height, else None) and crops (None where the table has no crop_box); with `rows`, each item's index into
+    them (COCO's five captions and SugarCrepe's subsets share images: each is embedded once). ValueError naming
+    the table when an item has no image."""
     from workflow_scripts.datasets.items import image_file
 
+    columns = set(items.column_names)
     images, item_ids = items.column("image").to_pylist(), items.column("item_id").to_pylist()
     if None in images:
         raise ValueError(f"{items_path}: item {item_ids[images.index(None)]} has no image")
-    sizes = None
-    if {"image_width", "image_height"} <= set(items.column_names):
-        sizes = list(zip(items.column("image_width").to_pylist(), items.column("image_height").to_pylist()))
-    return [image_file(items_path, image) for image in images], item_ids, sizes
+    crops = items.column("crop_box").to_pylist() if "crop_box" in columns else [None] * len(images)
+    sizes = (list(zip(items.column("image_width").to_pylist(), items.column("image_height").to_pylist()))
+             if {"image_width", "image_height"} <= columns else None)
+    first, rows, index = {}, [], []  # (image, crop) -> its number; each item's number; each number's first item
+    for i, key in enumerate(zip(images, (None if box is None else tuple(box) for box in crops))):
+        if key not in first:
+            first[key] = len(index)
+            index.append(i)
+        rows.append(first[key])
+    return {"paths": [image_file(items_path, images[i]) for i in index], "item_ids": [item_ids[i] for i in index],
+            "sizes": None if sizes is None else [sizes[i] for i in index],
+            "crops": None if "crop_box" not in columns else [crops[i] for i in index], "rows": rows}
 
 
 def text_items(items: pa.Table) -> dict[str, list]:
@@ -151,10 +170,12 @@ def main(snakemake) -> None:
     items = read_table(snakemake.input.item_table, what="an item table")
     check_items(items, snakemake.input.item_table)
     if snakemake.params.kind == "images":
-        paths, item_ids, sizes = image_inputs(items, snakemake.input.item_table)
-        vectors = embed_images(model, preprocess, paths, device, settings["batch_size"],
-                               settings["num_workers"], settings["precision"], progress=True,
-                               item_ids=item_ids, sizes=sizes, rendered=bool(snakemake.input.get("shards")))
+        inputs = image_inputs(items, snakemake.input.item_table)
+        rows = inputs.pop("rows")
+        logger.info("%d distinct images (and crops) for %d items", len(inputs["paths"]), len(rows))
+        vectors = embed_images(model, preprocess, device=device, batch_size=settings["batch_size"],
+                               num_workers=settings["num_workers"], precision=settings["precision"], progress=True,
+                               rendered=bool(snakemake.input.get("shards")), **inputs)[rows]
         columns = {"item_id": items.column("item_id")}
     else:
         columns = text_items(items)

@@ -219,8 +219,9 @@ def training_images(rows: list[dict], items_path, transform, rendered: bool) -> 
 
     from workflow_scripts.models.embed import ImageFiles, image_inputs
 
-    paths, item_ids, sizes = image_inputs(pa.Table.from_pylist(rows), items_path)
-    return torch.cat(list(DataLoader(ImageFiles(paths, transform, item_ids, sizes, rendered), batch_size=256)))
+    inputs = image_inputs(pa.Table.from_pylist(rows), items_path)
+    files = ImageFiles(inputs["paths"], transform, inputs["item_ids"], inputs["sizes"], rendered, inputs["crops"])
+    return torch.cat(list(DataLoader(files, batch_size=256)))[inputs["rows"]]
 
 
 def starting_point(init: dict | None, settings: dict, device: str, offline):

@@ -9,6 +9,7 @@ TABLES = {
     "ior": ("paper_b", "ior", "ior"),
     "matching": ("paper_b", "matching", "matching"),
     "compositional": ("paper_a", "compositional", "compositional"),
+    "recall": ("paper_a", "recall", "recall"),
 }
 # Tables of the CLIPs trained in the workflow, drawn from other tables: (folder, the tables they read). A run's
 # checkpoints are the model entries that name it (models: trained, checkpoint). training_progression is built when

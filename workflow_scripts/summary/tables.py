@@ -29,6 +29,7 @@ SHARE_COUNTS = {
             **{f"first_retrieved_share_{p}": "n_images" for p in range(1, 6)}},
     "matching": {"accuracy": "n_pairs"},
     "compositional": {"accuracy": "n_items"},
+    "recall": {"recall": "n_queries"},
     "training_progression": {"share": "n"},
 }
 
@@ -47,14 +48,19 @@ def wilson_interval(share, n) -> tuple[np.ndarray, np.ndarray]:
 
 
 def with_intervals(table: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The table with `<share>_low95` and `<share>_high95` beside each share SHARE_COUNTS names for it."""
+    """The table with `<share>_low95` and `<share>_high95` beside each share SHARE_COUNTS names for it: Wilson
+    intervals, except on rows whose analysis gave the interval itself (a macro-average's)."""
     table = table.copy()
     for share, count in SHARE_COUNTS[name].items():
         if share in table.columns:
             low, high = wilson_interval(table[share], table[count])
+            given = [column for column in (share + LOW, share + HIGH) if column in table.columns]
+            old = {column: table.pop(column) for column in given}
             at = table.columns.get_loc(share) + 1
-            table.insert(at, share + LOW, low)
-            table.insert(at + 1, share + HIGH, high)
+            table.insert(at, share + LOW, old[share + LOW].fillna(pd.Series(low, index=table.index))
+                         if share + LOW in old else low)
+            table.insert(at + 1, share + HIGH, old[share + HIGH].fillna(pd.Series(high, index=table.index))
+                         if share + HIGH in old else high)
     return table
 
 
@@ -94,7 +100,7 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
             return short_weights(value)
         if column + LOW in row:
             return interval_text(value, row[column + LOW], row[column + HIGH])
-        if value is None or (isinstance(value, float) and value != value):
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
             return ""
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -426,28 +432,69 @@ def compositional_table(compositional: pd.DataFrame) -> pd.DataFrame:
     for column, value in (("variant", "CLIP"), ("measure", "image-to-text")):
         if column not in table.columns:
             table.insert(0, column, value)
-    reported = ((table["protocol"] == "authors") & (table["variant"] == "CLIP") & (table["measure"] == "image-to-text")
-                & table["subset"].isin(list(reference.SUGARCREPE_ACCURACY)))
-    table["reference_accuracy"] = table["subset"].map(reference.SUGARCREPE_ACCURACY).where(reported)
-    table["reference_source"] = np.where(reported, reference.SUGARCREPE_SOURCE, "")
+    if "scoring" not in table.columns:
+        table["scoring"] = table["dataset_kind"]
+    authors_clip = ((table["protocol"] == "authors") & (table["variant"] == "CLIP")
+                    & (table["measure"] == "image-to-text"))
+    reported = authors_clip & (table["scoring"] == "sugarcrepe") & table["subset"].isin(list(reference.SUGARCREPE_ACCURACY))
+    aro = authors_clip & (table["subset"] == "macro (ARO)") & table["scoring"].isin(list(reference.ARO_MACRO_ACCURACY))
+    table["reference_accuracy"] = (table["subset"].map(reference.SUGARCREPE_ACCURACY).where(reported)
+                                   .fillna(table["scoring"].map(lambda s: reference.ARO_MACRO_ACCURACY.get(s, {})
+                                                                .get("CLIP")).where(aro)))
+    table["reference_source"] = np.where(reported, reference.SUGARCREPE_SOURCE,
+                                         np.where(aro, reference.REAL_WORLD_SOURCE, ""))
+    if "n_subsets" in table.columns:  # counted on macro and mean-over-draws rows only
+        table["n_subsets"] = table["n_subsets"].astype("Int64")
     return with_intervals(table, "compositional")
 
 
 def compositional_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "precision", "activation", "variant", "measure", "protocol", "subset",
-               "accuracy", "n_items", "n_ties", "reference_accuracy"]
+    columns = ["dataset", "model_id", "weights", "precision", "activation", "scoring", "variant", "measure",
+               "protocol", "subset", "accuracy", "n_items", "n_subsets", "n_ties", "reference_accuracy"]
+    # ARO's Visual Genome sets have hundreds of relations and attribute pairs: the CSV has them, this shows the totals
+    shown = table[~table["scoring"].isin(["aro_relation", "aro_attribution"])
+                  | table["subset"].isin(["all", "macro (ARO)"])]
     return ("# Compositional benchmarks: image-to-text accuracy\n\nShare of images more similar (cosine) to their "
-            "caption than to its negative caption (chance 0.5), per subset, for CLIP and for CLIP with each "
-            "published LABCLIP map that fits it ('published:<name>'); 'family: <f>' pools the items of the "
-            "subsets named <f>_..., 'all' pools every item (micro-average). Protocol 'authors': SugarCrepe's own "
-            "rule (strictly greater, a tie counts as wrong); 'clean': a tie counts half; n_ties counts the ties. "
-            "Winoground (measures text, image, group; n_items counts examples, each two images and two captions): "
-            "text, each image more similar to its own caption than to the other; image, each caption more similar "
-            "to its own image than to the other; group, both; strictly greater, as its authors score them; "
-            "subset is the example's collapsed tag. "
-            f"'reference_accuracy': {reference.SUGARCREPE_SOURCE}, beside the authors' CLIP rows of the "
-            f"subsets it reports; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
-            + markdown_table(table.to_dict("records"), [c for c in columns if c in table.columns]))
+            "caption than to every negative caption, per subset, for CLIP and for CLIP with each published LABCLIP "
+            "map that fits it ('published:<name>'). Protocol 'authors': each benchmark as its authors' code scores "
+            "it (column scoring): SugarCrepe and ARO's VG-Relation and VG-Attribution count a tie as wrong, ARO's "
+            "COCO- and Flickr-Order (four perturbed captions against the caption) count a tie for the caption; "
+            "'clean': a tie is shared (1/(1 + the negatives tied)). n_ties counts the items with a tie. "
+            "SugarCrepe: 'family: <f>' pools the items of the subsets named <f>_..., 'all' pools every item "
+            "(micro-average, as SugarCrepe reports). ARO VG-Relation and VG-Attribution: 'macro (ARO)' is the mean "
+            "of the per-relation (per attribute pair) accuracies that ARO reports, without the symmetric relations "
+            "(VG-Relation) or over the pairs of at least 25 items (VG-Attribution), n_subsets of them, its interval "
+            "from their binomial variances; 'all' is the micro-average; the CSV has every relation and pair. "
+            "ARO Order sets: 'draw <d>' is one draw of the perturbations, 'mean over draws' their mean (n_items: the "
+            "items of one draw). Winoground (measures text, image, group; n_items counts examples, each two images "
+            "and two captions): text, each image more similar to its own caption than to the other; image, each "
+            "caption more similar to its own image than to the other; group, both; strictly greater, as its "
+            "authors score them; subset is the example's collapsed tag. "
+            f"'reference_accuracy': {reference.SUGARCREPE_SOURCE} and {reference.REAL_WORLD_SOURCE}, beside the "
+            f"authors'-protocol CLIP rows they report; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n"
+            + RANDOM_NOTE + "\n\n" + markdown_table(shown.to_dict("records"), [c for c in columns if c in shown.columns]))
+
+
+def recall_table(recall: pd.DataFrame) -> pd.DataFrame:
+    """Recall@K rows, with paper A's CLIP ViT-B/32 COCO text-to-image R@1 beside the CLIP row it reports."""
+    table = recall.assign(dataset_kind=_kind(recall))
+    reported = (table["variant"] == "CLIP") & (table["direction"] == "text-to-image") & (table["k"] == 1)
+    table["reference_recall"] = np.where(reported, reference.COCO_TEXT_TO_IMAGE_R1["CLIP"], np.nan)
+    table["reference_source"] = np.where(reported, reference.REAL_WORLD_SOURCE, "")
+    return with_intervals(table, "recall")
+
+
+def recall_markdown(table: pd.DataFrame) -> str:
+    columns = ["dataset", "model_id", "weights", "precision", "activation", "variant", "selection", "direction", "k",
+               "recall", "n_queries", "reference_recall"]
+    return ("# Retrieval: Recall@K on the test split\n\ntext-to-image: share of captions whose image is among the K "
+            "images most similar to it; image-to-text: share of images with one of their captions among the K "
+            "captions most similar to it (cosine; a tie is broken in the right one's favour). Variants: CLIP, CLIP "
+            "with this dataset's LABCLIP maps (last epoch, the authors' choice, and best validation epoch), and "
+            "with each published map that fits the model. 'reference_recall': "
+            f"{reference.REAL_WORLD_SOURCE}, on Karpathy's 5k test images; a COCO dataset without `karpathy` is "
+            f"tested on images drawn from val2014 instead; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n"
+            + RANDOM_NOTE + "\n\n" + markdown_table(table.to_dict("records"), [c for c in columns if c in table.columns]))
 
 
 # The progression's measures: (source table, the rows it keeps, the share, the column counting its items, whether
@@ -569,7 +616,8 @@ TRAINING_TABLES = {"training_progression": (progression_table, progression_markd
 TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, binding_markdown),
           "tor": (tor_table, tor_markdown), "ior": (ior_table, ior_markdown),
           "matching": (matching_table, matching_markdown),
-          "compositional": (compositional_table, compositional_markdown)}
+          "compositional": (compositional_table, compositional_markdown),
+          "recall": (recall_table, recall_markdown)}
 
 
 def main(snakemake) -> None:
