@@ -131,10 +131,12 @@ rule compositional:
         item_table=ITEMS,
         **EMBEDDINGS,
         published=list(config["paper_a"]["published_maps"].values()),
+        transferred=lambda wc: list(transferred_maps(wc)),
     output:
         compositional=f"{analysis_dir('compositional')}/compositional.parquet",
     params:
         published_maps=config["paper_a"]["published_maps"],
+        transferred=transferred_maps,
         scoring=lambda wc: DATASETS[wc.dataset].scoring,
         seed=config["seed"],
     wildcard_constraints:

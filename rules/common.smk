@@ -96,6 +96,18 @@ def labclip_settings(wildcards) -> dict:
     return DATASETS[wildcards.dataset].labclip_settings(config["paper_a"]["labclip"])
 
 
+def transferred_maps(wildcards) -> dict[str, str]:
+    """{LABCLIP map file: the dataset it was trained on} for the datasets of paper_a.labclip_transfer that run
+    here (a skipped one contributes nothing): each mode's last-epoch and best-validation maps of the job's model."""
+    maps = {}
+    for source in config["paper_a"]["labclip_transfer"]:
+        if source in DATASETS and source != wildcards.dataset:
+            for path in expand([rules.labclip.output.weights, rules.labclip.output.best_val], dataset=source,
+                               model=wildcards.model, mode=config["paper_a"]["labclip"]["modes"]):
+                maps[path] = source
+    return maps
+
+
 def item_inputs(wildcards) -> dict:
     """The files a dataset's item builder reads (its kind's `inputs`)."""
     return DATASETS[wildcards.dataset].inputs()

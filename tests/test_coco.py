@@ -157,7 +157,8 @@ def test_the_workflow_runs_coco_and_aro_from_their_files_to_the_tables(tmp_path)
 
     datasets = {"coco": write_karpathy(tmp_path / "coco"), "vgr": write_vg(tmp_path / "aro"),
                 "order": write_order(tmp_path / "order")}
-    config = write_config(tmp_path, {**TINY, "datasets": datasets})
+    config = write_config(tmp_path, {**TINY, "datasets": datasets,
+                                     "paper_a": {**TINY["paper_a"], "labclip_transfer": ["coco"]}})
     targets = ["results/paper_a/tables/recall.csv", "results/paper_a/tables/compositional.csv"]
     run = snakemake(*targets, "--cores", 2, "--directory", tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -171,10 +172,14 @@ def test_the_workflow_runs_coco_and_aro_from_their_files_to_the_tables(tmp_path)
     assert len(history) == 10  # the authors' COCO epochs, the kind's default
     table = pd.read_csv(tmp_path / targets[1])
     assert set(table["scoring"]) == {"aro_relation", "aro_order"}
-    macro = table[(table["subset"] == "macro (ARO)") & (table["protocol"] == "authors")].iloc[0]
+    assert set(table["variant"]) == {"CLIP", "LABCLIP-SB (coco)", "LABCLIP-HNB (coco)"}  # COCO's maps transferred
+    assert set(table["selection"]) == {"none", "last_epoch", "best_val"}
+    macro = table[(table["subset"] == "macro (ARO)") & (table["protocol"] == "authors")
+                  & (table["variant"] == "CLIP")].iloc[0]
     assert (macro["n_items"], macro["n_subsets"], macro["reference_accuracy"]) == (2, 2, 0.63)  # 'next to' dropped
     assert macro["accuracy_low95"] <= macro["accuracy"] <= macro["accuracy_high95"]
-    draws = table[(table["dataset"] == "order") & (table["protocol"] == "authors")].set_index("subset")
+    draws = table[(table["dataset"] == "order") & (table["protocol"] == "authors")
+                  & (table["variant"] == "CLIP")].set_index("subset")
     assert draws.loc["mean over draws", "n_items"] == 3 and {"draw 0", "draw 1"} <= set(draws.index)
     items = pd.read_parquet(tmp_path / "results/order/items.parquet")
     assert items["negative_captions"].map(len).eq(4).all()  # the perturbed captions are saved

@@ -222,3 +222,14 @@ def test_a_dataset_s_labclip_settings_override_paper_a_s_and_pug_kinds_default_t
                                                                                    "batch_size": 512}
     assert [planned[name].kind.setting(name, planned[name].spec) for name in ("spar", "spare", "own_spare")] == [
         "PUG:SPAR", "PUG:SPARE", "PUG:SPARE"]
+
+
+def test_labclip_transfer_names_configured_datasets_that_train_labclip():
+    from workflow_scripts.config import transfer_errors
+    from workflow_scripts.datasets.registry import BUILTIN_KINDS
+
+    config = {"datasets": {"coco": {"kind": "coco", "root": "x"}, "wino": {"kind": "winoground", "root": "y"}},
+              "paper_a": {"labclip_transfer": ["coco", "wino", "laion"]}}
+    assert transfer_errors(config, BUILTIN_KINDS) == [
+        "paper_a.labclip_transfer: dataset 'wino' does not run labclip, so it has no map to apply",
+        "paper_a.labclip_transfer: 'laion' is not a dataset of this config (datasets: coco, wino)"]

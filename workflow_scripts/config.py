@@ -141,6 +141,19 @@ def split_errors(name: str, spec: dict, planned: dict[int, int], analyses) -> li
     return errors
 
 
+def transfer_errors(config: dict, kinds: dict) -> list[str]:
+    """paper_a.labclip_transfer names datasets that are configured and train LABCLIP."""
+    errors = []
+    for name in config["paper_a"]["labclip_transfer"]:
+        spec = config["datasets"].get(name)
+        if spec is None:
+            errors.append(f"paper_a.labclip_transfer: {name!r} is not a dataset of this config "
+                          f"(datasets: {', '.join(sorted(config['datasets']))})")
+        elif "labclip" not in kinds[spec["kind"]].analyses_of(spec):
+            errors.append(f"paper_a.labclip_transfer: dataset {name!r} does not run labclip, so it has no map to apply")
+    return errors
+
+
 def training_errors(config: dict, kinds: dict) -> list[str]:
     """Each clip_training run: a rendered dataset of this config with enough train items for a batch, an
     architecture open_clip can build; each trained model: a run of clip_training and one of its checkpoints."""
@@ -246,7 +259,8 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
             kinds = dataset_kinds(config["kind_modules"])
         except ValueError as error:
             raise ConfigError(f"invalid config:\n  {error}") from None
-        messages = dataset_errors(config, kinds) + model_errors(config) + training_errors(config, kinds)
+        messages = (dataset_errors(config, kinds) + model_errors(config) + training_errors(config, kinds)
+                    + transfer_errors(config, kinds))
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config

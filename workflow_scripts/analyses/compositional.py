@@ -16,8 +16,9 @@ in which a tie is shared (protocol `clean`: a caption tied with j negatives at t
 Winoground-style items (two items sharing a `pair`: image k with caption k, the other caption its negative) are
 scored by Winoground's three measures instead (strictly greater, protocol `authors` only): text (each image prefers
 its own caption), image (each caption prefers its own image) and group (both), per example.
-For CLIP and for CLIP with each published LABCLIP map that fits the model (paper_a.published_maps, e.g. the
-authors' labclip_coco_neg_B32.pt), whose text side is the map's.
+For CLIP, for CLIP with the LABCLIP maps trained here on the datasets of paper_a.labclip_transfer (e.g. COCO:
+'LABCLIP-HNB (coco)', last epoch and best validation epoch) and with each published LABCLIP map that fits the model
+(paper_a.published_maps, e.g. the authors' labclip_coco_neg_B32.pt), whose text side is the map's.
 """
 import sys
 from dataclasses import dataclass
@@ -193,7 +194,7 @@ def main(snakemake) -> None:
     import pyarrow as pa
 
     from workflow_scripts.analyses.embedded import embedded_for_rule
-    from workflow_scripts.analyses.labclip import map_text, published_maps
+    from workflow_scripts.analyses.labclip import load_labclip, map_text, published_maps
     from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
 
@@ -202,13 +203,20 @@ def main(snakemake) -> None:
     subsets = [item.get("subset") or snakemake.wildcards.dataset for item in data.items]
     negatives = data.negatives if data.negatives is not None else data.negative
     scoring = SCORINGS.get(snakemake.params.scoring, DEFAULT_SCORING)
-    variants = [("CLIP", data.caption, negatives)]
+    def mapped(model):
+        return map_text(model, data.caption), map_text(model, negatives.reshape(-1, negatives.shape[-1])).reshape(
+            negatives.shape)
+
+    variants = [("CLIP", "none", data.caption, negatives)]
+    for path, source in snakemake.params.transferred.items():
+        model, saved = load_labclip(path)
+        variants.append((f"LABCLIP-{saved['mode']} ({source})", saved["selection"], *mapped(model)))
     for name, model in published_maps(snakemake.params.published_maps, data.caption.shape[1],
                                       snakemake.wildcards.model, logger):
-        mapped = map_text(model, negatives.reshape(-1, negatives.shape[-1])).reshape(negatives.shape)
-        variants.append((f"published:{name}", map_text(model, data.caption), mapped))
+        variants.append((f"published:{name}", "released", *mapped(model)))
     paired = all(item.get("pair") for item in data.items)
-    rows = [{"variant": variant, "scoring": snakemake.params.scoring, **row} for variant, caption, negative in variants
+    rows = [{"variant": variant, "selection": selection, "scoring": snakemake.params.scoring, **row}
+            for variant, selection, caption, negative in variants
             for row in (winoground_rows(data.items, data.image, caption, negative.reshape(caption.shape)) if paired
                         else compositional_rows(subsets, data.image, caption, negative, scoring))]
     columns = list(dict.fromkeys(key for row in rows for key in row))  # macro rows have more keys than the others

@@ -449,14 +449,16 @@ def compositional_table(compositional: pd.DataFrame) -> pd.DataFrame:
 
 
 def compositional_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "precision", "activation", "scoring", "variant", "measure",
+    columns = ["dataset", "model_id", "weights", "precision", "activation", "scoring", "variant", "selection", "measure",
                "protocol", "subset", "accuracy", "n_items", "n_subsets", "n_ties", "reference_accuracy"]
     # ARO's Visual Genome sets have hundreds of relations and attribute pairs: the CSV has them, this shows the totals
     shown = table[~table["scoring"].isin(["aro_relation", "aro_attribution"])
                   | table["subset"].isin(["all", "macro (ARO)"])]
     return ("# Compositional benchmarks: image-to-text accuracy\n\nShare of images more similar (cosine) to their "
-            "caption than to every negative caption, per subset, for CLIP and for CLIP with each published LABCLIP "
-            "map that fits it ('published:<name>'). Protocol 'authors': each benchmark as its authors' code scores "
+            "caption than to every negative caption, per subset, for CLIP, for CLIP with the LABCLIP maps trained "
+            "here on the datasets of paper_a.labclip_transfer ('LABCLIP-<mode> (<dataset>)'; selection: last epoch, "
+            "the authors' choice, or best validation epoch) and with each published LABCLIP map that fits it "
+            "('published:<name>'). Protocol 'authors': each benchmark as its authors' code scores "
             "it (column scoring): SugarCrepe and ARO's VG-Relation and VG-Attribution count a tie as wrong, ARO's "
             "COCO- and Flickr-Order (four perturbed captions against the caption) count a tie for the caption; "
             "'clean': a tie is shared (1/(1 + the negatives tied)). n_ties counts the items with a tie. "
