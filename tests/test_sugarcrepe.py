@@ -119,8 +119,11 @@ def test_the_workflow_runs_sugarcrepe_and_winoground_from_their_files_to_the_tab
         export_authors_weights(labclip, tmp_path / f"{name}.pt")
     from test_winoground import write_winoground
 
+    from test_sugarcrepe_pp import write_sugarcrepe_pp
+
     wino = write_winoground(tmp_path / "winoground")
-    config = write_config(tmp_path, {**TINY, "datasets": {"sc": spec, "wino": wino}, "paper_a": {
+    scpp = write_sugarcrepe_pp(tmp_path / "sugarcrepe_pp")
+    config = write_config(tmp_path, {**TINY, "datasets": {"sc": spec, "wino": wino, "scpp": scpp}, "paper_a": {
         **TINY["paper_a"], "published_maps": {name: str(tmp_path / f"{name}.pt") for name in maps}}})
     run = snakemake(target, "--cores", 2, "--directory", tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -129,6 +132,10 @@ def test_the_workflow_runs_sugarcrepe_and_winoground_from_their_files_to_the_tab
     scored = table[table["dataset"] == "wino"].set_index(["variant", "measure", "subset"])["n_items"]
     assert scored.loc[("CLIP", "group", "all")] == 2 and scored.loc[("CLIP", "text", "Object")] == 1
     assert table[table["dataset"] == "wino"]["reference_accuracy"].isna().all()
+    plus = table[(table["dataset"] == "scpp") & (table["variant"] == "CLIP")].set_index(["measure", "subset"])
+    assert set(plus.index.get_level_values(0)) == {"image-to-text", "image-to-text, caption 1",
+                                                   "image-to-text, caption 2", "text-only"}
+    assert plus.loc[("image-to-text", "all"), "n_items"] == 2 and (plus["scoring"] == "sugarcrepe_pp").all()
     table = table[table["dataset"] == "sc"]
     assert sorted(set(table["variant"])) == ["CLIP", "published:identity"]
     mapped = table[table["variant"] == "published:identity"].set_index(["protocol", "subset"])

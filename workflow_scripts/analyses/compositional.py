@@ -15,7 +15,11 @@ in which a tie is shared (protocol `clean`: a caption tied with j negatives at t
   maintainers' advice is followed: the row 'mean over draws' (n_items: the items of one draw).
 Winoground-style items (two items sharing a `pair`: image k with caption k, the other caption its negative) are
 scored by Winoground's three measures instead (strictly greater, protocol `authors` only): text (each image prefers
-its own caption), image (each caption prefers its own image) and group (both), per example.
+its own caption), image (each caption prefers its own image) and group (both), per example. SugarCrepe++'s entries
+(two items sharing a `pair`, the image and the negative: caption 1, then caption 2) by its measures, as its
+evaluation scripts count them (strictly greater, protocol `authors` only): image-to-text (both captions more
+similar to the image than the negative), each caption alone, and text-only (the captions more similar to each
+other than either is to the negative).
 For CLIP, for CLIP with the LABCLIP maps trained here on the datasets of paper_a.labclip_transfer (e.g. COCO:
 'LABCLIP-HNB (coco)', last epoch and best validation epoch) and with each published LABCLIP map that fits the model
 (paper_a.published_maps, e.g. the authors' labclip_coco_neg_B32.pt), whose text side is the map's.
@@ -166,21 +170,21 @@ def winoground_scores(c0_i0, c1_i0, c0_i1, c1_i1) -> dict[str, np.ndarray]:
     return {"text": text.astype(float), "image": image.astype(float), "group": (text & image).astype(float)}
 
 
-def winoground_rows(items: list[dict], image, caption, negative) -> list[dict]:
-    """Rows of the Winoground measures over examples (pairs of items, in the order of their first item), per
-    subset (the example's tag) and 'all'; ValueError naming the pair when it has not exactly two items."""
+def pairs_of(items: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each pair's first item, of its second), pairs in the order of their first item; ValueError naming
+    the pair when it has not exactly two items."""
     members = {}
     for i, item in enumerate(items):
         members.setdefault(item["pair"], []).append(i)
     odd = next((pair for pair, rows in members.items() if len(rows) != 2), None)
     if odd is not None:
-        raise ValueError(f"pair {odd!r} has {len(members[odd])} items; a Winoground example has two")
+        raise ValueError(f"pair {odd!r} has {len(members[odd])} items; a pair has two")
     first, second = (np.array(side) for side in zip(*members.values()))
-    own, other = rowwise_cosine(image, caption), rowwise_cosine(image, negative)
-    # first: image 0 with caption 0 (its negative caption 1); second: image 1 with caption 1 (negative caption 0)
-    c0_i0, c1_i0, c1_i1, c0_i1 = own[first], other[first], own[second], other[second]
-    scores = winoground_scores(c0_i0, c1_i0, c0_i1, c1_i1)
-    ties = (c0_i0 == c1_i0) | (c1_i1 == c0_i1) | (c0_i0 == c0_i1) | (c1_i1 == c1_i0)
+    return first, second
+
+
+def pair_rows(items, first, scores: dict, ties: np.ndarray) -> list[dict]:
+    """Rows of per-pair scores (1 or 0), per subset (the first item's) and 'all', protocol authors."""
     rows = []
     for group, mask in groups_of([items[i]["subset"] or "all" for i in first], families=False):
         for measure, score in scores.items():
@@ -188,6 +192,37 @@ def winoground_rows(items: list[dict], image, caption, negative) -> list[dict]:
                          "accuracy": float(score[mask].mean()), "n_items": int(mask.sum()),
                          "n_ties": int(ties[mask].sum())})
     return rows
+
+
+def winoground_rows(items: list[dict], image, caption, negative) -> list[dict]:
+    """Rows of the Winoground measures over examples (pairs of items), per subset (the example's tag) and 'all'."""
+    first, second = pairs_of(items)
+    own, other = rowwise_cosine(image, caption), rowwise_cosine(image, negative)
+    # first: image 0 with caption 0 (its negative caption 1); second: image 1 with caption 1 (negative caption 0)
+    c0_i0, c1_i0, c1_i1, c0_i1 = own[first], other[first], own[second], other[second]
+    ties = (c0_i0 == c1_i0) | (c1_i1 == c0_i1) | (c0_i0 == c0_i1) | (c1_i1 == c1_i0)
+    return pair_rows(items, first, winoground_scores(c0_i0, c1_i0, c0_i1, c1_i1), ties)
+
+
+def sugarcrepe_pp_scores(p1_i, p2_i, n_i, p1_p2, p1_n, p2_n) -> dict[str, np.ndarray]:
+    """Per entry, SugarCrepe++'s measures (1 or 0, strictly greater) from the cosines of the image (i) and the
+    two positives (p1, p2) and the negative (n)."""
+    return {"image-to-text": ((p1_i > n_i) & (p2_i > n_i)).astype(float),
+            "image-to-text, caption 1": (p1_i > n_i).astype(float),
+            "image-to-text, caption 2": (p2_i > n_i).astype(float),
+            "text-only": ((p1_p2 > p1_n) & (p1_p2 > p2_n)).astype(float)}
+
+
+def sugarcrepe_pp_rows(items: list[dict], image, caption, negative) -> list[dict]:
+    """Rows of SugarCrepe++'s measures over entries (pairs of items: the same image and negative, caption 1 then
+    caption 2), per subset and 'all'."""
+    first, second = pairs_of(items)
+    p1_i, p2_i = rowwise_cosine(image[first], caption[first]), rowwise_cosine(image[second], caption[second])
+    n_i = rowwise_cosine(image[first], negative[first])
+    p1_p2 = rowwise_cosine(caption[first], caption[second])
+    p1_n, p2_n = rowwise_cosine(caption[first], negative[first]), rowwise_cosine(caption[second], negative[first])
+    ties = (p1_i == n_i) | (p2_i == n_i) | (p1_p2 == p1_n) | (p1_p2 == p2_n)
+    return pair_rows(items, first, sugarcrepe_pp_scores(p1_i, p2_i, n_i, p1_p2, p1_n, p2_n), ties)
 
 
 def main(snakemake) -> None:
@@ -214,11 +249,15 @@ def main(snakemake) -> None:
     for name, model in published_maps(snakemake.params.published_maps, data.caption.shape[1],
                                       snakemake.wildcards.model, logger):
         variants.append((f"published:{name}", "released", *mapped(model)))
-    paired = all(item.get("pair") for item in data.items)
+    def scored_rows(caption, negative):
+        if snakemake.params.scoring == "sugarcrepe_pp":
+            return sugarcrepe_pp_rows(data.items, data.image, caption, negative.reshape(caption.shape))
+        if all(item.get("pair") for item in data.items):
+            return winoground_rows(data.items, data.image, caption, negative.reshape(caption.shape))
+        return compositional_rows(subsets, data.image, caption, negative, scoring)
+
     rows = [{"variant": variant, "selection": selection, "scoring": snakemake.params.scoring, **row}
-            for variant, selection, caption, negative in variants
-            for row in (winoground_rows(data.items, data.image, caption, negative.reshape(caption.shape)) if paired
-                        else compositional_rows(subsets, data.image, caption, negative, scoring))]
+            for variant, selection, caption, negative in variants for row in scored_rows(caption, negative)]
     columns = list(dict.fromkeys(key for row in rows for key in row))  # macro rows have more keys than the others
     write_table(pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows]),
                 snakemake.output.compositional, provenance)

@@ -471,7 +471,10 @@ def compositional_markdown(table: pd.DataFrame) -> str:
             "items of one draw). Winoground (measures text, image, group; n_items counts examples, each two images "
             "and two captions): text, each image more similar to its own caption than to the other; image, each "
             "caption more similar to its own image than to the other; group, both; strictly greater, as its "
-            "authors score them; subset is the example's collapsed tag. "
+            "authors score them; subset is the example's collapsed tag. SugarCrepe++ (n_items counts entries, each one "
+            "image, two captions and a negative; strictly greater, as its evaluation scripts count them): "
+            "image-to-text, both captions more similar to the image than the negative; 'caption 1', 'caption 2', "
+            "each alone; text-only, the two captions more similar to each other than either to the negative. "
             f"'reference_accuracy': {reference.SUGARCREPE_SOURCE} and {reference.REAL_WORLD_SOURCE}, beside the "
             f"authors'-protocol CLIP rows they report; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n"
             + RANDOM_NOTE + "\n\n" + markdown_table(shown.to_dict("records"), [c for c in columns if c in shown.columns]))
