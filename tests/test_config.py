@@ -95,7 +95,7 @@ def test_integers_are_integers_and_model_ids_are_folder_names(change, expected):
 
 
 @pytest.mark.parametrize("dataset, expected", [
-    ({"kind": "laion"}, "datasets.toy.kind: unknown kind 'laion'; known kinds: aro, clevr, coco, comco, names, pug, simco, spar, sugarcrepe, sugarcrepe_pp, winoground"),
+    ({"kind": "laion"}, "datasets.toy.kind: unknown kind 'laion'; known kinds: aro, clevr, coco, colorswap, comco, names, pug, simco, spar, sugarcrepe, sugarcrepe_pp, winoground"),
     ({"analyses": ["probes", "speed"]}, "datasets.toy.analyses: unknown analysis 'speed'"),
     ({"analyses": ["binding"]}, "datasets.toy.analyses: binding needs probes, which is not listed"),
     ({"analyses": ["ior"]}, "datasets.toy.analyses: ior needs single-object references, which kind clevr does not"),

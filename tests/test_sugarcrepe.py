@@ -100,9 +100,9 @@ def test_accuracy_on_four_items_of_known_similarities():
 
 
 def test_the_workflow_runs_sugarcrepe_and_winoground_from_their_files_to_the_table(tmp_path):
-    """Snakemake builds the items from the subset files (and a Winoground examples file), embeds them with a
-    randomly initialised ViT-B-32, scores them and writes the table, paper A's numbers beside the authors' rows of
-    replace_att and swap_att only."""
+    """Snakemake builds the items from the subset files (and Winoground's, SugarCrepe++'s and ColorSwap's files),
+    embeds them with a randomly initialised ViT-B-32, scores them and writes the table, paper A's numbers beside
+    the authors' rows of replace_att and swap_att only."""
     from conftest import TINY, snakemake, write_config
 
     spec = write_sugarcrepe(tmp_path / "sugarcrepe")
@@ -117,13 +117,15 @@ def test_the_workflow_runs_sugarcrepe_and_winoground_from_their_files_to_the_tab
     maps = {"identity": LabClip(512), "too_small": LabClip(4)}  # the second fits no ViT-B-32: skipped
     for name, labclip in maps.items():
         export_authors_weights(labclip, tmp_path / f"{name}.pt")
-    from test_winoground import write_winoground
-
+    from test_colorswap import write_colorswap
     from test_sugarcrepe_pp import write_sugarcrepe_pp
+    from test_winoground import write_winoground
 
     wino = write_winoground(tmp_path / "winoground")
     scpp = write_sugarcrepe_pp(tmp_path / "sugarcrepe_pp")
-    config = write_config(tmp_path, {**TINY, "datasets": {"sc": spec, "wino": wino, "scpp": scpp}, "paper_a": {
+    colours = write_colorswap(tmp_path / "colorswap")
+    config = write_config(tmp_path, {**TINY, "datasets": {"sc": spec, "wino": wino, "scpp": scpp, "cs": colours},
+                                     "paper_a": {
         **TINY["paper_a"], "published_maps": {name: str(tmp_path / f"{name}.pt") for name in maps}}})
     run = snakemake(target, "--cores", 2, "--directory", tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -132,6 +134,8 @@ def test_the_workflow_runs_sugarcrepe_and_winoground_from_their_files_to_the_tab
     scored = table[table["dataset"] == "wino"].set_index(["variant", "measure", "subset"])["n_items"]
     assert scored.loc[("CLIP", "group", "all")] == 2 and scored.loc[("CLIP", "text", "Object")] == 1
     assert table[table["dataset"] == "wino"]["reference_accuracy"].isna().all()
+    swapped = table[(table["dataset"] == "cs") & (table["variant"] == "CLIP")].set_index(["measure", "subset"])
+    assert swapped.loc[("group", "all"), "n_items"] == 2 and swapped.loc[("text", "dalle3"), "n_items"] == 1
     plus = table[(table["dataset"] == "scpp") & (table["variant"] == "CLIP")].set_index(["measure", "subset"])
     assert set(plus.index.get_level_values(0)) == {"image-to-text", "image-to-text, caption 1",
                                                    "image-to-text, caption 2", "text-only"}

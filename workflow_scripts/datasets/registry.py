@@ -9,13 +9,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workflow_scripts.datasets import (aro, clevr, coco, comco, names, pug, simco, spar, sugarcrepe, sugarcrepe_pp,
-                                       winoground)
+from workflow_scripts.datasets import (aro, clevr, coco, colorswap, comco, names, pug, simco, spar, sugarcrepe,
+                                       sugarcrepe_pp, winoground)
 from workflow_scripts.datasets.kind import DatasetKind
 
 BUILTIN_KINDS = {kind.name: kind for kind in (clevr.KIND, simco.KIND, comco.KIND, names.KIND, pug.KIND, spar.KIND,
                                               sugarcrepe.KIND, sugarcrepe_pp.KIND, winoground.KIND, aro.KIND,
-                                              coco.KIND)}
+                                              coco.KIND, colorswap.KIND)}
 REFERENCES_SUFFIX = "-references"
 
 
