@@ -14,7 +14,7 @@ from workflow_scripts.config import ConfigError, check_config_file, validate_con
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 from workflow_scripts.datasets.items import shard_dir
 from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings, training_datasets
-from workflow_scripts.summary import FIGURES, PAPER_TITLES, TABLES, TRAINING_RUNS, TRAINING_TABLES
+from workflow_scripts.summary import DERIVED_TABLES, FIGURES, PAPER_TITLES, TABLES, TRAINING_RUNS, TRAINING_TABLES
 
 try:
     for path in workflow.configfiles:
@@ -26,6 +26,8 @@ except (ConfigError, ValueError) as error:
 for name, reason in SKIPPED.items():
     logger.warning(f"dataset {name!r} skipped: {reason}")
 
+# paper_model labels the real_world table's rows only; taken out of the entries so that a label changes no job
+PAPER_MODELS = {model["id"]: model.pop("paper_model", "CLIP") for model in config["models"]}
 MODELS = configured_models(config)  # a trained entry resolved to its checkpoint folder (models/catalogue.py)
 
 # Paths: every dataset's items and embeddings, and every analysis' results in one layout.
@@ -129,7 +131,7 @@ def analysis_results(analysis: str, output: str) -> list[str]:
 
 def table_folder(table: str) -> str:
     """The results folder (paper_a, paper_b, clip_training) an analysis or training table belongs to."""
-    return (TABLES.get(table) or TRAINING_TABLES[table])[0]
+    return (TABLES.get(table) or DERIVED_TABLES[table])[0]
 
 
 def table_path(table: str, ext: str) -> str:
@@ -159,8 +161,8 @@ def table_inputs(wildcards) -> dict:
     paper = table_folder(table)
     if paper != wildcards.paper:
         raise WorkflowError(f"table {table} belongs to {paper}: {table_path(table, 'csv')}")
-    if table in TRAINING_TABLES:
-        return {source: table_path(source, "csv") for source in TRAINING_TABLES[table][1] if source_available(source)}
+    if table in DERIVED_TABLES:
+        return {source: table_path(source, "csv") for source in DERIVED_TABLES[table][1] if source_available(source)}
     return {"results": analysis_results(*TABLES[table][1:])}
 
 
@@ -173,8 +175,20 @@ def trained_checkpoints() -> dict[str, dict]:
             for model_id, model in MODELS.items() if "training" in model}
 
 
-def training_table_due(table: str) -> bool:
-    """Whether the trained models hold what a training table compares (TRAINING_TABLES)."""
+def derived_table_context(wildcards) -> dict:
+    """What a derived table needs beyond its source tables: the trained checkpoints (training tables), or each
+    model's paper model, whose reference numbers its CLIP rows stand beside (real_world)."""
+    if wildcards.table in TRAINING_TABLES:
+        return trained_checkpoints()
+    if wildcards.table == "real_world":
+        return PAPER_MODELS
+    return {}
+
+
+def derived_table_due(table: str) -> bool:
+    """Whether a derived table has what it compares: for a training table, the trained models (DERIVED_TABLES)."""
+    if table not in TRAINING_TABLES:
+        return True
     checkpoints = trained_checkpoints().values()
     if table == "training_progression":
         runs = [c["run"] for c in checkpoints]
@@ -187,13 +201,13 @@ def source_available(source) -> bool:
     (TRAINING_RUNS) the config trains any CLIP; a training table, whether it is due and any table it reads is."""
     if source == TRAINING_RUNS:
         return bool(config["clip_training"])
-    if source in TRAINING_TABLES:
-        return training_table_due(source) and any(source_available(s) for s in TRAINING_TABLES[source][1])
+    if source in DERIVED_TABLES:
+        return derived_table_due(source) and any(source_available(s) for s in DERIVED_TABLES[source][1])
     analysis = TABLES[source][1] if isinstance(source, str) else source[0]
     return bool(datasets_for(analysis))
 
 
-AVAILABLE_TABLES = [table for table in [*TABLES, *TRAINING_TABLES] if source_available(table)]
+AVAILABLE_TABLES = [table for table in [*TABLES, *DERIVED_TABLES] if source_available(table)]
 AVAILABLE_FIGURES = [figure for figure, (_, sources) in FIGURES.items()
                      if all(source_available(source) for source in sources.values())]
 

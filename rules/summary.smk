@@ -6,7 +6,7 @@ rule table:
     input:
         unpack(table_inputs),
     params:
-        trained=lambda wildcards: trained_checkpoints() if wildcards.table in TRAINING_TABLES else {},
+        context=derived_table_context,
     output:
         csv=report(
             "results/{paper}/tables/{table}.csv",

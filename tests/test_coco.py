@@ -157,9 +157,11 @@ def test_the_workflow_runs_coco_and_aro_from_their_files_to_the_tables(tmp_path)
 
     datasets = {"coco": write_karpathy(tmp_path / "coco"), "vgr": write_vg(tmp_path / "aro"),
                 "order": write_order(tmp_path / "order")}
-    config = write_config(tmp_path, {**TINY, "datasets": datasets,
+    models = [{**TINY["models"][0], "paper_model": "NegCLIP"}]  # its CLIP rows stand beside paper A's NegCLIP
+    config = write_config(tmp_path, {**TINY, "datasets": datasets, "models": models,
                                      "paper_a": {**TINY["paper_a"], "labclip_transfer": ["coco"]}})
-    targets = ["results/paper_a/tables/recall.csv", "results/paper_a/tables/compositional.csv"]
+    targets = ["results/paper_a/tables/recall.csv", "results/paper_a/tables/compositional.csv",
+               "results/paper_a/tables/real_world.csv"]
     run = snakemake(*targets, "--cores", 2, "--directory", tmp_path, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     recall = pd.read_csv(tmp_path / targets[0])
@@ -185,3 +187,48 @@ def test_the_workflow_runs_coco_and_aro_from_their_files_to_the_tables(tmp_path)
     assert items["negative_captions"].map(len).eq(4).all()  # the perturbed captions are saved
     markdown = (tmp_path / "results/paper_a/tables/compositional.md").read_text()
     assert "macro (ARO)" in markdown and "RANDOM weights" in markdown
+    real = pd.read_csv(tmp_path / targets[2])
+    assert set(real["benchmark"]) == {"ARO VG-Relation", "COCO text-to-image R@1"}  # no SugarCrepe, no VG-Attribution
+    beside = real.set_index(["benchmark", "variant", "selection"])[["paper_model", "reference"]]
+    assert tuple(beside.loc[("ARO VG-Relation", "CLIP", "none")]) == ("NegCLIP", 0.81)
+    assert tuple(beside.loc[("ARO VG-Relation", "LABCLIP-HNB (coco)", "last_epoch")]) == ("LABCLIP", 0.82)
+    assert tuple(beside.loc[("COCO text-to-image R@1", "LABCLIP-HNB", "last_epoch")]) == ("LABCLIP", 0.41)
+    assert beside.loc[("COCO text-to-image R@1", "LABCLIP-SB", "last_epoch"), "paper_model"] != "LABCLIP"
+    assert "Paper A's real-world table" in (tmp_path / "results/paper_a/tables/real_world.md").read_text()
+
+
+def test_the_real_world_table_gathers_paper_as_benchmarks_beside_its_numbers():
+    """From compositional and recall rows: ARO's macro rows, SugarCrepe's two subsets and COCO's text-to-image R@1,
+    authors' protocol only; CLIP rows beside paper A's CLIP (or the entry's paper_model), our HNB map at its last
+    epoch beside its LABCLIP, a best-validation map beside nothing."""
+    import pandas as pd
+
+    from workflow_scripts.summary.tables import real_world_table
+
+    base = {"dataset": "d", "weights": "w", "precision": "fp32", "activation": "QuickGELU", "measure": "image-to-text",
+            "n_items": 10, "accuracy_low95": 0.1, "accuracy_high95": 0.9}
+    compositional = pd.DataFrame([
+        {**base, "model_id": "b32", "variant": "CLIP", "selection": "none", "protocol": "authors",
+         "scoring": "aro_relation", "subset": "macro (ARO)", "accuracy": 0.6},
+        {**base, "model_id": "b32", "variant": "CLIP", "selection": "none", "protocol": "clean",
+         "scoring": "aro_relation", "subset": "macro (ARO)", "accuracy": 0.7},  # not the authors': left out
+        {**base, "model_id": "b32", "variant": "LABCLIP-HNB (coco)", "selection": "last_epoch", "protocol": "authors",
+         "scoring": "sugarcrepe", "subset": "swap_att", "accuracy": 0.7},
+        {**base, "model_id": "b32", "variant": "LABCLIP-HNB (coco)", "selection": "best_val", "protocol": "authors",
+         "scoring": "sugarcrepe", "subset": "swap_att", "accuracy": 0.72},
+        {**base, "model_id": "neg", "variant": "CLIP", "selection": "none", "protocol": "authors",
+         "scoring": "sugarcrepe", "subset": "add_att", "accuracy": 0.9},  # not in paper A's table
+    ])
+    recall = pd.DataFrame([{"dataset": "coco", "model_id": "neg", "weights": "w", "variant": "CLIP", "selection": "none",
+                            "direction": "text-to-image", "k": k, "recall": {1: 0.41, 5: 0.6}[k], "n_queries": 25,
+                            "recall_low95": 0.3, "recall_high95": 0.5} for k in (1, 5)])
+    table = real_world_table({"compositional": compositional, "recall": recall}, {"b32": "CLIP", "neg": "NegCLIP"})
+    got = {(r.benchmark, r.model_id, r.selection): (r.share, r.n, r.paper_model, r.reference)
+           for r in table.itertuples()}
+    assert got.pop(("ARO VG-Relation", "b32", "none")) == (0.6, 10, "CLIP", 0.63)
+    assert got.pop(("SugarCrepe swap-att", "b32", "last_epoch")) == (0.7, 10, "LABCLIP", 0.74)
+    share, n, paper, ref = got.pop(("SugarCrepe swap-att", "b32", "best_val"))
+    assert (share, paper) == (0.72, "") and np.isnan(ref)
+    assert got.pop(("COCO text-to-image R@1", "neg", "none")) == (0.41, 25, "NegCLIP", 0.41)
+    assert not got
+    assert real_world_table({}, {}).empty

@@ -502,6 +502,77 @@ def recall_markdown(table: pd.DataFrame) -> str:
             + RANDOM_NOTE + "\n\n" + markdown_table(table.to_dict("records"), [c for c in columns if c in table.columns]))
 
 
+# Paper A's real-world table: benchmark -> (source table, the rows it keeps, the share's column, its count's column)
+AUTHORS_IMAGE_TO_TEXT = {"protocol": "authors", "measure": "image-to-text"}
+REAL_WORLD_MEASURES = {
+    "ARO VG-Attribution": ("compositional", {**AUTHORS_IMAGE_TO_TEXT, "scoring": "aro_attribution",
+                                             "subset": "macro (ARO)"}, "accuracy", "n_items"),
+    "ARO VG-Relation": ("compositional", {**AUTHORS_IMAGE_TO_TEXT, "scoring": "aro_relation",
+                                          "subset": "macro (ARO)"}, "accuracy", "n_items"),
+    "SugarCrepe replace-att": ("compositional", {**AUTHORS_IMAGE_TO_TEXT, "scoring": "sugarcrepe",
+                                                 "subset": "replace_att"}, "accuracy", "n_items"),
+    "SugarCrepe swap-att": ("compositional", {**AUTHORS_IMAGE_TO_TEXT, "scoring": "sugarcrepe",
+                                              "subset": "swap_att"}, "accuracy", "n_items"),
+    "COCO text-to-image R@1": ("recall", {"direction": "text-to-image", "k": 1}, "recall", "n_queries"),
+}
+REAL_WORLD_COLUMNS = ["benchmark", "dataset", "model_id", "weights", "precision", "activation", "variant", "selection",
+                      "share", "share_low95", "share_high95", "n", "paper_model", "reference"]
+
+
+def paper_model_of(model_id: str, variant: str, selection: str, paper_models: dict) -> str:
+    """The paper A model whose real-world numbers a row stands beside: the model's own (`paper_model` of its entry,
+    CLIP by default; NegCLIP for the NegCLIP checkpoint) for CLIP rows; LABCLIP for an HNB map trained here kept at
+    its last epoch (the authors' procedure) and for a published map trained on COCO; '' for the rest."""
+    if variant == "CLIP":
+        return paper_models.get(model_id, "CLIP")
+    if variant.startswith("LABCLIP-HNB") and selection == "last_epoch":
+        return "LABCLIP"
+    if variant.startswith("published:") and "coco" in variant.lower():
+        return "LABCLIP"
+    return ""
+
+
+def real_world_table(tables: dict[str, pd.DataFrame], paper_models: dict[str, str]) -> pd.DataFrame:
+    """One row per benchmark of paper A's real-world table, model and variant, from the compositional and recall
+    tables (authors' protocols), with the paper's number for the row's paper model beside it."""
+    frames = []
+    for benchmark, (source, where, share, count) in REAL_WORLD_MEASURES.items():
+        table = tables.get(source)
+        if table is None or table.empty:
+            continue
+        keep = np.ones(len(table), bool)
+        for column, value in where.items():
+            keep &= (table[column] == value).to_numpy() if column in table.columns else False
+        rows = table[keep].rename(columns={share: "share", share + LOW: "share_low95", share + HIGH: "share_high95",
+                                           count: "n"})
+        frames.append(rows.assign(benchmark=benchmark))
+    if not frames:
+        return pd.DataFrame(columns=REAL_WORLD_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    for column in ("selection", "activation", "precision"):
+        if column not in table.columns:
+            table[column] = ""
+    table["selection"] = table["selection"].fillna("none")
+    table["paper_model"] = [paper_model_of(m, v, s, paper_models)
+                            for m, v, s in zip(table["model_id"], table["variant"], table["selection"])]
+    table["reference"] = [reference.REAL_WORLD_TABLE[b].get(p, np.nan)
+                          for b, p in zip(table["benchmark"], table["paper_model"])]
+    return table[REAL_WORLD_COLUMNS]
+
+
+def real_world_markdown(table: pd.DataFrame) -> str:
+    columns = ["benchmark", "dataset", "model_id", "weights", "precision", "activation", "variant", "selection",
+               "share", "n", "paper_model", "reference"]
+    return ("# Paper A's real-world table\n\nEach benchmark as its authors score it (protocol 'authors'): ARO's "
+            "VG-Attribution and VG-Relation macro-averages, SugarCrepe's replace-att and swap-att image-to-text "
+            "accuracy, COCO's text-to-image Recall@1 (compositional.md and recall.md have every subset, protocol "
+            "and variant). 'reference': " + reference.REAL_WORLD_SOURCE + ", for 'paper_model': a model's CLIP "
+            "rows stand beside paper A's CLIP (or the model entry's paper_model, e.g. NegCLIP), an HNB map "
+            "trained here and kept at its last epoch, and a published COCO map, beside its LABCLIP; "
+            f"{reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
+            + markdown_table(table.to_dict("records"), columns))
+
+
 # The progression's measures: (source table, the rows it keeps, the share, the column counting its items, whether
 # 1/n_objects is what a CLIP without the bias gives).
 PROGRESSION_MEASURES = {
@@ -615,7 +686,8 @@ def caption_order_markdown(table: pd.DataFrame) -> str:
             + markdown_table(rows.to_dict("records"), columns))
 
 
-TRAINING_TABLES = {"training_progression": (progression_table, progression_markdown),
+DERIVED_TABLES = {"real_world": (real_world_table, real_world_markdown),
+                  "training_progression": (progression_table, progression_markdown),
                    "caption_order": (caption_order_table, caption_order_markdown)}
 
 TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, binding_markdown),
@@ -631,10 +703,10 @@ def main(snakemake) -> None:
 
     logger = start_job(snakemake)
     name = snakemake.wildcards.table
-    if name in TRAINING_TABLES:
-        make_table, make_markdown = TRAINING_TABLES[name]
+    if name in DERIVED_TABLES:
+        make_table, make_markdown = DERIVED_TABLES[name]
         table = make_table({source: pd.read_csv(path) for source, path in snakemake.input.items()},
-                           snakemake.params.trained)
+                           snakemake.params.context)
     else:
         make_table, make_markdown = TABLES[name]
         table = make_table(read_results(snakemake.input.results))
