@@ -180,3 +180,15 @@ def test_order_ties_go_to_the_caption_as_aros_argmax_gives_them():
     assert rows[("clean", "mean over draws")]["accuracy"] == pytest.approx(((1 + 0.5) / 2 + (1 / 3 + 0) / 2) / 2)
     strict = {(r["protocol"], r["subset"]): r for r in compositional_rows(subsets, image, caption, negatives)}
     assert strict[("authors", "all")]["accuracy"] == 0.25
+
+
+def test_flickr30k_order_finds_images_at_the_root_or_in_flickr30k_images(tmp_path):
+    """BLIP's flickr30k_test.json names images by file name or with their folder; both layouts are read."""
+    entries = [{"image": "1000092795.jpg", "caption": ["Two young guys with shaggy hair look at their hands."]},
+               {"image": "flickr30k-images/10002456.jpg", "caption": ["Several men in hard hats are operating a pulley."]}]
+    write_images(tmp_path / "flickr30k-images", ["1000092795.jpg", "10002456.jpg"])
+    (tmp_path / aro.ANNOTATIONS["flickr30k_order"]).write_text(json.dumps(entries))
+    items = build({"kind": "aro", "benchmark": "flickr30k_order", "root": str(tmp_path), "draws": 1})
+    assert [i["image"] for i in items] == [str(tmp_path / "flickr30k-images/1000092795.jpg"),
+                                           str(tmp_path / "flickr30k-images/10002456.jpg")]
+    assert aro.KIND.scoring("f", {"benchmark": "flickr30k_order"}) == "aro_order"
