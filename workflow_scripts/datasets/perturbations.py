@@ -36,9 +36,15 @@ def tagger(name: str = TAGGER):
 
 
 def tag(captions, name: str = TAGGER, batch_size: int = 512) -> list[list[tuple[str, str]]]:
-    """(token text, Penn Treebank tag) per token of each caption."""
+    """(token text, Penn Treebank tag) per token of each caption, with a progress bar for long lists (about 800
+    short captions a second on one core here: COCO's 616k captions take some 13 minutes)."""
+    from tqdm import tqdm
+
+    captions = list(captions)
+    docs = tagger(name).pipe(captions, batch_size=batch_size)
     return [[(token.text, token.tag_) for token in doc]
-            for doc in tagger(name).pipe(list(captions), batch_size=batch_size)]
+            for doc in tqdm(docs, total=len(captions), desc="tagging captions", unit="caption", mininterval=10,
+                            disable=len(captions) < 10_000)]
 
 
 def _permute_where(words: np.ndarray, mask, rng) -> None:
