@@ -17,7 +17,7 @@ from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
 from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
-from workflow_scripts.datasets.perturbations import cut_words, nouns_and_adjectives, seeded, tag
+from workflow_scripts.datasets.perturbations import cut_words, iter_tags, nouns_and_adjectives, seeded
 from workflow_scripts.datasets.splits import dataset_rng
 
 CAPTIONS = {"train": "annotations/captions_train2014.json", "val": "annotations/captions_val2014.json"}
@@ -102,7 +102,7 @@ def items(dataset: str, spec: dict, context):
                   + [row for row in images if row["split"] != "train"])
     captions = [(image, k, cut_words(caption, spec["max_words"])) for image in images
                 for k, caption in enumerate(image["captions"][:spec["captions_per_image"]])]
-    tokens = tag([caption for _, _, caption in captions])
+    tokens = iter_tags(caption for _, _, caption in captions)
     rows = [{"item_id": f"{dataset}-{image['cocoid']}-{k}", "dataset": dataset, "split": image["split"],
              "caption": caption, "image": str(root / image["image"]), "image_group": str(image["cocoid"]),
              "negative_captions": [nouns_and_adjectives(tokens_of, seeded(context.seed, image["cocoid"], k))]}

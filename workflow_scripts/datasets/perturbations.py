@@ -35,16 +35,22 @@ def tagger(name: str = TAGGER):
                            "items rule's env, envs/scenes.yaml), which pins it by its hash") from error
 
 
-def tag(captions, name: str = TAGGER, batch_size: int = 512) -> list[list[tuple[str, str]]]:
-    """(token text, Penn Treebank tag) per token of each caption, with a progress bar for long lists (about 800
-    short captions a second on one core here: COCO's 616k captions take some 13 minutes)."""
+def iter_tags(captions, name: str = TAGGER, batch_size: int = 512):
+    """(token text, Penn Treebank tag) per token of each caption, one caption at a time (COCO's captions need not
+    be held tagged all at once), with a progress bar for long lists (about 800 short captions a second on one core
+    here: COCO's 616k captions take some 13 minutes)."""
     from tqdm import tqdm
 
     captions = list(captions)
     docs = tagger(name).pipe(captions, batch_size=batch_size)
-    return [[(token.text, token.tag_) for token in doc]
-            for doc in tqdm(docs, total=len(captions), desc="tagging captions", unit="caption", mininterval=10,
-                            disable=len(captions) < 10_000)]
+    for doc in tqdm(docs, total=len(captions), desc="tagging captions", unit="caption", mininterval=10,
+                    disable=len(captions) < 10_000):
+        yield [(token.text, token.tag_) for token in doc]
+
+
+def tag(captions, name: str = TAGGER, batch_size: int = 512) -> list[list[tuple[str, str]]]:
+    """iter_tags as a list."""
+    return list(iter_tags(captions, name, batch_size))
 
 
 def _permute_where(words: np.ndarray, mask, rng) -> None:
