@@ -173,21 +173,17 @@ def binding_rows(data: Embedded, variants: list[Variant], probes_cfg: dict, prob
 
 def main(snakemake) -> None:
     from workflow_scripts.analyses.embedded import embedded_for_rule
-    from workflow_scripts.analyses.labclip import load_labclip, map_text, published_maps
+    from workflow_scripts.analyses.labclip import map_text, text_maps
     from workflow_scripts.analyses.probes import load_probe_weights
     from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
 
     logger = start_job(snakemake)
     data, provenance = embedded_for_rule(snakemake)
-    variants = [Variant("CLIP")]
-    for path in snakemake.input.labclip:
-        model, saved = load_labclip(path)
-        variants.append(Variant(f"LABCLIP-{saved['mode']}", lambda text, model=model: map_text(model, text),
-                                saved["selection"], saved["epoch"]))
-    for name, model in published_maps(snakemake.params.published_maps, data.caption.shape[1],
-                                      snakemake.wildcards.model, logger):
-        variants.append(Variant(f"published:{name}", lambda text, model=model: map_text(model, text), "released"))
+    maps = text_maps({path: "" for path in snakemake.input.labclip}, snakemake.params.published_maps,
+                     data.caption.shape[1], snakemake.wildcards.model, logger)
+    variants = [Variant("CLIP")] + [Variant(name, lambda text, model=model: map_text(model, text), selection, epoch)
+                                    for name, selection, epoch, model in maps]
     rows, cosines = binding_rows(data, variants, snakemake.params.probes,
                                  load_probe_weights(snakemake.input.probe_weights), snakemake.params.seed,
                                  snakemake.params.kind, snakemake.params.probe_cosine)

@@ -229,7 +229,7 @@ def main(snakemake) -> None:
     import pyarrow as pa
 
     from workflow_scripts.analyses.embedded import embedded_for_rule
-    from workflow_scripts.analyses.labclip import load_labclip, map_text, published_maps
+    from workflow_scripts.analyses.labclip import map_text, text_maps
     from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
 
@@ -238,17 +238,13 @@ def main(snakemake) -> None:
     subsets = [item.get("subset") or snakemake.wildcards.dataset for item in data.items]
     negatives = data.negatives if data.negatives is not None else data.negative
     scoring = SCORINGS.get(snakemake.params.scoring, DEFAULT_SCORING)
-    def mapped(model):
-        return map_text(model, data.caption), map_text(model, negatives.reshape(-1, negatives.shape[-1])).reshape(
-            negatives.shape)
+    maps = text_maps({path: f" ({source})" for path, source in snakemake.params.transferred.items()},
+                     snakemake.params.published_maps, data.caption.shape[1], snakemake.wildcards.model, logger)
+    flat = negatives.reshape(-1, negatives.shape[-1])
+    variants = [("CLIP", "none", data.caption, negatives)] + [
+        (name, selection, map_text(model, data.caption), map_text(model, flat).reshape(negatives.shape))
+        for name, selection, _, model in maps]
 
-    variants = [("CLIP", "none", data.caption, negatives)]
-    for path, source in snakemake.params.transferred.items():
-        model, saved = load_labclip(path)
-        variants.append((f"LABCLIP-{saved['mode']} ({source})", saved["selection"], *mapped(model)))
-    for name, model in published_maps(snakemake.params.published_maps, data.caption.shape[1],
-                                      snakemake.wildcards.model, logger):
-        variants.append((f"published:{name}", "released", *mapped(model)))
     def scored_rows(caption, negative):
         if snakemake.params.scoring == "sugarcrepe_pp":
             return sugarcrepe_pp_rows(data.items, data.image, caption, negative.reshape(caption.shape))

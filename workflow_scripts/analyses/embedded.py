@@ -29,10 +29,9 @@ class Embedded:
                         self.negative[index], self.weights, self.vocabulary, self.precision,
                         None if self.negatives is None else self.negatives[index])
 
-    def with_text(self, caption: np.ndarray, negative: np.ndarray, negatives=None) -> "Embedded":
+    def with_text(self, caption: np.ndarray, negative: np.ndarray) -> "Embedded":
         """The same items and images with other caption and negative embeddings (e.g. mapped by LABCLIP)."""
-        return Embedded(self.items, self.image, caption, negative, self.weights, self.vocabulary, self.precision,
-                        negatives)
+        return Embedded(self.items, self.image, caption, negative, self.weights, self.vocabulary, self.precision)
 
 
 def load_images(items_path, images_path) -> tuple[list[dict], np.ndarray, dict, Vocabulary]:

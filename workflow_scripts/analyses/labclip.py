@@ -235,6 +235,19 @@ def published_maps(maps: dict, dim: int, model_id: str, logger) -> list[tuple[st
     return fitting
 
 
+def text_maps(ours: dict, published: dict, dim: int, model_id: str, logger) -> list[tuple[str, str, int | None, LabClip]]:
+    """(variant name, selection, epoch, map) of every LABCLIP map an analysis applies beside CLIP: our maps (`ours`:
+    map file -> the suffix of its variant name, '' for a map of the dataset itself, ' (coco)' for one trained on
+    COCO), 'LABCLIP-<mode><suffix>' with their selection and epoch, then the published maps that fit the model
+    (`published`: paper_a.published_maps), 'published:<name>', released."""
+    maps = []
+    for path, suffix in ours.items():
+        model, saved = load_labclip(path)
+        maps.append((f"LABCLIP-{saved['mode']}{suffix}", saved["selection"], saved["epoch"], model))
+    return maps + [(f"published:{name}", "released", None, model)
+                   for name, model in published_maps(published, dim, model_id, logger)]
+
+
 def export_authors_weights(model: LabClip, path) -> None:
     """Write the authors' released format, a torch state_dict {"t": scalar, "linear.weight": D x D}."""
     write_atomically(path, lambda partial: torch.save(_state(model), partial))

@@ -69,7 +69,7 @@ def main(snakemake) -> None:
     import pyarrow as pa
 
     from workflow_scripts.analyses.embedded import embedded_for_rule
-    from workflow_scripts.analyses.labclip import load_labclip, map_text, published_maps
+    from workflow_scripts.analyses.labclip import map_text, text_maps
     from workflow_scripts.common.logs import start_job
     from workflow_scripts.common.parquet import write_table
 
@@ -79,13 +79,10 @@ def main(snakemake) -> None:
     first, image_of_caption = image_groups(test.items)
     images = test.image[first]
     logger.info("%d test captions of %d images", len(test.items), len(images))
-    variants = [("CLIP", "none", test.caption)]
-    for path in snakemake.input.labclip:
-        model, saved = load_labclip(path)
-        variants.append((f"LABCLIP-{saved['mode']}", saved["selection"], map_text(model, test.caption)))
-    for name, model in published_maps(snakemake.params.published_maps, test.caption.shape[1],
-                                      snakemake.wildcards.model, logger):
-        variants.append((f"published:{name}", "released", map_text(model, test.caption)))
+    maps = text_maps({path: "" for path in snakemake.input.labclip}, snakemake.params.published_maps,
+                     test.caption.shape[1], snakemake.wildcards.model, logger)
+    variants = [("CLIP", "none", test.caption)] + [(name, selection, map_text(model, test.caption))
+                                                   for name, selection, _, model in maps]
     rows = []
     for variant, selection, captions in variants:
         for row in recall_rows(captions, images, image_of_caption):

@@ -13,11 +13,11 @@ bags-of-words"), read from the files its loaders read (vision-language-models-ar
   config's seed, the draw and the caption's place, and are saved in the item table: a rerun scores the same ones.
 Rule `compositional` scores them as ARO does (analyses/compositional.py, SCORINGS).
 """
-import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import (DatasetKind, check_images_exist, missing_folder_reason, read_json_list,
+                                            root_file_errors, schema_block)
 from workflow_scripts.datasets.perturbations import ORDER_PERTURBATIONS, PERTURBATIONS, pre_caption, seeded, tag
 
 ANNOTATIONS = {"vg_relation": "visual_genome_relation.json", "vg_attribution": "visual_genome_attribution.json",
@@ -34,28 +34,9 @@ def annotation_file(spec: dict) -> Path:
     return Path(spec["root"]).expanduser() / ANNOTATIONS[spec["benchmark"]]
 
 
-def read_entries(path, fields) -> list[dict]:
-    """The entries of a JSON list whose entries each have `fields`; ValueError naming the file, the entry's index
-    and the missing field otherwise."""
-    try:
-        entries = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error}); ARO's annotation files are JSON lists of entries with "
-                         f"{list(fields)}") from error
-    if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{path}: expected a non-empty JSON list of entries with {list(fields)}")
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise ValueError(f"{path}: entry {index} is a {type(entry).__name__}, not an object with {list(fields)}")
-        missing = [field for field in fields if entry.get(field) in (None, "", [])]
-        if missing:
-            raise ValueError(f"{path}: entry {index} has no {missing[0]!r} (an entry has {list(fields)})")
-    return entries
-
-
 def vg_items(dataset: str, spec: dict, path: Path) -> list[dict]:
     benchmark = spec["benchmark"]
-    entries = read_entries(path, VG_FIELDS[benchmark])
+    entries = read_json_list(path, VG_FIELDS[benchmark])
     images = path.parent.resolve() / "images"
     rows = []
     for index, entry in enumerate(entries):
@@ -84,7 +65,7 @@ def order_image(root: Path, image: str) -> Path:
 
 
 def order_items(dataset: str, spec: dict, path: Path, seed: int) -> list[dict]:
-    entries = read_entries(path, ("image", "caption"))
+    entries = read_json_list(path, ("image", "caption"))
     if spec["max_images"]:
         entries = entries[:spec["max_images"]]
     root = path.parent.resolve()
@@ -126,9 +107,7 @@ def skip_reason(dataset: str, spec: dict) -> str | None:
 
 
 def check(dataset: str, spec: dict) -> list[str]:
-    if Path(spec["root"]).expanduser().is_dir() and not annotation_file(spec).is_file():
-        return [f"datasets.{dataset}.root: {annotation_file(spec)} does not exist (benchmark {spec['benchmark']})"]
-    return []
+    return root_file_errors(dataset, spec, annotation_file(spec), f" (benchmark {spec['benchmark']})")
 
 
 KIND = DatasetKind(name="aro", config=schema_block("aro"), items=items, rendered=False,

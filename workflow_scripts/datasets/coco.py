@@ -12,11 +12,10 @@ One item per image and caption (the first `captions_per_image` of each image, in
 same words with nouns and adjectives shuffled by ARO's text shuffler (perturbations.nouns_and_adjectives),
 seeded by the config's seed and the item's place.
 """
-import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, read_json, schema_block
 from workflow_scripts.datasets.perturbations import cut_words, iter_tags, nouns_and_adjectives, seeded
 from workflow_scripts.datasets.splits import dataset_rng
 
@@ -24,13 +23,6 @@ CAPTIONS = {"train": "annotations/captions_train2014.json", "val": "annotations/
 IMAGE_FOLDERS = {"train": "train2014", "val": "val2014"}
 KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 VOCABULARY = Vocabulary(objects=(), phrase=None)  # free-text captions
-
-
-def read_json(path, expected: str):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error}); expected {expected}") from error
 
 
 def read_captions(path) -> dict[int, tuple[str, list[str]]]:

@@ -8,11 +8,11 @@ Each example becomes two test items sharing its `pair`, as Winoground's do: imag
 caption its negative; `subset` is the image source. Rule `compositional` scores the pairs by Winoground's text,
 image and group scores, which is how ColorSwap's authors score the image-text matching models.
 """
-import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import (DatasetKind, check_images_exist, missing_folder_reason, read_json_list,
+                                            root_file_errors, schema_block)
 
 FIELDS = ("id", "caption_1", "caption_2", "image_1", "image_2")
 VOCABULARY = Vocabulary(objects=(), phrase=None)  # free-text captions
@@ -22,25 +22,6 @@ def examples_file(spec: dict) -> Path:
     return Path(spec["root"]).expanduser() / f"{spec['file']}.json"
 
 
-def read_examples(path) -> list[dict]:
-    """The examples of a ColorSwap JSON file; ValueError naming the file, the example and the field when it is
-    not ColorSwap's format."""
-    try:
-        examples = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error}); ColorSwap's files are JSON lists of examples with "
-                         f"{list(FIELDS)}") from error
-    if not isinstance(examples, list) or not examples:
-        raise ValueError(f"{path}: expected a non-empty JSON list of examples with {list(FIELDS)}")
-    for index, example in enumerate(examples):
-        if not isinstance(example, dict):
-            raise ValueError(f"{path}: example {index} is a {type(example).__name__}, not an object")
-        missing = [field for field in FIELDS if example.get(field) in (None, "")]
-        if missing:
-            raise ValueError(f"{path}: example {index} has no {missing[0]!r} (an example has {list(FIELDS)})")
-    return examples
-
-
 def items(dataset: str, spec: dict, context):
     path = Path(context.inputs["examples"])
     root = path.parent.resolve()
@@ -48,7 +29,7 @@ def items(dataset: str, spec: dict, context):
              "pair": str(example["id"]), "subset": str(example.get("image_source") or dataset),
              "caption": example[f"caption_{k}"], "negative_captions": [example[f"caption_{3 - k}"]],
              "image": str(root / example[f"image_{k}"])}
-            for example in read_examples(path) for k in (1, 2)]
+            for example in read_json_list(path, FIELDS, "example") for k in (1, 2)]
     check_images_exist([row["image"] for row in rows], str(path), hint=f" (extract images.zip into {root})")
     return item_table(rows), VOCABULARY
 
@@ -62,9 +43,7 @@ def skip_reason(dataset: str, spec: dict) -> str | None:
 
 
 def check(dataset: str, spec: dict) -> list[str]:
-    if Path(spec["root"]).expanduser().is_dir() and not examples_file(spec).is_file():
-        return [f"datasets.{dataset}.root: {examples_file(spec)} does not exist"]
-    return []
+    return root_file_errors(dataset, spec, examples_file(spec))
 
 
 KIND = DatasetKind(name="colorswap", config=schema_block("colorswap"), items=items, rendered=False,

@@ -1,4 +1,5 @@
 """What a dataset kind declares (DatasetKind), and what its item builder is given (ItemContext)."""
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,38 @@ def missing_folder_reason(dataset: str, spec: dict, what: str) -> str | None:
         return None
     return (f"its folder {root} (datasets.{dataset}.root) does not exist, so none of its targets are requested. "
             f"Put {what} there.")
+
+
+def root_file_errors(dataset: str, spec: dict, path, note: str = "") -> list[str]:
+    """A `check` for kinds read from a user's download at `root`: the file `path` they need is missing although
+    the folder exists (a missing folder skips the dataset, and skip_reason says why)."""
+    if Path(spec["root"]).expanduser().is_dir() and not Path(path).is_file():
+        return [f"datasets.{dataset}.root: {path} does not exist{note}"]
+    return []
+
+
+def read_json(path, expected: str):
+    """The JSON value in `path`; ValueError naming the file and what was `expected` when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error}); expected {expected}") from error
+
+
+def read_json_list(path, fields, noun: str = "entry") -> list[dict]:
+    """The objects of the non-empty JSON list in `path`, each with every one of `fields` (not null, "" or []);
+    ValueError naming the file, the object (`noun` and its index) and the first missing field otherwise."""
+    shape = f"a non-empty JSON list of {noun} objects with {list(fields)}"
+    entries = read_json(path, shape)
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path}: expected {shape}")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: {noun} {index} is a {type(entry).__name__}, not an object with {list(fields)}")
+        missing = [field for field in fields if entry.get(field) in (None, "", [])]
+        if missing:
+            raise ValueError(f"{path}: {noun} {index} has no {missing[0]!r} (each {noun} has {list(fields)})")
+    return entries
 
 
 def check_images_exist(images, source: str, what: str = "it lists", hint: str = "") -> None:

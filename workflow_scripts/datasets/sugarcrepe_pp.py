@@ -8,11 +8,10 @@ with the negative. Rule `compositional` scores them as SugarCrepe++'s evaluation
 sugarcrepe_pp_rows): image-to-text (both positives more similar to the image than the negative), each positive
 alone against the negative, and text-only (the positives more similar to each other than either to the negative).
 """
-import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, read_json, schema_block
 from workflow_scripts.datasets.sugarcrepe import check, inputs  # the same layout: <root>/<subset>.json, <images>/
 
 SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
@@ -23,11 +22,7 @@ VOCABULARY = Vocabulary(objects=(), phrase=None)  # free-text captions
 def read_subset(path) -> list[dict]:
     """The entries of one SugarCrepe++ subset file; ValueError naming the file, the entry and the field when it
     is not SugarCrepe++'s format."""
-    try:
-        entries = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error}); a SugarCrepe++ subset file is a JSON list of entries with "
-                         f"{list(FIELDS)}") from error
+    entries = read_json(path, f"a SugarCrepe++ subset file, a JSON list of entries with {list(FIELDS)}")
     if isinstance(entries, dict):  # keyed by id, as SugarCrepe's own files are
         entries = list(entries.values())
     if not isinstance(entries, list) or not entries:

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import (DatasetKind, check_images_exist, missing_folder_reason, root_file_errors,
+                                            schema_block)
 
 EXAMPLES = "examples.jsonl"
 FIELDS = ("id", "image_0", "image_1", "caption_0", "caption_1")
@@ -62,10 +63,7 @@ def skip_reason(dataset: str, spec: dict) -> str | None:
 
 
 def check(dataset: str, spec: dict) -> list[str]:
-    root = Path(spec["root"]).expanduser()
-    if root.is_dir() and not (root / EXAMPLES).is_file():
-        return [f"datasets.{dataset}.root: {root / EXAMPLES} does not exist"]
-    return []
+    return root_file_errors(dataset, spec, Path(spec["root"]).expanduser() / EXAMPLES)
 
 
 KIND = DatasetKind(name="winoground", config=schema_block("winoground"), items=items, rendered=False,

@@ -53,14 +53,12 @@ def with_intervals(table: pd.DataFrame, name: str) -> pd.DataFrame:
     table = table.copy()
     for share, count in SHARE_COUNTS[name].items():
         if share in table.columns:
-            low, high = wilson_interval(table[share], table[count])
-            given = [column for column in (share + LOW, share + HIGH) if column in table.columns]
-            old = {column: table.pop(column) for column in given}
+            wilson = wilson_interval(table[share], table[count])
+            given = {suffix: table.pop(share + suffix) for suffix in (LOW, HIGH) if share + suffix in table.columns}
             at = table.columns.get_loc(share) + 1
-            table.insert(at, share + LOW, old[share + LOW].fillna(pd.Series(low, index=table.index))
-                         if share + LOW in old else low)
-            table.insert(at + 1, share + HIGH, old[share + HIGH].fillna(pd.Series(high, index=table.index))
-                         if share + HIGH in old else high)
+            for offset, (suffix, bound) in enumerate(zip((LOW, HIGH), wilson)):
+                bound = pd.Series(bound, index=table.index)
+                table.insert(at + offset, share + suffix, given[suffix].fillna(bound) if suffix in given else bound)
     return table
 
 
@@ -466,7 +464,7 @@ def compositional_markdown(table: pd.DataFrame) -> str:
             "(micro-average, as SugarCrepe reports). ARO VG-Relation and VG-Attribution: 'macro (ARO)' is the mean "
             "of the per-relation (per attribute pair) accuracies that ARO reports, without the symmetric relations "
             "(VG-Relation) or over the pairs of at least 25 items (VG-Attribution), n_subsets of them, its interval "
-            "from their binomial variances; 'all' is the micro-average; the CSV has every relation and pair. "
+            "from their Agresti-Coull variances; 'all' is the micro-average; the CSV has every relation and pair. "
             "ARO Order sets: 'draw <d>' is one draw of the perturbations, 'mean over draws' their mean (n_items: the "
             "items of one draw). Winoground (measures text, image, group; n_items counts examples, each two images "
             "and two captions): text, each image more similar to its own caption than to the other; image, each "
