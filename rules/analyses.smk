@@ -200,3 +200,102 @@ rule matching:
         "../envs/embed.yaml"
     script:
         "../workflow_scripts/analyses/matching.py"
+
+
+# Paper B's caption-order statistics, once per dataset (no CLIP): the objects each caption names (per method), their
+# areas in the images (a detector, where the dataset has images), and the statistic.
+rule caption_objects:
+    input:
+        item_table=ITEMS,
+    output:
+        objects="results/{dataset}/mention_order/objects_{method}.parquet",
+    params:
+        llm=MENTION_ORDER["llm"],
+        device=MENTION_ORDER["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("mention_order")),
+        method="lexicon|noun_phrases",
+    threads: 1
+    log:
+        "results/logs/caption_objects/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/caption_objects/{dataset}/{method}.tsv"
+    conda:
+        "../envs/caption_models.yaml"
+    script:
+        "../workflow_scripts/analyses/caption_objects.py"
+
+
+# The same with the object-listing LLM (a GPU job on a cluster: profiles/slurm).
+rule caption_objects_llm:
+    input:
+        item_table=ITEMS,
+        llm=ancient(hf_record(MENTION_ORDER["llm"]["model"])),
+    output:
+        objects="results/{dataset}/mention_order/objects_{method}.parquet",
+    params:
+        llm=MENTION_ORDER["llm"],
+        device=MENTION_ORDER["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("mention_order")),
+        method="llm",
+    threads: 2
+    log:
+        "results/logs/caption_objects/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/caption_objects/{dataset}/{method}.tsv"
+    conda:
+        "../envs/caption_models.yaml"
+    script:
+        "../workflow_scripts/analyses/caption_objects.py"
+
+
+rule object_areas:
+    input:
+        item_table=ITEMS,
+        objects=rules.caption_objects.output.objects,
+        detector=ancient(hf_record(MENTION_ORDER["detector"]["model"])),
+        segmenter=ancient(hf_record(MENTION_ORDER["segmenter"])),
+    output:
+        areas="results/{dataset}/mention_order/areas_{method}.parquet",
+    params:
+        detector=MENTION_ORDER["detector"],
+        segmenter=MENTION_ORDER["segmenter"],
+        device=MENTION_ORDER["device"],
+    wildcard_constraints:
+        dataset=one_of(name for name in datasets_for("mention_order") if measures_areas(name)),
+    threads: 2
+    log:
+        "results/logs/object_areas/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/object_areas/{dataset}/{method}.tsv"
+    conda:
+        "../envs/caption_models.yaml"
+    script:
+        "../workflow_scripts/analyses/object_areas.py"
+
+
+rule mention_order:
+    input:
+        item_table=ITEMS,
+        objects=expand(rules.caption_objects.output.objects, method=MENTION_ORDER["methods"], allow_missing=True),
+        areas=lambda wc: (expand(rules.object_areas.output.areas, dataset=wc.dataset, method=MENTION_ORDER["methods"])
+                          if measures_areas(wc.dataset) else []),
+    output:
+        mention_order="results/{dataset}/mention_order/mention_order.parquet",
+        objects_per_caption="results/{dataset}/mention_order/objects_per_caption.parquet",
+    params:
+        settings=MENTION_ORDER,
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("mention_order")),
+    log:
+        "results/logs/mention_order/{dataset}.log",
+    benchmark:
+        "results/benchmarks/mention_order/{dataset}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/analyses/mention_order.py"

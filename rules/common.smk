@@ -14,6 +14,8 @@ from workflow_scripts.config import ConfigError, check_config_file, validate_con
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 from workflow_scripts.datasets.items import shard_dir
 from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings, training_datasets
+from workflow_scripts.analyses import ANALYSES
+from workflow_scripts.models.hf_models import model_slug
 from workflow_scripts.summary import DERIVED_TABLES, FIGURES, PAPER_TITLES, TABLES, TRAINING_RUNS, TRAINING_TABLES
 
 try:
@@ -62,6 +64,7 @@ wildcard_constraints:
     shard=r"\d{3}",
     run=one_of(config["clip_training"]),
     mode=one_of(config["paper_a"]["labclip"]["modes"]),
+    method=one_of(config["paper_b"]["mention_order"]["methods"]),
 
 
 def trained_folders(model_id: str) -> list[str]:
@@ -124,9 +127,30 @@ def shard_dirs(wildcards):
 
 
 def analysis_results(analysis: str, output: str) -> list[str]:
-    """One analysis output over every dataset it runs on and every model (labclip: every mode)."""
-    return expand(getattr(getattr(rules, analysis).output, output), dataset=datasets_for(analysis), model=MODELS,
-                  mode=config["paper_a"]["labclip"]["modes"])
+    """One analysis output over every dataset it runs on and every model (labclip: every mode; an analysis of the
+    data alone, per_model False: once per dataset)."""
+    paths = expand(getattr(getattr(rules, analysis).output, output), dataset=datasets_for(analysis), model=MODELS,
+                   mode=config["paper_a"]["labclip"]["modes"])
+    return paths if ANALYSES[analysis].per_model else list(dict.fromkeys(paths))
+
+
+MENTION_ORDER = config["paper_b"]["mention_order"]
+# The transformers models (not CLIP) the mention_order rules load, by the slug that names their prefetch record.
+HF_MODELS = {model_slug(name): name for name in [
+    MENTION_ORDER["llm"]["model"] if "llm" in MENTION_ORDER["methods"] else None,
+    MENTION_ORDER["detector"]["model"] if datasets_for("mention_order") else None,
+    MENTION_ORDER["segmenter"] if MENTION_ORDER["detector"]["model"] and datasets_for("mention_order") else None,
+] if name}
+HF_WEIGHTS_RECORD = "results/weights/transformers/{hf_model}.json"
+
+
+def measures_areas(dataset: str) -> bool:
+    """Whether object areas are measured on a dataset (object_areas): it has images and a detector is configured."""
+    return bool(MENTION_ORDER["detector"]["model"]) and DATASETS[dataset].has_images
+
+
+def hf_record(name: str | None) -> list[str]:
+    return [HF_WEIGHTS_RECORD.format(hf_model=model_slug(name))] if name else []
 
 
 def table_folder(table: str) -> str:
@@ -215,8 +239,9 @@ AVAILABLE_FIGURES = [figure for figure, (_, sources) in FIGURES.items()
 def all_targets() -> list[str]:
     """Every studied dataset's embeddings (text only for a kind without images; a dataset with `analyses: []` is
     training data only), and every table and figure the datasets feed."""
-    datasets = [name for name, planned in DATASETS.items() if not planned.is_references and planned.analyses]
-    with_images = [name for name in datasets if DATASETS[name].kind.has_images]
+    datasets = [name for name, planned in DATASETS.items() if not planned.is_references
+                and any(ANALYSES[analysis].per_model for analysis in planned.analyses if analysis in ANALYSES)]
+    with_images = [name for name in datasets if DATASETS[name].has_images]
     return [
         *expand(EMBEDDINGS["images"], dataset=with_images, model=MODELS),
         *expand(EMBEDDINGS["texts"], dataset=datasets, model=MODELS),

@@ -52,9 +52,32 @@ rule prefetch_weights:
         "../workflow_scripts/models/prefetch.py"
 
 
+# The transformers models of the caption-order statistics (LLM, detector, segmenter), fetched and verified like
+# CLIP's weights; their rules take the record as ancient input and load with the hub offline.
+rule prefetch_hf_model:
+    output:
+        HF_WEIGHTS_RECORD,
+    params:
+        name=lambda wc: HF_MODELS[wc.hf_model],
+        role=lambda wc: {model_slug(MENTION_ORDER["llm"]["model"]): "llm",
+                         model_slug(MENTION_ORDER["segmenter"] or ""): "segmenter"}.get(wc.hf_model, "detector"),
+    wildcard_constraints:
+        hf_model=one_of(HF_MODELS),
+    log:
+        "results/logs/prefetch_hf_model/{hf_model}.log",
+    benchmark:
+        "results/benchmarks/prefetch_hf_model/{hf_model}.tsv"
+    localrule: True
+    conda:
+        "../envs/caption_models.yaml"
+    script:
+        "../workflow_scripts/models/prefetch_hf.py"
+
+
 rule prefetch:
     input:
         expand(WEIGHTS_RECORD, model=MODELS),
+        expand(HF_WEIGHTS_RECORD, hf_model=HF_MODELS),
     localrule: True
 
 

@@ -95,7 +95,7 @@ def test_integers_are_integers_and_model_ids_are_folder_names(change, expected):
 
 
 @pytest.mark.parametrize("dataset, expected", [
-    ({"kind": "laion"}, "datasets.toy.kind: unknown kind 'laion'; known kinds: aro, clevr, coco, colorswap, comco, names, pug, simco, spar, sugarcrepe, sugarcrepe_pp, winoground"),
+    ({"kind": "cc3m"}, "datasets.toy.kind: unknown kind 'cc3m'; known kinds: aro, clevr, coco, colorswap, comco, laion, names, pug, simco, spar, sugarcrepe, sugarcrepe_pp, winoground"),
     ({"analyses": ["probes", "speed"]}, "datasets.toy.analyses: unknown analysis 'speed'"),
     ({"analyses": ["binding"]}, "datasets.toy.analyses: binding needs probes, which is not listed"),
     ({"analyses": ["ior"]}, "datasets.toy.analyses: ior needs single-object references, which kind clevr does not"),
@@ -106,7 +106,7 @@ def test_kinds_and_analyses_are_checked_against_their_registries(dataset, expect
 
 @pytest.mark.parametrize("dataset, expected", [
     ({"names": "coco", "analyses": ["tor", "matching"]},
-     "datasets.toy.analyses: matching needs images, which kind names does not have"),
+     "datasets.toy.analyses: matching needs images, which this names dataset does not have"),
     ({}, "datasets.toy: give names (coco or simco) or an objects list"),
     ({"names": "coco", "objects": ["cat", "dog"]}, "datasets.toy: give either names or objects, not both"),
     ({"objects": ["cat", "dog", "cat"]}, "datasets.toy.objects: names repeat"),

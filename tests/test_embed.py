@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from workflow_scripts.common.files import LOCK_NAME
-from workflow_scripts.models import embed, loading
+from workflow_scripts.models import embed, hub, loading
 from workflow_scripts.common.parquet import embedding_array, embedding_matrix, read_provenance, write_table
 
 MODEL = "ViT-B-32"
@@ -113,7 +113,7 @@ def test_unusable_weights_are_named(name, pretrained, error, words):
 
 
 def test_uncached_tag_offline_fails_at_once_with_both_ways_out(monkeypatch, tmp_path):
-    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     started = time.monotonic()

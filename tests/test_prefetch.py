@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from conftest import REPO
 from workflow_scripts.common.files import LOCK_NAME
-from workflow_scripts.models import loading, prefetch
+from workflow_scripts.models import hub as hub_access, loading, prefetch
 from workflow_scripts.common.parquet import read_provenance
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -58,7 +58,7 @@ def hf_home(tmp_path_factory, tagged_model):
 @pytest.fixture
 def no_hub(monkeypatch, tmp_path):
     """The hub unreachable, HF_HUB_OFFLINE unset and an empty cache: point HF_HUB_CACHE elsewhere to fill it."""
-    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(hub_access, "hub_reachable", lambda *a, **k: False)
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "HF_HOME", str(tmp_path))
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -120,7 +120,7 @@ def test_cached_tag_is_verified_offline_and_recorded(no_hub, hf_home, tagged_mod
 def test_reachable_hub_downloads_then_verifies_offline(no_hub, hf_home):
     """Where the hub answers, open_clip may download first; the verification then reads the cache alone."""
     use_cache(no_hub, hf_home)
-    no_hub.setattr(loading, "hub_reachable", lambda *a, **k: True)
+    no_hub.setattr(hub_access, "hub_reachable", lambda *a, **k: True)
     calls = []
 
     def load_model(name, tag, seed=0, offline=None):
@@ -138,7 +138,7 @@ def test_offline_load_reads_the_cached_weights_without_asking_the_hub(no_hub, hf
     def must_not_probe(*args, **kwargs):
         raise AssertionError("the hub was probed")
 
-    no_hub.setattr(loading, "hub_reachable", must_not_probe)
+    no_hub.setattr(hub_access, "hub_reachable", must_not_probe)
     model, _, tokenizer, provenance = loading.load_model(*TAGGED, offline="prefetched")
     expected = tagged_model.state_dict()
     assert all(torch.equal(value, expected[key]) for key, value in model.state_dict().items())

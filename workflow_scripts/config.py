@@ -104,9 +104,9 @@ def dataset_errors(config: dict, kinds: dict) -> list[str]:
             for needed in ANALYSES[analysis].requires:
                 if needed not in analyses:
                     errors.append(f"datasets.{name}.analyses: {analysis} needs {needed}, which is not listed")
-            if ANALYSES[analysis].needs_images and not kind.has_images:
-                errors.append(f"datasets.{name}.analyses: {analysis} needs images, which kind {kind.name} does not "
-                              "have")
+            if ANALYSES[analysis].needs_images and not kind.images_of(name, spec):
+                errors.append(f"datasets.{name}.analyses: {analysis} needs images, which this {kind.name} dataset "
+                              "does not have")
             if ANALYSES[analysis].needs_references and kind.references is None:
                 errors.append(f"datasets.{name}.analyses: {analysis} needs single-object references, which kind "
                               f"{kind.name} does not make")

@@ -1,6 +1,8 @@
 """The registry of analyses: what each needs from a dataset, so that the config check can tell a user before any
 job runs which analyses their datasets cannot feed. Each analysis is one module here with the `main` of its rule
-(rules/analyses.smk); its outputs lie in results/<dataset>/<analysis>/<model id>/.
+(rules/analyses.smk); its outputs lie in results/<dataset>/<analysis>/<model id>/, or results/<dataset>/<analysis>/
+for an analysis of the data alone (per_model False: mention_order, whose rules caption_objects and object_areas
+run their own models, not CLIP).
 
 Analyses read the item table (workflow_scripts/datasets/items.py) and the embeddings, never a dataset module.
 """
@@ -14,6 +16,7 @@ class Analysis:
     requires: tuple[str, ...] = ()  # analyses of the same dataset whose outputs it reads
     split_items: dict[str, int] = field(default_factory=dict)  # split -> the fewest items it can run on
     per_object_count: bool = False  # split_items is needed for each object count (probes fit one per count)
+    per_model: bool = True  # runs for every configured CLIP (False: once per dataset, and needs no embeddings)
 
 
 ANALYSES = {
@@ -25,6 +28,7 @@ ANALYSES = {
     "matching": Analysis(),
     "compositional": Analysis(split_items={"test": 1}),
     "recall": Analysis(split_items={"test": 1}),
+    "mention_order": Analysis(needs_images=False, per_model=False),
 }
 
 

@@ -49,7 +49,8 @@ def main(snakemake) -> None:
     dataset, spec = snakemake.wildcards.dataset, snakemake.params.spec
     kind = dataset_kinds(snakemake.params.kind_modules)[spec["kind"]]
     width, height = snakemake.params.resolution
-    context = ItemContext(snakemake.params.seed, (width, height), dict(snakemake.input.items()))
+    context = ItemContext(snakemake.params.seed, (width, height), dict(snakemake.input.items()),
+                          str(Path(snakemake.output.item_table).parent))
     table, vocabulary = build_items(dataset, spec, kind, context, snakemake.params.references_of is not None)
     provenance = {"dataset": dataset, "spec": spec, "resolution": [width, height], "seed": snakemake.params.seed}
     if snakemake.params.references_of is not None:

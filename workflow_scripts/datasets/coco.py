@@ -11,6 +11,10 @@ One item per image and caption (the first `captions_per_image` of each image, in
 `image_group`: the caption cut to `max_words` words (40, as the authors cut them) and, as its one negative, the
 same words with nouns and adjectives shuffled by ARO's text shuffler (perturbations.nouns_and_adjectives),
 seeded by the config's seed and the item's place.
+With analysis `mention_order` listed, COCO's instance annotations (`<root>/annotations/instances_{train,val}2014.json`)
+give every item its image's `annotated_objects`: each instance's category and its mask and box areas as fractions
+of the image (crowd regions, iscrowd 1, are not one object and are left out): the ground truth of paper B's
+caption-order statistic.
 """
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from workflow_scripts.datasets.perturbations import cut_words, iter_tags, nouns_
 from workflow_scripts.datasets.splits import dataset_rng
 
 CAPTIONS = {"train": "annotations/captions_train2014.json", "val": "annotations/captions_val2014.json"}
+INSTANCES = {"instances_train": "annotations/instances_train2014.json",
+             "instances_val": "annotations/instances_val2014.json"}
 IMAGE_FOLDERS = {"train": "train2014", "val": "val2014"}
 KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 VOCABULARY = Vocabulary(objects=(), phrase=None)  # free-text captions
@@ -67,6 +73,46 @@ def read_karpathy(path) -> list[dict]:
     return rows
 
 
+def read_instances(path) -> dict[int, list[dict]]:
+    """{image id: [{object, area, box_area}]} of a COCO instances file, areas as fractions of the image, crowd
+    regions left out; ValueError naming the file and the entry when it is not COCO's instances format."""
+    data = read_json(path, 'COCO\'s instances format {"images": [...], "annotations": [...], "categories": [...]}')
+    if not isinstance(data, dict) or not all(isinstance(data.get(key), list)
+                                             for key in ("images", "annotations", "categories")):
+        raise ValueError(f"{path}: expected COCO's instances format, an object with 'images', 'annotations' and "
+                         "'categories' lists")
+    names = {}
+    for index, category in enumerate(data["categories"]):
+        if not isinstance(category, dict) or "id" not in category or not category.get("name"):
+            raise ValueError(f"{path}: categories[{index}] has no 'id' or 'name'")
+        names[category["id"]] = category["name"]
+    sizes = {}
+    for index, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or not all(image.get(key) for key in ("id", "width", "height")):
+            raise ValueError(f"{path}: images[{index}] has no 'id', 'width' or 'height'")
+        sizes[image["id"]] = image["width"] * image["height"]
+    objects = {image_id: [] for image_id in sizes}
+    for index, annotation in enumerate(data["annotations"]):
+        fields = ("image_id", "category_id", "area", "bbox")
+        if not isinstance(annotation, dict) or any(key not in annotation for key in fields):
+            raise ValueError(f"{path}: annotations[{index}] lacks one of {list(fields)}")
+        if annotation["image_id"] not in sizes or annotation["category_id"] not in names:
+            raise ValueError(f"{path}: annotations[{index}] names image_id {annotation['image_id']!r} or category_id "
+                             f"{annotation['category_id']!r}, which 'images' or 'categories' does not list")
+        if annotation.get("iscrowd"):
+            continue
+        size = sizes[annotation["image_id"]]
+        _, _, width, height = annotation["bbox"]
+        objects[annotation["image_id"]].append({"object": names[annotation["category_id"]],
+                                                "area": annotation["area"] / size, "box_area": width * height / size})
+    return objects
+
+
+def reads_instances(spec: dict) -> bool:
+    """Whether an entry needs the instance annotations: when it runs the caption-order statistic."""
+    return "mention_order" in KIND.analyses_of(spec)
+
+
 def official_split_images(spec: dict, inputs: dict, seed: int, dataset: str) -> list[dict]:
     """The images of captions_train2014 (train) and, drawn with the seed from captions_val2014, the test and val
     images; the rest of val2014 is not used."""
@@ -95,9 +141,14 @@ def items(dataset: str, spec: dict, context):
     captions = [(image, k, cut_words(caption, spec["max_words"])) for image in images
                 for k, caption in enumerate(image["captions"][:spec["captions_per_image"]])]
     tokens = iter_tags(caption for _, _, caption in captions)
+    instances = {}
+    for key in INSTANCES if reads_instances(spec) else ():
+        instances.update(read_instances(context.inputs[key]))
+    annotated = {"annotated_objects": lambda image: instances.get(image["cocoid"], [])} if instances else {}
     rows = [{"item_id": f"{dataset}-{image['cocoid']}-{k}", "dataset": dataset, "split": image["split"],
              "caption": caption, "image": str(root / image["image"]), "image_group": str(image["cocoid"]),
-             "negative_captions": [nouns_and_adjectives(tokens_of, seeded(context.seed, image["cocoid"], k))]}
+             "negative_captions": [nouns_and_adjectives(tokens_of, seeded(context.seed, image["cocoid"], k))],
+             **{column: values(image) for column, values in annotated.items()}}
             for (image, k, caption), tokens_of in zip(captions, tokens)]
     check_images_exist(sorted({row["image"] for row in rows}), f"datasets.{dataset}.root ({root})",
                        "its captions name")
@@ -105,10 +156,11 @@ def items(dataset: str, spec: dict, context):
 
 
 def inputs(dataset: str, spec: dict) -> dict:
-    if spec.get("karpathy"):
-        return {"karpathy": str(Path(spec["karpathy"]).expanduser())}
     root = Path(spec["root"]).expanduser()
-    return {split: str(root / path) for split, path in CAPTIONS.items()}
+    instances = {key: str(root / path) for key, path in INSTANCES.items()} if reads_instances(spec) else {}
+    if spec.get("karpathy"):
+        return {"karpathy": str(Path(spec["karpathy"]).expanduser()), **instances}
+    return {**{split: str(root / path) for split, path in CAPTIONS.items()}, **instances}
 
 
 def skip_reason(dataset: str, spec: dict) -> str | None:
@@ -118,9 +170,9 @@ def skip_reason(dataset: str, spec: dict) -> str | None:
 def check(dataset: str, spec: dict) -> list[str]:
     if not Path(spec["root"]).expanduser().is_dir():
         return []  # skipped, and skip_reason says why
-    key = "karpathy" if spec.get("karpathy") else "root"
-    return [f"datasets.{dataset}.{key}: {path} does not exist" for path in inputs(dataset, spec).values()
-            if not Path(path).is_file()]
+    return [f"datasets.{dataset}.{'karpathy' if key == 'karpathy' else 'root'}: {path} does not exist"
+            + (" (analysis mention_order reads COCO's instance annotations)" if key in INSTANCES else "")
+            for key, path in inputs(dataset, spec).items() if not Path(path).is_file()]
 
 
 KIND = DatasetKind(name="coco", config=schema_block("coco"), items=items, rendered=False,

@@ -12,7 +12,9 @@ Every dataset kind writes it; every analysis reads it through `read_items` and n
   to (SugarCrepe's replace_att, ...); `pair` the example two items make together (Winoground's id: two images, each
   with its caption and the other's as negative); `crop_box` the box (x, y, width, height in pixels) the image is
   cropped to before it is embedded (ARO's Visual Genome items); `image_group` the image an item's caption
-  describes where several items share it (COCO's five captions: Recall@K ranks images, not items).
+  describes where several items share it (COCO's five captions: Recall@K ranks images, not items);
+  `annotated_objects` the objects annotated in the image, in no particular order, with their areas (COCO's
+  instances, the ground truth of the caption-order statistics); `url` where an image was downloaded from (LAION).
 - The vocabulary (VOCABULARY_KEY in the Parquet metadata): the object names, the attribute values and the
   caption grammar, so that analyses take label spaces and caption parsing from the data.
 """
@@ -47,6 +49,13 @@ CAMERA_TYPE = pa.struct(
         ("sensor_width_mm", pa.float64()),
     ]
 )
+ANNOTATED_OBJECT_TYPE = pa.struct(
+    [
+        ("object", pa.string()),  # the annotated category (COCO's)
+        ("area", pa.float64()),  # the annotation's mask area, as a fraction of the image's area
+        ("box_area", pa.float64()),  # its bounding box's area, as a fraction of the image's area
+    ]
+)
 CORE_COLUMNS = {
     "item_id": pa.string(),
     "dataset": pa.string(),
@@ -68,6 +77,8 @@ OPTIONAL_COLUMNS = {
     "pair": pa.string(),
     "crop_box": pa.list_(pa.float64()),
     "image_group": pa.string(),
+    "annotated_objects": pa.list_(ANNOTATED_OBJECT_TYPE),
+    "url": pa.string(),
 }
 RENDER_COLUMNS = ("n_objects", "objects", "shard", "render_seed", "camera", "image_width", "image_height")
 SPLITS = ("train", "val", "test")

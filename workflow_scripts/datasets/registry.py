@@ -9,13 +9,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workflow_scripts.datasets import (aro, clevr, coco, colorswap, comco, names, pug, simco, spar, sugarcrepe,
-                                       sugarcrepe_pp, winoground)
+from workflow_scripts.datasets import (aro, clevr, coco, colorswap, comco, laion, names, pug, simco, spar,
+                                       sugarcrepe, sugarcrepe_pp, winoground)
 from workflow_scripts.datasets.kind import DatasetKind
 
 BUILTIN_KINDS = {kind.name: kind for kind in (clevr.KIND, simco.KIND, comco.KIND, names.KIND, pug.KIND, spar.KIND,
                                               sugarcrepe.KIND, sugarcrepe_pp.KIND, winoground.KIND, aro.KIND,
-                                              coco.KIND, colorswap.KIND)}
+                                              coco.KIND, colorswap.KIND, laion.KIND)}
 REFERENCES_SUFFIX = "-references"
 
 
@@ -65,6 +65,10 @@ class PlannedDataset:
     @property
     def shards(self) -> int:
         return 1 if self.is_references else self.spec["shards"]
+
+    @property
+    def has_images(self) -> bool:
+        return self.kind.images_of(self.of or self.name, self.spec)
 
     @property
     def paper_setting(self) -> str:

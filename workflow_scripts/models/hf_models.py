@@ -7,6 +7,7 @@ exists, or one starting with `/`, `.` or `~`). As for CLIP (models/loading.py), 
 hub is reachable and then proves that the model loads from the cache with the hub offline, as compute nodes
 without internet will load it.
 """
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,11 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 def is_local_folder(name: str) -> bool:
     """Whether `name` names a local folder rather than a hub id (hub ids also contain a '/')."""
     return str(name).startswith(("/", ".", "~")) or Path(name).expanduser().is_dir()
+
+
+def model_slug(name: str) -> str:
+    """A file name for a model's prefetch record: the hub id or path with every run of other characters as '-'."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", str(name)).strip("-.") or "model"
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -48,7 +54,7 @@ def describe_hf_weights(name: str) -> str:
 def prefetch_hf(name: str, load: Callable[[str, bool], object]) -> dict:
     """Fetch a transformers model where the hub is reachable and prove it loads offline; the record of what was
     verified. `load(name, offline)` builds the model (and its processor) as the analysis will."""
-    from workflow_scripts.models.loading import hub_offline, hub_offline_reason
+    from workflow_scripts.models.hub import hub_offline, hub_offline_reason
 
     if is_local_folder(name):
         load(name, True)

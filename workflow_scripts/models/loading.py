@@ -8,9 +8,6 @@ cache, the job reads that cache with the hub offline and never contacts the netw
 
 import json
 import logging
-import os
-import socket
-from contextlib import contextmanager
 from pathlib import Path
 
 import open_clip
@@ -24,20 +21,7 @@ from workflow_scripts.models.catalogue import (
     local_dir_folder,
     weights_problem,
 )
-
-HUB_HOST = "huggingface.co"
-
-
-def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
-    """Whether the hub answers within `timeout`; behind a configured HTTPS proxy, leave it to the download."""
-    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
-        return True
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
+from workflow_scripts.models.hub import hub_offline, hub_offline_reason
 
 def describe_weights(name: str, pretrained: str | None, seed: int) -> dict:
     """Provenance of a model's weights, checked before any weights are loaded.
@@ -82,31 +66,6 @@ def local_dir_weights(folder: Path) -> str:
                    f"{record['caption_order']}, seed {record['seed']}, {origin}; step {record['step']} of "
                    f"{record['steps']}); " + weights)
     return weights
-
-
-def hub_offline_reason() -> str | None:
-    """Why this process must read the Hugging Face cache only, or None where it may download."""
-    import huggingface_hub.constants as hub
-
-    if hub.HF_HUB_OFFLINE:
-        return "HF_HUB_OFFLINE is set"
-    if not hub_reachable():
-        return f"{HUB_HOST} cannot be reached"
-    return None
-
-
-@contextmanager
-def hub_offline(offline: bool = True):
-    """Within the block huggingface_hub reads its cache only and makes no request at all (when `offline`);
-    the previous setting comes back afterwards."""
-    import huggingface_hub.constants as hub
-
-    before = hub.HF_HUB_OFFLINE
-    hub.HF_HUB_OFFLINE = before or offline
-    try:
-        yield
-    finally:
-        hub.HF_HUB_OFFLINE = before
 
 
 def cached_weights_file(name: str, tag: str) -> str | None:

@@ -10,6 +10,8 @@ TABLES = {
     "matching": ("paper_b", "matching", "matching"),
     "compositional": ("paper_a", "compositional", "compositional"),
     "recall": ("paper_a", "recall", "recall"),
+    "mention_order": ("paper_b", "mention_order", "mention_order"),
+    "objects_per_caption": ("paper_b", "mention_order", "objects_per_caption"),
 }
 # Tables drawn from other tables: (folder, the tables they read). paper A's real_world gathers the benchmarks of its
 # real-world table from compositional and recall, and is built when either is. The tables of the CLIPs trained in
@@ -34,6 +36,7 @@ FIGURES = {
     "tor_position_bias": ("paper_b", {"tor": "tor"}),
     "ior_large_object": ("paper_b", {"ior": "ior"}),
     "matching_conditions": ("paper_b", {"matching": "matching"}),
+    "mention_order": ("paper_b", {"mention_order": "mention_order"}),
     "training_curve": ("clip_training", {"runs": TRAINING_RUNS}),
     "training_progression": ("clip_training", {"progression": "training_progression"}),
 }

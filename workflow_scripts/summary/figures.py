@@ -303,9 +303,33 @@ def training_progression(tables):
                          f"{INTERVAL_NOTE}); precision {', '.join(sorted(set(progression['precision'])))}")
 
 
+def mention_order(tables):
+    """Per dataset and object-listing method (rows) and number of named objects (columns): the share of captions
+    whose largest object stands at each position, one bar per source of areas, random order dashed."""
+    rows = tables["mention_order"]
+    data = rows[(rows["measure"] == "largest named object's position") & (rows["n_objects"] != "all")].copy()
+    data["k"] = data["n_objects"].astype(int)
+    data["position"] = data["position"].astype(int)
+    if data.empty:  # text-only datasets (LAION metadata): nothing has an area
+        figure, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No dataset has captions with two or more objects with areas\n(objects_per_caption.md has "
+                "the text-only statistics)", ha="center", va="center")
+        return figure, "Where captions name their largest object"
+    data["panel"] = data["dataset"] + " / " + data["method"]
+    grid = bar_grid(data, "position", "share", "areas", col="k", row="panel", height=2.6, aspect=1.1, sharex=False)
+    grid.set_titles("{row_name}\n{col_name} objects named")
+    chance_line(grid, "chance", "random order (1/k)")
+    grid.set_axis_labels("position of the largest object in the caption", "share of captions")
+    models = sorted(set(data["area_model"]))
+    return grid.figure, ("Where captions name their largest object, against a random order (dashed, 1/k); areas "
+                         f"from {', '.join(models)} (bootstrap {INTERVAL_NOTE} over images)")
+
+
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
                                            modality_gap)}
-PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias, ior_large_object, matching_conditions)}
+PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias, ior_large_object, matching_conditions,
+                                           mention_order)}
 FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES, "training_curve": training_curve,
            "training_progression": training_progression}
 

@@ -31,6 +31,8 @@ SHARE_COUNTS = {
     "compositional": {"accuracy": "n_items"},
     "recall": {"recall": "n_queries"},
     "training_progression": {"share": "n"},
+    "mention_order": {"share": "n_captions"},
+    "objects_per_caption": {"share": "n_captions"},
 }
 
 
@@ -684,6 +686,38 @@ def caption_order_markdown(table: pd.DataFrame) -> str:
             + markdown_table(rows.to_dict("records"), columns))
 
 
+def mention_order_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The caption-order statistic's rows with their bootstrap intervals (the analysis gives them)."""
+    return with_intervals(rows, "mention_order")
+
+
+def mention_order_markdown(table: pd.DataFrame) -> str:
+    columns = ["dataset", "method", "areas", "area_model", "measure", "n_objects", "position", "share", "chance",
+               "n_captions", "n_images", "n_tied"]
+    return ("# Where captions name their largest object\n\nAmong captions naming k >= 2 objects that have an area "
+            "(areas: ground-truth annotations by mask or box, or the detector's largest box for the object's phrase "
+            "and the segmenter's mask in it), the share whose largest object stands at each position of the "
+            "caption; a random order gives 1/k ('chance'; over all k, the mean of 1/k). 'largest annotated object "
+            "named': the share of captions naming the image's largest annotated object at all. Methods: 'lexicon' "
+            "(COCO's categories, deterministic), 'noun_phrases' (spaCy's noun chunks, deterministic), 'llm' (the "
+            "authors' way, sampled). Paper B reports this statistic for LAION only as a figure (its figure 4b), so "
+            "no reference number stands beside these rows. Shares show their 95% bootstrap interval over images "
+            "(a caption's image resampled with it); the n columns say of how many captions and images each is a "
+            "share; n_tied captions had two objects of equal largest area and are left out.\n\n"
+            + markdown_table(table.to_dict("records"), columns))
+
+
+def objects_per_caption_table(rows: pd.DataFrame) -> pd.DataFrame:
+    return with_intervals(rows, "objects_per_caption")
+
+
+def objects_per_caption_markdown(table: pd.DataFrame) -> str:
+    columns = ["dataset", "method", "objects_named", "share", "n_captions", "mean_objects_named"]
+    return ("# How many objects captions name\n\nShare of captions naming each number of distinct objects, by "
+            "method (text only: no image is read). Paper B's statistic needs two or more.\n"
+            f"{INTERVAL_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
+
+
 DERIVED_TABLES = {"real_world": (real_world_table, real_world_markdown),
                   "training_progression": (progression_table, progression_markdown),
                    "caption_order": (caption_order_table, caption_order_markdown)}
@@ -692,7 +726,9 @@ TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, bi
           "tor": (tor_table, tor_markdown), "ior": (ior_table, ior_markdown),
           "matching": (matching_table, matching_markdown),
           "compositional": (compositional_table, compositional_markdown),
-          "recall": (recall_table, recall_markdown)}
+          "recall": (recall_table, recall_markdown),
+          "mention_order": (mention_order_table, mention_order_markdown),
+          "objects_per_caption": (objects_per_caption_table, objects_per_caption_markdown)}
 
 
 def main(snakemake) -> None:
