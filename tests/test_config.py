@@ -233,3 +233,10 @@ def test_labclip_transfer_names_configured_datasets_that_train_labclip():
     assert transfer_errors(config, BUILTIN_KINDS) == [
         "paper_a.labclip_transfer: dataset 'wino' does not run labclip, so it has no map to apply",
         "paper_a.labclip_transfer: 'laion' is not a dataset of this config (datasets: coco, wino)"]
+
+
+def test_a_missing_local_model_folder_of_the_caption_statistics_is_named(tmp_path):
+    message = invalid(lambda c: c.update(paper_b={"mention_order": {"detector": {"model": str(tmp_path / "gd")},
+                                                                   "methods": ["llm"], "llm": {"model": "./llm"}}}))
+    assert f"paper_b.mention_order.detector.model: {tmp_path / 'gd'}: no such model folder" in message
+    assert "paper_b.mention_order.llm.model: " in message and "llm: no such model folder" in message

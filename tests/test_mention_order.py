@@ -229,6 +229,8 @@ def test_the_workflow_runs_the_statistic_from_coco_and_laion_files_to_the_tables
     text = counts[(counts["dataset"] == "laion_text") & (counts["method"] == "lexicon")].set_index("objects_named")
     assert text.loc["2", "share"] == pytest.approx(4 / 5)  # dog+cat twice, cat+sofa, car+bicycle; one names none
     assert {"lexicon", "noun_phrases", "llm"} == set(counts["method"])
+    listed = pd.read_parquet(tmp_path / "results/coco/mention_order/objects_llm.parquet")
+    assert len(listed) == 8 and listed["answer"].map(lambda a: isinstance(a, str)).all()  # the raw answers kept
     areas = pd.read_parquet(tmp_path / "results/laion_images/mention_order/areas_lexicon.parquet")
     assert len(areas) == 4 and all(a is None or 0 < a["box_area"] <= 1 for row in areas["areas"] for a in row)
     markdown = (tmp_path / "results/paper_b/tables/mention_order.md").read_text()

@@ -154,6 +154,26 @@ def transfer_errors(config: dict, kinds: dict) -> list[str]:
     return errors
 
 
+def mention_order_errors(config: dict) -> list[str]:
+    """The caption-order statistic's transformers models that name a local folder name one that exists and holds
+    weights (a hub id is checked by its prefetch)."""
+    from workflow_scripts.models.hf_models import is_local_folder, local_weight_files
+
+    settings = config["paper_b"]["mention_order"]
+    named = {"paper_b.mention_order.detector.model": settings["detector"]["model"],
+             "paper_b.mention_order.segmenter": settings["segmenter"]}
+    if "llm" in settings["methods"]:
+        named["paper_b.mention_order.llm.model"] = settings["llm"]["model"]
+    errors = []
+    for key, name in named.items():
+        if name and is_local_folder(name):
+            try:
+                local_weight_files(name)
+            except FileNotFoundError as error:
+                errors.append(f"{key}: {error}")
+    return errors
+
+
 def training_errors(config: dict, kinds: dict) -> list[str]:
     """Each clip_training run: a rendered dataset of this config with enough train items for a batch, an
     architecture open_clip can build; each trained model: a run of clip_training and one of its checkpoints."""
@@ -260,7 +280,7 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
         except ValueError as error:
             raise ConfigError(f"invalid config:\n  {error}") from None
         messages = (dataset_errors(config, kinds) + model_errors(config) + training_errors(config, kinds)
-                    + transfer_errors(config, kinds))
+                    + transfer_errors(config, kinds) + mention_order_errors(config))
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config

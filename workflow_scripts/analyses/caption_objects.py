@@ -104,8 +104,9 @@ def caption_objects(captions: list[str], method: str) -> list[list[dict]]:
     return [extract(doc) for doc in docs(captions)]
 
 
-def llm_caption_objects(captions: list[str], settings: dict, device: str) -> tuple[list[list[dict]], list[int], dict]:
-    """(objects per caption, unplaced names per caption, the generation settings) listed by the LLM."""
+def llm_caption_objects(captions: list[str], settings: dict, device: str) -> tuple[dict, dict]:
+    """({answer, objects, unplaced: one per caption}, the generation settings) of the object-listing LLM: its raw
+    answer, the names it lists placed in the caption, and how many of them the caption does not contain."""
     from workflow_scripts.models.llm_objects import generation_settings, list_objects, load_lister, parse_object_list
 
     lister = load_lister(settings["model"], device, offline=True)
@@ -114,7 +115,8 @@ def llm_caption_objects(captions: list[str], settings: dict, device: str) -> tup
     placed = [placed_objects(caption, parse_object_list(answer)) for caption, answer in zip(captions, answers)]
     record = generation_settings(settings["model"], settings["max_new_tokens"], settings["temperature"],
                                  settings["top_p"], settings["seed"])
-    return [objects for objects, _ in placed], [unplaced for _, unplaced in placed], {**record, "answers_kept": False}
+    return {"answer": answers, "objects": [objects for objects, _ in placed],
+            "unplaced": [unplaced for _, unplaced in placed]}, record
 
 
 def main(snakemake) -> None:
@@ -131,8 +133,9 @@ def main(snakemake) -> None:
     columns = {"item_id": [row["item_id"] for row in rows]}
     if method == "llm":
         settings = {**snakemake.params.llm, "seed": snakemake.params.seed}
-        objects, unplaced, record = llm_caption_objects(captions, settings, resolve_device(snakemake.params.device))
-        columns["unplaced"] = pa.array(unplaced, pa.int32())
+        listed, record = llm_caption_objects(captions, settings, resolve_device(snakemake.params.device))
+        objects = listed["objects"]
+        columns.update(answer=listed["answer"], unplaced=pa.array(listed["unplaced"], pa.int32()))
         provenance.update(llm=record, weights=record["weights"])
     else:
         objects = caption_objects(captions, method)

@@ -38,14 +38,23 @@ def cached_revision(repo_id: str) -> str | None:
     return Path(found).parent.name if isinstance(found, str) else None
 
 
+def local_weight_files(name: str) -> list[Path]:
+    """The weight files of the local model folder `name`; FileNotFoundError naming the folder when it does not
+    exist or holds none."""
+    folder = Path(name).expanduser().resolve()
+    files = weight_files(folder) if folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"{folder}: no such model folder, or no weights file ({', '.join(WEIGHT_SUFFIXES)}) "
+                                "in it")
+    return files
+
+
 def describe_hf_weights(name: str) -> str:
     """Which weights `name` stands for: a local folder's weight files with their sha256, or a hub id with the
     revision cached here. FileNotFoundError naming the folder when it holds no weights."""
     if is_local_folder(name):
-        folder = Path(name).expanduser().resolve()
-        files = weight_files(folder) if folder.is_dir() else []
-        if not files:
-            raise FileNotFoundError(f"{folder}: no weights file ({', '.join(WEIGHT_SUFFIXES)}) in this model folder")
+        files = local_weight_files(name)
+        folder = files[0].parent
         return f"local folder {folder}: " + ", ".join(f"{path.name} sha256 {sha256_of(path)}" for path in files)
     revision = cached_revision(name)
     return f"Hugging Face hub {name}, " + (f"revision {revision}" if revision else "not cached here")
