@@ -94,13 +94,20 @@ def test_captions_with_fewer_than_two_objects_with_areas_or_more_than_max_do_not
 
 def test_the_bootstrap_resamples_images_not_captions():
     rng = np.random.default_rng(0)
-    hits = np.repeat(rng.random(20) < 0.5, 5)[:, None].astype(float)  # 20 images, 5 identical captions each
-    by_image = bootstrap_intervals(np.repeat(np.arange(20), 5), hits, np.ones_like(hits), 2000, 0)
-    by_caption = bootstrap_intervals(np.arange(100), hits, np.ones_like(hits), 2000, 0)
+    hits = np.repeat(rng.random(200) < 0.5, 5)[:, None].astype(float)  # 200 images, 5 identical captions each
+    by_image = bootstrap_intervals(np.repeat(np.arange(200), 5), hits, np.ones_like(hits), 2000, 0)
+    by_caption = bootstrap_intervals(np.arange(1000), hits, np.ones_like(hits), 2000, 0)
     width = lambda interval: interval[1][0] - interval[0][0]  # noqa: E731
-    assert width(by_image) > 1.8 * width(by_caption)  # about sqrt(5) wider: 20 observations, not 100
-    everything = bootstrap_intervals(np.arange(10), np.ones((10, 1)), np.ones((10, 1)), 200, 0)
-    assert (everything[0][0], everything[1][0]) == (1.0, 1.0)
+    assert width(by_image) > 1.8 * width(by_caption)  # about sqrt(5) wider: 200 observations, not 1000
+    assert width(by_image) == pytest.approx(2 * 1.96 * 0.5 / np.sqrt(200), rel=0.15)
+
+
+def test_few_images_get_an_interval_as_wide_as_their_count():
+    # 11 captions of one image, all with the largest object first: the bootstrap alone would say [1, 1]
+    low, high = bootstrap_intervals(np.zeros(11), np.ones((11, 1)), np.ones((11, 1)), 200, 0)
+    assert high[0] == 1.0 and low[0] == pytest.approx(0.207, abs=0.001)  # Wilson's for 1 of 1
+    low, high = bootstrap_intervals(np.arange(11), np.ones((11, 1)), np.ones((11, 1)), 200, 0)
+    assert low[0] == pytest.approx(0.741, abs=0.001)  # Wilson's for 11 of 11
 
 
 def test_objects_per_caption_counts():
@@ -219,7 +226,7 @@ def test_the_workflow_runs_the_statistic_from_coco_and_laion_files_to_the_tables
     truth = table[(table["dataset"] == "coco") & (table["method"] == "lexicon")
                   & (table["areas"] == "annotations (mask)")].set_index(["n_objects", "position"])
     assert (truth.loc[("2", "1"), "share"], truth.loc[("3", "3"), "share"]) == (0.5, 0.5)
-    assert truth.loc[("2", "1"), "share_low95"] <= 0.5 <= truth.loc[("2", "1"), "share_high95"]
+    assert truth.loc[("2", "1"), "share_low95"] < 0.2 and truth.loc[("2", "1"), "share_high95"] > 0.8  # one image
     measured = set(zip(table["dataset"], table["areas"]))
     assert {("laion_images", "detector (box)"), ("laion_images", "segmenter (mask)"),
             ("coco", "detector (box)")} <= measured  # thresholds 0: every phrase gets a box

@@ -34,6 +34,7 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 import numpy as np
 
 from workflow_scripts.analyses.similarity import normalise, rowwise_cosine
+from workflow_scripts.common.intervals import Z95
 
 # The relations ARO's post-processing drops from VG-Relation's macro-average (its README, ARO issue 37): swapping
 # their subject and object need not make the caption false.
@@ -61,7 +62,6 @@ ARO_SYMMETRIC_RELATIONS = frozenset([
     "working on", "worn on", "wrapped around", "wrapped in", "by", "of", "near", "next to", "with", "beside",
     "on the side of", "around"])
 ARO_ATTRIBUTION_MIN_ITEMS = 25  # ARO scores only the attribute pairs with at least 25 items
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ position, and over all k: the largest first, the largest last (chance: the mean 
 the share of captions that name the image's largest annotated object at all (`largest annotated named`).
 
 Intervals are 95% percentile bootstrap intervals over images (captions of one image are resampled together,
-COCO's five captions per image being no five independent observations), seeded.
+COCO's five captions per image being no five independent observations), seeded, widened where needed to hold the
+Wilson interval that counts each image once: a percentile bootstrap over a handful of images is far too narrow
+(over one image it has no width at all), and a share from 11 images must look like one.
 """
 import sys
 from pathlib import Path
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.analyses.object_lexicon import coco_category
+from workflow_scripts.common.intervals import wilson_interval
 
 ANNOTATION_AREAS = {"annotations (mask)": "area", "annotations (box)": "box_area"}
 DETECTOR_AREAS = {"detector (box)": "box_area", "segmenter (mask)": "mask_area"}
@@ -56,7 +59,8 @@ def largest_position(areas: list[float | None]) -> tuple[int, int] | str | None:
 
 def bootstrap_intervals(clusters, hits: np.ndarray, counts: np.ndarray, draws: int, seed: int):
     """95% percentile intervals of the ratios hits.sum(0) / counts.sum(0) (items x cells), resampling the
-    items' clusters with replacement `draws` times."""
+    items' clusters with replacement `draws` times, each widened to hold the Wilson interval of that ratio over
+    the number of clusters with items in the cell (each cluster counted once)."""
     _, cluster = np.unique(np.asarray(clusters), return_inverse=True)
     n = cluster.max() + 1
     hit_sums = np.zeros((n, hits.shape[1]))
@@ -70,7 +74,10 @@ def bootstrap_intervals(clusters, hits: np.ndarray, counts: np.ndarray, draws: i
         with np.errstate(invalid="ignore", divide="ignore"):
             shares.append((weights @ hit_sums) / (weights @ count_sums))
     shares = np.concatenate(shares)
-    return np.nanpercentile(shares, 2.5, axis=0), np.nanpercentile(shares, 97.5, axis=0)
+    ratio = hit_sums.sum(0) / count_sums.sum(0)
+    wilson_low, wilson_high = wilson_interval(ratio, (count_sums > 0).sum(0))
+    return (np.fmin(np.nanpercentile(shares, 2.5, axis=0), wilson_low),
+            np.fmax(np.nanpercentile(shares, 97.5, axis=0), wilson_high))
 
 
 def position_rows(positions: list, clusters: list, max_objects: int, draws: int, seed: int) -> list[dict]:

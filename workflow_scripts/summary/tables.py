@@ -10,11 +10,11 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.common.intervals import Z95, wilson_interval
 from workflow_scripts.common.parquet import TRAINED_HERE, read_provenance, read_table
 from workflow_scripts.summary import reference
 
 
-Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 LOW, HIGH = "_low95", "_high95"  # suffixes of a share's interval columns
 # Per table: the shares that get a 95% interval, each with the column that counts the items it is a share of.
 SHARE_COUNTS = {
@@ -34,19 +34,6 @@ SHARE_COUNTS = {
     "mention_order": {"share": "n_captions"},
     "objects_per_caption": {"share": "n_captions"},
 }
-
-
-def wilson_interval(share, n) -> tuple[np.ndarray, np.ndarray]:
-    """The 95% Wilson score interval of a proportion `share` of `n` items (arrays alike); NaN where n is 0 or the
-    share is missing. For a share in which ties count half, the interval treats it as a proportion of n."""
-    share, n = np.asarray(share, float), np.asarray(n, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centre = (share + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-        half = Z95 / (1 + Z95**2 / n) * np.sqrt(share * (1 - share) / n + Z95**2 / (4 * n**2))
-    valid = (n > 0) & np.isfinite(share)
-    # The interval holds the share; min/max only undo rounding at 0 and 1.
-    low, high = np.minimum(np.clip(centre - half, 0, 1), share), np.maximum(np.clip(centre + half, 0, 1), share)
-    return np.where(valid, low, np.nan), np.where(valid, high, np.nan)
 
 
 def with_intervals(table: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -702,7 +689,8 @@ def mention_order_markdown(table: pd.DataFrame) -> str:
             "(COCO's categories, deterministic), 'noun_phrases' (spaCy's noun chunks, deterministic), 'llm' (the "
             "authors' way, sampled). Paper B reports this statistic for LAION only as a figure (its figure 4b), so "
             "no reference number stands beside these rows. Shares show their 95% bootstrap interval over images "
-            "(a caption's image resampled with it); the n columns say of how many captions and images each is a "
+            "(a caption's image resampled with it), widened where needed to the Wilson interval that counts each "
+            "image once; the n columns say of how many captions and images each is a "
             "share; n_tied captions had two objects of equal largest area and are left out.\n\n"
             + markdown_table(table.to_dict("records"), columns))
 
