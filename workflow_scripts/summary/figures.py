@@ -320,10 +320,12 @@ def mention_order(tables):
     grid = bar_grid(data, "position", "share", "areas", col="k", row="panel", height=2.6, aspect=1.1, sharex=False)
     grid.set_titles("{row_name}\n{col_name} objects named")
     chance_line(grid, "chance", "random order (1/k)")
-    grid.set_axis_labels("position of the largest object in the caption", "share of captions")
+    grid.set_axis_labels("largest object's position", "share of captions")
+    for (i, j, _), subset in grid.facet_data():
+        grid.axes[i, j].set_visible(not subset.empty)  # a dataset and method without captions naming k objects
     models = sorted(set(data["area_model"]))
     return grid.figure, ("Where captions name their largest object, against a random order (dashed, 1/k); areas "
-                         f"from {', '.join(models)} (bootstrap {INTERVAL_NOTE} over images)")
+                         f"from {', '.join(models)} ({INTERVAL_NOTE} over images)")
 
 
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
