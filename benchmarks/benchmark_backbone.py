@@ -1,4 +1,4 @@
-"""Benchmark the two expensive stages of the workflow: Blender rendering and CLIP image embedding.
+"""Benchmark the expensive stages of the workflow: Blender rendering, CLIP image embedding and text embedding.
 
 1. Render: seconds per image with Cycles for each (resolution, samples) in a small grid, using the
    project's own generate_scenes and render_scenes (denoise on), all in one process as a shard job
@@ -8,13 +8,17 @@
    absolute difference between the two results. The images are rendered once for this part at the
    first resolution and the first sample count of the grid (reused if --out-dir already holds them).
 
+3. Text: captions/s of embed_texts with the context trimmed to each batch's longest caption (the default) against
+   the full context, on the same CLEVR captions and their hard negatives, and the largest difference between the
+   two results.
+
 Only prints figures; nothing is asserted. Run from the repository root:
 
     .venv/bin/python benchmarks/benchmark_backbone.py                       # CPU, random ViT-B-32
     .venv/bin/python benchmarks/benchmark_backbone.py --device cuda --precision bf16 --batch-size 256
     .venv/bin/python benchmarks/benchmark_backbone.py --pretrained openai   # needs cached weights
 
-Tiny smoke test: --scenes 2 --embed-images 8 --resolutions 64x64 --samples 4
+Tiny smoke test: --scenes 2 --embed-images 8 --texts 20 --resolutions 64x64 --samples 4
 """
 
 import argparse
@@ -31,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 
 from benchmarks.report import say, table  # noqa: E402
 
-SPEC = dict(objects_per_scene=[2], negatives_per_scene=1, shards=1, splits=dict(train=.8, val=.1, test=.1))
+SPEC = dict(objects_per_scene=[2], negatives_per_scene=1, shards=1, splits=dict(train=.8, val=.1, test=.1),
+            sampling="authors")
 
 
 @contextmanager
@@ -146,10 +151,33 @@ def bench_embed(args, loaded, paths) -> None:
         f"(max |embedding| = {np.abs(looped).max():.2e}, shape {batched.shape})")
 
 
+def bench_texts(args, loaded) -> None:
+    import numpy as np
+
+    from workflow_scripts.models.embed import embed_texts, trimmable_tower
+
+    model, _, tokenizer, _ = loaded
+    rows = scene_rows(args.texts, 320, 240, args.seed)
+    texts = sorted({text for row in rows for text in [row["caption"], *row["negative_captions"]]})
+    embed_texts(model, tokenizer, texts[:args.batch_size], args.device, args.batch_size, args.precision)  # warm-up
+    timings, vectors = {}, {}
+    for label, trim in (("trimmed context (embed_texts)", True), ("full context", False)):
+        start = time.perf_counter()
+        vectors[label] = embed_texts(model, tokenizer, texts, args.device, args.batch_size, args.precision, trim=trim)
+        timings[label] = time.perf_counter() - start
+    full, trimmed = vectors["full context"], vectors["trimmed context (embed_texts)"]
+    say(f"\nText: {len(texts)} distinct CLEVR captions and negatives, batch size {args.batch_size}; trimming "
+        f"{'applies' if trimmable_tower(model) is not None else 'does not apply (full context)'} to this tower")
+    table(["path", "texts", "seconds", "texts/s"], [[label, len(texts), s, len(texts) / s] for label, s in timings.items()])
+    say(f"speed-up of trimmed over full context: {timings['full context'] / timings['trimmed context (embed_texts)']:.2f}x")
+    say(f"max |trimmed - full| = {np.abs(trimmed - full).max():.2e} (max |embedding| = {np.abs(full).max():.2e})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=4, help="images per render setting")
     parser.add_argument("--embed-images", type=int, default=64)
+    parser.add_argument("--texts", type=int, default=500, help="CLEVR scenes whose captions and negatives are embedded")
     parser.add_argument("--resolutions", type=resolution, nargs="+", default=[(224, 224), (320, 240)],
                         metavar="WxH")
     parser.add_argument("--samples", type=int, nargs="+", default=[16, 64])
@@ -183,6 +211,7 @@ def main() -> None:
             bench_render(args, out_dir)
         if not args.skip_embed:
             bench_embed(args, loaded, embed_paths(args, out_dir))
+            bench_texts(args, loaded)
 
 
 if __name__ == "__main__":

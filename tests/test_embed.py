@@ -56,6 +56,64 @@ def test_text_rows_equal_encode_text_in_input_order(random_model):
     assert not np.allclose(batched[0], batched[1])
 
 
+CAPTIONS = ["red cube and blue sphere", "gray cylinder", "a", "blue cube and red sphere and green cylinder",
+            "This vibrant display features a stunning cube with its radiant glow, a mesmerizing sphere with bold "
+            "contours, an enchanting cylinder that fits perfectly with its graceful form."]  # 2 to 40 tokens
+
+
+def configured_text_towers():
+    """(label, model, tokenizer) of every text tower the shipped configs embed with: config.yaml's open_clip
+    architectures and the CLIP that the demo and the data-order experiment train, randomly initialised."""
+    import open_clip
+    import yaml
+
+    from conftest import REPO
+    from workflow_scripts.models.training import new_clip
+
+    towers = []
+    for model in yaml.safe_load((REPO / "config.yaml").read_text())["models"]:
+        towers.append((model["name"], model["name"]))
+    for config in ("demo.yaml", "data_order.yaml"):
+        for run, settings in yaml.safe_load((REPO / "configs" / config).read_text())["clip_training"].items():
+            if "architecture" in settings:
+                towers.append((f"{config}: {run}", settings["architecture"]))
+    for label, source in dict(towers).items():
+        if isinstance(source, str):
+            torch.manual_seed(0)
+            yield label, open_clip.create_model(source).eval(), open_clip.get_tokenizer(source)
+        else:
+            model, _, tokenizer = new_clip(source, seed=0)
+            yield label, model.eval(), tokenizer
+
+
+def test_trimmed_context_gives_the_full_context_s_vectors_for_every_configured_tower():
+    labels = []
+    for label, model, tokenizer in configured_text_towers():
+        assert embed.trimmable_tower(model) is not None, label  # the trimmed path is the one taken
+        trimmed = embed.embed_texts(model, tokenizer, CAPTIONS, "cpu", batch_size=2, precision="fp32")
+        full = embed.embed_texts(model, tokenizer, CAPTIONS, "cpu", batch_size=2, precision="fp32", trim=False)
+        np.testing.assert_allclose(trimmed, full, rtol=1e-4, atol=1e-5 * np.abs(full).max(), err_msg=label)
+        labels.append(label)
+    assert {"ViT-B-32", "ViT-L-14", "demo.yaml: scenes_clip"} <= set(labels)
+
+
+def test_towers_where_trimming_is_not_exact_run_the_full_context(random_model, monkeypatch, caplog):
+    model, _, tokenizer, _ = random_model
+    with torch.no_grad():
+        expected = model.encode_text(tokenizer(CAPTIONS)).numpy()
+    monkeypatch.setattr(model, "text_pool_type", "last")  # pooled at the last of all 77 positions
+    assert embed.trimmable_tower(model) is None
+    with torch.no_grad():
+        last = model.encode_text(tokenizer(CAPTIONS)).numpy()
+    np.testing.assert_allclose(embed.embed_texts(model, tokenizer, CAPTIONS, "cpu", 2, "fp32"), last, rtol=1e-4,
+                               atol=1e-5)
+    monkeypatch.setattr(model, "text_pool_type", "argmax")
+    monkeypatch.setattr(embed, "encode_trimmed", lambda tower, tokens: model.encode_text(tokens) + 1.0)  # a wrong one
+    guarded = embed.embed_texts(model, tokenizer, CAPTIONS, "cpu", 2, "fp32")
+    np.testing.assert_allclose(guarded, expected, rtol=1e-4, atol=1e-5)
+    assert "embedding with the full context" in caplog.text
+
+
 def test_random_weights_are_seeded_and_labelled(random_model, pngs):
     model, preprocess, _, provenance = random_model
     assert {k: provenance[k] for k in ("model", "pretrained", "weights", "activation")} == {
