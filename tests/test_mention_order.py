@@ -2,6 +2,7 @@
 in captions by the lexicon and by noun phrases, the largest named object's position against a random order, the
 bootstrap over images, and COCO's instance annotations as ground truth, read from files in COCO's format."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -242,3 +243,12 @@ def test_the_workflow_runs_the_statistic_from_coco_and_laion_files_to_the_tables
     assert len(areas) == 4 and all(a is None or 0 < a["box_area"] <= 1 for row in areas["areas"] for a in row)
     markdown = (tmp_path / "results/paper_b/tables/mention_order.md").read_text()
     assert "bootstrap interval over images" in markdown and "laion_images" in markdown
+    # A changed LLM setting reruns the LLM's lists and what reads them, not the lexicon's or noun phrases' jobs.
+    settings["llm"]["temperature"] = 0.7
+    config = write_config(tmp_path, {**TINY, "datasets": datasets,
+                                     "paper_b": {**TINY["paper_b"], "mention_order": settings}})
+    plan = snakemake(*targets, "-n", "--cores", 1, "--directory", tmp_path, "--configfile", config)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, re.MULTILINE))
+    assert jobs.get("caption_objects_llm") == "3" and jobs.get("object_areas") == "2"  # llm's areas: coco, laion
+    assert "caption_objects" not in jobs and jobs.get("mention_order") == "3"
