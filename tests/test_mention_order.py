@@ -233,6 +233,11 @@ def test_the_workflow_runs_the_statistic_from_coco_and_laion_files_to_the_tables
             ("coco", "detector (box)")} <= measured  # thresholds 0: every phrase gets a box
     assert not any(dataset == "laion_text" for dataset, _ in measured)  # text only
     assert table.loc[table["areas"] == "detector (box)", "area_model"].eq(str(detector)).all()
+    authors = table[table["protocol"] == "authors"]
+    assert set(authors["method"]) <= {"llm"} and set(authors["areas"]) <= {"detector (box)", "segmenter (mask)"}
+    assert set(table.loc[table["method"] != "llm", "protocol"]) == {"workflow"}
+    assert table["precision"].str.contains("detector fp32").all()  # areas measured in fp32
+    assert table.loc[table["dataset"] == "coco", "precision"].eq("llm fp32, detector fp32").all()  # the tiny Llama
     counts = pd.read_csv(tmp_path / targets[1])
     text = counts[(counts["dataset"] == "laion_text") & (counts["method"] == "lexicon")].set_index("objects_named")
     assert text.loc["2", "share"] == pytest.approx(4 / 5)  # dog+cat twice, cat+sofa, car+bicycle; one names none

@@ -115,6 +115,8 @@ def llm_caption_objects(captions: list[str], settings: dict, device: str) -> tup
     placed = [placed_objects(caption, parse_object_list(answer)) for caption, answer in zip(captions, answers)]
     record = generation_settings(settings["model"], settings["max_new_tokens"], settings["temperature"],
                                  settings["top_p"], settings["seed"])
+    record["precision"] = {"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(
+        str(lister.model.dtype), str(lister.model.dtype))
     return {"answer": answers, "objects": [objects for objects, _ in placed],
             "unplaced": [unplaced for _, unplaced in placed]}, record
 
@@ -136,7 +138,7 @@ def main(snakemake) -> None:
         listed, record = llm_caption_objects(captions, settings, resolve_device(snakemake.params.device))
         objects = listed["objects"]
         columns.update(answer=listed["answer"], unplaced=pa.array(listed["unplaced"], pa.int32()))
-        provenance.update(llm=record, weights=record["weights"])
+        provenance.update(llm=record, weights=record["weights"], precision=record["precision"])
     else:
         objects = caption_objects(captions, method)
         provenance["weights"] = f"spaCy pipeline {TAGGER}" + (" and COCO's category lexicon" if method == "lexicon"

@@ -13,6 +13,9 @@ is the largest (a tie is counted in n_tied and left out). Rows per number of obj
 position, and over all k: the largest first, the largest last (chance: the mean of 1/k). With annotations, also
 the share of captions that name the image's largest annotated object at all (`largest annotated named`).
 
+Protocol `authors` marks the rows measured the authors' way (objects listed by the LLM, areas from the detector
+and segmenter); `workflow` the others (a deterministic list, or ground-truth areas).
+
 Intervals are 95% percentile bootstrap intervals over images (captions of one image are resampled together,
 COCO's five captions per image being no five independent observations), seeded, widened where needed to hold the
 Wilson interval that counts each image once: a percentile bootstrap over a handful of images is far too narrow
@@ -134,11 +137,13 @@ def mention_order_rows(items: list[dict], objects: dict[str, list[list[dict]]], 
                 sources[source] = [[(found or {}).get(key) for found in (areas or [])] for areas in detected[method]]
         for source, areas in sources.items():
             found = position_rows([largest_position(a) for a in areas], clusters, max_objects, draws, seed)
-            rows += [{"method": method, "areas": source, "area_model": area_models.get(source, ""), **row}
-                     for row in found]
+            protocol = "authors" if method == "llm" and source in DETECTOR_AREAS else "workflow"
+            rows += [{"method": method, "areas": source, "area_model": area_models.get(source, ""),
+                      "protocol": protocol, **row} for row in found]
         if any(annotated):
             rows += [{"method": method, "areas": "annotations (mask)", "area_model": area_models.get(
-                "annotations (mask)", ""), **row} for row in named_rows(per_item, annotated, clusters, draws, seed)]
+                "annotations (mask)", ""), "protocol": "workflow", **row}
+                for row in named_rows(per_item, annotated, clusters, draws, seed)]
     return pd.DataFrame(rows)
 
 
@@ -165,19 +170,22 @@ def main(snakemake) -> None:
     items, _ = read_items(snakemake.input.item_table)
     settings = snakemake.params.settings
     ids = [item["item_id"] for item in items]
-    objects, detected, area_models, weights = {}, {}, {}, {}
+    objects, detected, area_models, weights, precision = {}, {}, {}, {}, {}
     for method, path in zip(settings["methods"], snakemake.input.objects):
         table = read_table(path, ["item_id", "objects"], what="caption objects").to_pydict()
         if table["item_id"] != ids:
             raise ValueError(f"{path}: its items are not those of {snakemake.input.item_table}; rerun caption_objects")
         objects[method] = table["objects"]
         weights[method] = read_provenance(path)["weights"]
+        if "precision" in read_provenance(path):
+            precision[method] = read_provenance(path)["precision"]
     for method, path in zip(settings["methods"], snakemake.input.get("areas", [])):
         table = read_table(path, ["item_id", "areas"], what="object areas").to_pydict()
         detected[method] = dict(zip(table["item_id"], table["areas"]))
         detected[method] = [detected[method].get(i) for i in ids]
         provenance = read_provenance(path)
         area_models["detector (box)"] = provenance["detector"]
+        precision["detector"] = provenance["precision"]
         if provenance.get("segmenter"):
             area_models["segmenter (mask)"] = provenance["segmenter"]
     dataset = snakemake.wildcards.dataset
@@ -185,8 +193,9 @@ def main(snakemake) -> None:
     rows = mention_order_rows(items, objects, detected, area_models, settings["max_objects"], settings["bootstrap"],
                               snakemake.params.seed)
     provenance = {"dataset": dataset, "weights": "; ".join(f"{m}: {w}" for m, w in weights.items()),
+                  "precision": ", ".join(f"{m} {p}" for m, p in precision.items()) or "no neural model",
                   "bootstrap": settings["bootstrap"], "seed": snakemake.params.seed}
-    empty = pd.DataFrame(columns=["method", "areas", "area_model", "measure", "n_objects", "position", "share",
+    empty = pd.DataFrame(columns=["method", "areas", "area_model", "protocol", "measure", "n_objects", "position", "share",
                                   "share_low95", "share_high95", "chance", "n_captions", "n_images", "n_tied"])
     write_table(pa.Table.from_pandas(rows if len(rows) else empty, preserve_index=False),
                 snakemake.output.mention_order, provenance)

@@ -679,15 +679,16 @@ def mention_order_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def mention_order_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "method", "areas", "area_model", "measure", "n_objects", "position", "share", "chance",
-               "n_captions", "n_images", "n_tied"]
+    columns = ["dataset", "protocol", "method", "areas", "area_model", "precision", "measure", "n_objects", "position",
+               "share", "chance", "n_captions", "n_images", "n_tied"]
     return ("# Where captions name their largest object\n\nAmong captions naming k >= 2 objects that have an area "
             "(areas: ground-truth annotations by mask or box, or the detector's largest box for the object's phrase "
             "and the segmenter's mask in it), the share whose largest object stands at each position of the "
             "caption; a random order gives 1/k ('chance'; over all k, the mean of 1/k). 'largest annotated object "
             "named': the share of captions naming the image's largest annotated object at all. Methods: 'lexicon' "
             "(COCO's categories, deterministic), 'noun_phrases' (spaCy's noun chunks, deterministic), 'llm' (the "
-            "authors' way, sampled). Paper B reports this statistic for LAION only as a figure (its figure 4b), so "
+            "authors' way, sampled). Protocol 'authors': the LLM's objects with the detector's (and segmenter's) "
+            "areas, as the authors measured LAION; 'workflow': the rest. Paper B reports this statistic for LAION only as a figure (its figure 4b), so "
             "no reference number stands beside these rows. Shares show their 95% bootstrap interval over images "
             "(a caption's image resampled with it), widened where needed to the Wilson interval that counts each "
             "image once; the n columns say of how many captions and images each is a "
