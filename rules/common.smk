@@ -135,11 +135,13 @@ def analysis_results(analysis: str, output: str) -> list[str]:
 
 
 MENTION_ORDER = config["paper_b"]["mention_order"]
-# The transformers models (not CLIP) the mention_order rules load, by the slug that names their prefetch record.
-HF_MODELS = {model_slug(name): name for name in [
-    MENTION_ORDER["llm"]["model"] if "llm" in MENTION_ORDER["methods"] else None,
-    MENTION_ORDER["detector"]["model"] if datasets_for("mention_order") else None,
-    MENTION_ORDER["segmenter"] if MENTION_ORDER["detector"]["model"] and datasets_for("mention_order") else None,
+# The transformers models (not CLIP) the mention_order rules load, {name, role}, by the slug that names their
+# prefetch record.
+HF_MODELS = {model_slug(name): {"name": name, "role": role} for name, role in [
+    (MENTION_ORDER["llm"]["model"] if "llm" in MENTION_ORDER["methods"] else None, "llm"),
+    (MENTION_ORDER["detector"]["model"] if datasets_for("mention_order") else None, "detector"),
+    (MENTION_ORDER["segmenter"] if MENTION_ORDER["detector"]["model"] and datasets_for("mention_order") else None,
+     "segmenter"),
 ] if name}
 HF_WEIGHTS_RECORD = "results/weights/transformers/{hf_model}.json"
 

@@ -58,9 +58,8 @@ rule prefetch_hf_model:
     output:
         HF_WEIGHTS_RECORD,
     params:
-        name=lambda wc: HF_MODELS[wc.hf_model],
-        role=lambda wc: {model_slug(MENTION_ORDER["llm"]["model"]): "llm",
-                         model_slug(MENTION_ORDER["segmenter"] or ""): "segmenter"}.get(wc.hf_model, "detector"),
+        name=lambda wc: HF_MODELS[wc.hf_model]["name"],
+        role=lambda wc: HF_MODELS[wc.hf_model]["role"],
     wildcard_constraints:
         hf_model=one_of(HF_MODELS),
     log:

@@ -176,13 +176,14 @@ def main(snakemake) -> None:
         if table["item_id"] != ids:
             raise ValueError(f"{path}: its items are not those of {snakemake.input.item_table}; rerun caption_objects")
         objects[method] = table["objects"]
-        weights[method] = read_provenance(path)["weights"]
-        if "precision" in read_provenance(path):
-            precision[method] = read_provenance(path)["precision"]
+        provenance = read_provenance(path)
+        weights[method] = provenance["weights"]
+        if "precision" in provenance:
+            precision[method] = provenance["precision"]
     for method, path in zip(settings["methods"], snakemake.input.get("areas", [])):
         table = read_table(path, ["item_id", "areas"], what="object areas").to_pydict()
-        detected[method] = dict(zip(table["item_id"], table["areas"]))
-        detected[method] = [detected[method].get(i) for i in ids]
+        areas_of = dict(zip(table["item_id"], table["areas"]))
+        detected[method] = [areas_of.get(i) for i in ids]
         provenance = read_provenance(path)
         area_models["detector (box)"] = provenance["detector"]
         precision["detector"] = provenance["precision"]

@@ -35,11 +35,10 @@ def parquet_files(path) -> list[Path]:
 
 
 def metadata_rows(files, url_column: str, text_column: str, subset: int | None, rng) -> list[dict]:
-    """{url, caption, source} of `subset` rows drawn without replacement over all files (all rows when None),
-    reading each file's two columns once; rows without a caption are not drawn."""
+    """{key, url, caption} of `subset` rows drawn without replacement over all files (all rows when None),
+    reading each file's two columns once; rows without a caption are left out."""
     counts = [pq.ParquetFile(path).metadata.num_rows for path in files]
-    total = sum(counts)
-    chosen = np.arange(total) if subset is None or subset >= total else np.sort(rng.choice(total, subset, replace=False))
+    chosen = draw(sum(counts), subset, rng)
     rows, start = [], 0
     for path, count in zip(files, counts):
         local = chosen[(chosen >= start) & (chosen < start + count)] - start
@@ -129,11 +128,11 @@ def tar_samples(members: dict[str, dict], keys, folder: Path) -> list[dict]:
     return samples
 
 
-def draw(count: int, subset: int | None, rng) -> list[int]:
+def draw(count: int, subset: int | None, rng) -> np.ndarray:
     """Sorted indices of `subset` of `count` things drawn without replacement (all when None or more)."""
     if subset is None or subset >= count:
-        return list(range(count))
-    return sorted(rng.choice(count, subset, replace=False).tolist())
+        return np.arange(count)
+    return np.sort(rng.choice(count, subset, replace=False))
 
 
 def items(dataset: str, spec: dict, context):

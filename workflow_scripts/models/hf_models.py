@@ -67,9 +67,8 @@ def prefetch_hf(name: str, load: Callable[[str, bool], object]) -> dict:
 
     if is_local_folder(name):
         load(name, True)
-        folder = Path(name).expanduser().resolve()
         return {"model": name, "source": "local_folder", "weights": describe_hf_weights(name),
-                "files": [str(path) for path in weight_files(folder)],
+                "files": [str(path) for path in local_weight_files(name)],
                 "verified": "model and processor built from the folder"}
     why = hub_offline_reason()
     if why is None:

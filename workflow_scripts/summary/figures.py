@@ -325,7 +325,9 @@ def mention_order(tables):
         grid.axes[i, j].set_visible(not subset.empty)  # a dataset and method without captions naming k objects
     models = sorted(set(data["area_model"]))
     return grid.figure, ("Where captions name their largest object, against a random order (dashed, 1/k); areas "
-                         f"from {', '.join(models)} ({INTERVAL_NOTE} over images)")
+                         f"from {', '.join(models)}; protocol authors: the llm panels' detector and segmenter bars, "
+                         f"the rest the workflow's; precision {'; '.join(sorted(set(data['precision'])))} "
+                         f"({INTERVAL_NOTE} over images)")
 
 
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
