@@ -28,7 +28,7 @@ test: venv
 	$(VENV)/bin/python -m pytest tests
 
 bench: venv
-	$(VENV)/bin/python benchmarks/benchmark_backbone.py
+	$(VENV)/bin/python benchmarks/bench.py
 
 lint: venv
 	$(VENV)/bin/snakemake --lint

@@ -32,7 +32,7 @@ rule labclip:
         item_table=ITEMS,
         **EMBEDDINGS,
     output:
-        weights=f"{analysis_dir('labclip')}/{{mode}}.safetensors",  # the last epoch's map (the authors')
+        weights=f"{analysis_dir('labclip')}/{{mode}}.safetensors",  # the last epoch's map (the authors'; early_stopped with patience)
         best_val=f"{analysis_dir('labclip')}/{{mode}}_best_val.safetensors",  # the best validation epoch's
         history=f"{analysis_dir('labclip')}/{{mode}}_history.parquet",
     params:

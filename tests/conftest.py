@@ -34,7 +34,7 @@ def schema_defaults() -> dict:
 
 
 DEFAULTS = schema_defaults()
-PROBES = DEFAULTS["paper_a"]["probes"]  # the authors' SGD settings and the L-BFGS grid
+PROBES = DEFAULTS["paper_a"]["probes"]  # the authors' SGD settings and the scikit-learn C grid
 LABCLIP = {key: DEFAULTS["paper_a"]["labclip"][key] for key in ("lr", "epochs", "batch_size")}
 # The tiny config that tiny_run renders, embeds and analyses end to end (several minutes on two cores).
 TINY = {
@@ -49,7 +49,7 @@ TINY = {
     "render": {"resolution": [64, 64], "samples": 4},
     "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
     "embedding": {"device": "cpu", "precision": "fp32", "batch_size": 8, "num_workers": 0},
-    "paper_a": {"probes": {"solver": "lbfgs"}, "labclip": {"epochs": 3, "batch_size": 8, "device": "cpu"},
+    "paper_a": {"probes": {"solver": "sklearn"}, "labclip": {"epochs": 3, "batch_size": 8, "device": "cpu"},
                 "probe_cosine": {"resamples": 2}},
     "paper_b": {"tor": {"objects_per_caption": [2, 3], "captions_per_count": 20}},
 }

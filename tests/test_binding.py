@@ -197,7 +197,7 @@ def test_equal_colour_scenes_have_no_distinct_negative(authors_scenes):
 
 def test_binding_rows_count_and_leave_out_equal_colour_scenes(authors_scenes):
     data = synthetic_embedded(authors_scenes)
-    rows, cosines = binding_rows(data, [Variant("CLIP")], {"solver": "lbfgs", "lbfgs": {"l2_grid": [0.01]}},
+    rows, cosines = binding_rows(data, [Variant("CLIP")], {"solver": "sklearn", "sklearn": {"Cs": [1.0]}},
                                  _probe_weights(data), seed=0, kind="clevr",
                                  cosine_cfg={"l2": 0.01, "resamples": 0})
     rows = {r["protocol"]: r for r in rows.to_pylist()}
@@ -212,7 +212,7 @@ def test_binding_rows_count_and_leave_out_equal_colour_scenes(authors_scenes):
     assert rows["authors"]["similarity"] == "image_dot_raw_text" and rows["authors"]["ties"] == "correct"
     assert rows["clean"]["similarity"] == "cosine" and rows["clean"]["ties"] == "half"
     # on another kind the authors' rule scores every item
-    other, _ = binding_rows(data, [Variant("CLIP")], {"solver": "lbfgs", "lbfgs": {"l2_grid": [0.01]}},
+    other, _ = binding_rows(data, [Variant("CLIP")], {"solver": "sklearn", "sklearn": {"Cs": [1.0]}},
                             _probe_weights(data), seed=0, kind="simco", cosine_cfg={"l2": 0.01, "resamples": 0})
     other = {r["protocol"]: r for r in other.to_pylist()}
     assert other["authors"]["n_scored"] == len(test) and other["authors"]["ties"] == "wrong"
@@ -223,4 +223,4 @@ def test_binding_rows_count_and_leave_out_equal_colour_scenes(authors_scenes):
 def _probe_weights(data):
     from workflow_scripts.analyses.probes import run_probes
 
-    return {modality: run_probes(data, modality, "lbfgs", l2_grid=[0.01])[1] for modality in ("image", "text")}
+    return {modality: run_probes(data, modality, "sklearn", Cs=[1.0])[1] for modality in ("image", "text")}

@@ -1,5 +1,6 @@
 """Embeddings equal open_clip's own encode_image/encode_text; weights load from tags, paths or nothing."""
 import time
+from types import SimpleNamespace
 
 import huggingface_hub.constants
 import numpy as np
@@ -44,6 +45,22 @@ def test_image_rows_equal_encode_image(random_model, pngs):
     batched = embed.embed_images(model, preprocess, pngs, "cpu", batch_size=2, num_workers=2, precision="fp32")
     assert batched.dtype == np.float32 and batched.shape == (5, 512)
     np.testing.assert_allclose(batched, one_by_one_images(model, preprocess, pngs), atol=1e-4, rtol=1e-4)
+
+
+def test_batches_decoded_in_parts_per_worker_keep_their_images_and_order(random_model, pngs):
+    model, preprocess, _, _ = random_model
+    paths = [pngs[i] for i in (4, 1, 3, 0, 2)]
+    forwards = []  # the batch sizes the model sees: whole batches, not the workers' parts
+
+    def encode_image(batch):
+        forwards.append(len(batch))
+        return model.encode_image(batch)
+
+    # Batches of 3 with 2 workers: parts of 2 and 1 images, from alternating workers
+    vectors = embed.embed_images(SimpleNamespace(encode_image=encode_image), preprocess, paths, "cpu",
+                                 batch_size=3, num_workers=2, precision="fp32")
+    assert forwards == [3, 2]
+    np.testing.assert_allclose(vectors, one_by_one_images(model, preprocess, paths), atol=1e-4, rtol=1e-4)
 
 
 def test_text_rows_equal_encode_text_in_input_order(random_model):

@@ -10,7 +10,7 @@ from conftest import REPO, imported_names
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {
     "PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_torch",
-    "mathutils": "bpy", "bpy_extras": "bpy", "bmesh": "bpy",
+    "mathutils": "bpy", "bpy_extras": "bpy", "bmesh": "bpy", "sklearn": "scikit-learn",
 }
 RULE = re.compile(r"^rule (\w+):(.*?)(?=^rule |\Z)", re.MULTILINE | re.DOTALL)
 

@@ -12,6 +12,7 @@ from workflow_scripts.analyses.labclip import (
     export_authors_weights,
     import_authors_weights,
     load_labclip,
+    map_files,
     map_text,
     save_labclip,
     train_labclip,
@@ -176,6 +177,30 @@ def test_best_epoch_is_returned(small):
     # same seed, same trajectory: the best epoch's map is the last map of a run stopped there
     stopped, _ = train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": best["epoch"]}, seed=0)
     assert torch.equal(stopped["last_epoch"].linear.weight, model.linear.weight)
+
+
+def test_early_stopping_is_a_prefix_of_the_full_run(small):
+    """With patience p, training stops p epochs after the best: its history is the full run's first epochs, its
+    best_val map the full run's, and its last map is labelled early_stopped, never the authors' last_epoch.
+    Trained on swapped captions the best epoch is the first (test_best_epoch_is_returned)."""
+    train, val, _ = small
+    swapped = train.with_text(train.negative, train.caption)
+    full, full_history = train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": 6}, seed=0)
+    stopped, history = train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": 6}, seed=0, patience=2)
+    best = next(row["epoch"] for row in full_history if row["best"])
+    assert best + 2 < 6 and len(history) == best + 2
+    assert history == [{**row, "best": row["epoch"] == best} for row in full_history[: best + 2]]
+    assert set(stopped) == {"early_stopped", "best_val"} and set(full) == {"last_epoch", "best_val"}
+    assert torch.equal(stopped["best_val"].linear.weight, full["best_val"].linear.weight)
+    assert [(selection, epoch) for selection, _, epoch in map_files(stopped, history)] == [
+        ("early_stopped", best + 2), ("best_val", best)]
+    assert [(selection, epoch) for selection, _, epoch in map_files(full, full_history)] == [
+        ("last_epoch", 6), ("best_val", best)]
+    never, never_history = train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": 6}, seed=0, patience=6)
+    assert set(never) == {"last_epoch", "best_val"} and never_history == full_history  # the authors' result unchanged
+    assert torch.equal(never["last_epoch"].linear.weight, full["last_epoch"].linear.weight)
+    with pytest.raises(ValueError, match="patience"):
+        train_labclip(swapped, val, "HNB", **{**LABCLIP, "epochs": 1}, seed=0, patience=0)
 
 
 def test_ties_go_to_the_lower_validation_loss(small):

@@ -13,7 +13,7 @@ from workflow_scripts.summary.figures import PAPER_A_FIGURES, draw
 from workflow_scripts.summary.tables import binding_markdown, binding_table, probe_markdown
 from workflow_scripts.summary.tables import probe_table as probe_summary
 
-PROBES = {"solver": "lbfgs", "lbfgs": {"l2_grid": [0.0, 0.001, 0.01]}}
+PROBES = {"solver": "sklearn", "sklearn": {"Cs": [0.1, 1.0, 10.0]}}
 COSINE = {"l2": 0.001, "resamples": 3}
 
 
@@ -91,7 +91,7 @@ def test_binding_rows_carry_protocol_selection_recall_and_cosine_spread(data, re
     clean, authors = binding[binding["protocol"] == "clean"], binding[binding["protocol"] == "authors"]
     assert (clean["n_bootstrap"] == COSINE["resamples"]).all() and (clean["probe_weight_cosine_boot_sd"] > 0).all()
     assert (authors["n_bootstrap"] == 0).all() and authors["probe_weight_cosine_boot_sd"].isna().all()
-    assert set(clean["probe_weight_target"]) == {"unique l2 0.001"} and set(authors["probe_weight_target"]) == {"lbfgs best_val"}
+    assert set(clean["probe_weight_target"]) == {"unique l2 0.001"} and set(authors["probe_weight_target"]) == {"sklearn best_val"}
     # LABCLIP's text is normalised: the two protocols' scores coincide, and with no exact ties so do accuracies
     labclip = binding[binding["variant"].str.startswith("LABCLIP")].set_index(["variant", "selection", "protocol"])
     for variant, selection in [(f"LABCLIP-{m}", s) for m in ("SB", "HNB") for s in ("last_epoch", "best_val")]:
@@ -104,14 +104,17 @@ def test_tables_put_the_references_beside_ours(data, results):
     summary = probe_summary(labelled(probes.assign(dataset_kind="clevr", paper_setting="CLEVR"), data.weights))
     means = summary[summary["object"] == "mean"].set_index("modality")
     assert means.loc["text", "test_accuracy"] == pytest.approx(probes[probes["modality"] == "text"]["test_accuracy"].mean())
-    assert summary["reference_test_accuracy"].isna().all()  # L-BFGS probes are not the authors'
+    assert summary["reference_test_accuracy"].isna().all()  # scikit-learn's probes are not the authors'
     assert "| syn | syn-model |" in probe_markdown(summary)
 
     table = binding_table(labelled(binding.assign(dataset_kind="clevr", paper_setting="CLEVR"), data.weights))
     reported = table.dropna(subset=["reference_binding_accuracy"])
     assert sorted(zip(reported["variant"], reported["selection"], reported["protocol"], reported["reference_binding_accuracy"])) == [
         ("CLIP", "none", "authors", 0.58), ("LABCLIP-HNB", "last_epoch", "authors", 0.95)]
-    assert table["reference_probe_weight_cosine"].isna().all()  # the authors' row's probes here are L-BFGS's
+    assert table["reference_probe_weight_cosine"].isna().all()  # the authors' row's probes here are scikit-learn's
+    stopped = binding_table(labelled(binding.assign(dataset_kind="clevr", paper_setting="CLEVR", selection=binding[
+        "selection"].replace("last_epoch", "early_stopped")), data.weights))  # LABCLIP with early stopping
+    assert stopped.dropna(subset=["reference_binding_accuracy"])["variant"].tolist() == ["CLIP"]
     sgd = binding_table(labelled(binding.assign(dataset_kind="clevr", paper_setting="CLEVR", probe_weight_target=binding["probe_weight_target"].where(
         binding["protocol"] == "clean", "sgd last_epoch")), data.weights))
     cosine = sgd.dropna(subset=["reference_probe_weight_cosine"])

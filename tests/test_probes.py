@@ -13,17 +13,18 @@ from workflow_scripts.analyses.embedded import Embedded
 from workflow_scripts.analyses.probes import (
     UNIQUE_TOLERANCE,
     chance_accuracy,
-    fit_lbfgs,
     fit_unique_probe,
     probe_targets,
     probe_weight_cosine,
     run_probes,
+    sklearn_c_grid,
     standardisation,
     topk_set_accuracy,
-    train_probe_lbfgs,
+    train_probe_sklearn,
     train_probe_sgd,
     training_probe_sets,
     unique_probe_weights,
+    weighted_hard_labels,
 )
 from workflow_scripts.datasets.clevr import SHAPES, VOCABULARY, generate_scenes
 
@@ -57,7 +58,7 @@ def known():
 def results(known):
     # SGD in the authors' full setting (lr 0.1, batch 32, 100 epochs): about a second per image probe.
     return {(modality, solver): run_probes(known, modality, solver, **PROBES[solver])
-            for modality in ("image", "text") for solver in ("lbfgs", "sgd")}
+            for modality in ("image", "text") for solver in ("sklearn", "sgd")}
 
 
 def test_probe_targets_two_objects():
@@ -102,7 +103,7 @@ def test_topk_set_accuracy_and_chance():
 
 
 @pytest.mark.parametrize("modality", ["image", "text"])
-@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+@pytest.mark.parametrize("solver", ["sklearn", "sgd"])
 def test_known_answer(results, modality, solver):
     """The synthetic embeddings carry each (colour, shape) binding on a direction of its own, so the colour
     of every shape is linearly decodable in both modalities."""
@@ -115,7 +116,7 @@ def test_known_answer(results, modality, solver):
         assert row["protocol"] == ("authors" if (solver, row["selection"]) == ("sgd", "last_epoch") else "clean")
         assert row["test_accuracy"] >= 0.9, row
         assert row["chance"] == pytest.approx(0.125)
-        assert row["chosen"].startswith("l2 " if solver == "lbfgs" else "epoch ")
+        assert row["chosen"].startswith("C " if solver == "sklearn" else "epoch ")
         if row["selection"] == "last_epoch":
             assert row["chosen"] == f"epoch {PROBES['sgd']['epochs']}"
         assert min(row["n_train"], row["n_val"], row["n_test"]) > 0
@@ -124,8 +125,8 @@ def test_known_answer(results, modality, solver):
 
 
 def test_text_probes_see_each_caption_once(known, results):
-    rows, _ = results["text", "lbfgs"]
-    image_rows, _ = results["image", "lbfgs"]
+    rows, _ = results["text", "sklearn"]
+    image_rows, _ = results["image", "sklearn"]
     for row, image_row in zip(rows, image_rows):
         for name in ("train", "val", "test"):
             captions = {s["caption"] for s in known.items
@@ -135,9 +136,11 @@ def test_text_probes_see_each_caption_once(known, results):
 
 
 def test_solvers_agree(results):
+    """The scikit-learn probe and the authors' SGD (last epoch) agree within 0.01 in mean test accuracy."""
     for modality in ("image", "text"):
-        lbfgs, sgd = (np.mean([r["test_accuracy"] for r in results[modality, s][0]]) for s in ("lbfgs", "sgd"))
-        assert abs(lbfgs - sgd) <= 0.05, (modality, lbfgs, sgd)
+        fast, authors = (np.mean([r["test_accuracy"] for r in results[modality, s][0] if r["selection"] == selection])
+                         for s, selection in (("sklearn", "best_val"), ("sgd", "last_epoch")))
+        assert abs(fast - authors) <= 0.01, (modality, fast, authors)
 
 
 @pytest.mark.parametrize("modality", ["image", "text"])
@@ -146,7 +149,7 @@ def test_shuffled_embeddings_decode_at_chance(known, modality):
     order = np.random.default_rng(0).permutation(len(known.items))
     shuffled = Embedded(known.items, known.image[order], known.caption[order], known.negative, known.weights,
                         known.vocabulary)
-    rows, _ = run_probes(shuffled, modality, "lbfgs", l2_grid=(1e-3, 1e-2))
+    rows, _ = run_probes(shuffled, modality, "sklearn", Cs=(0.1, 1.0))
     assert len(rows) == len(SHAPES)
     for row in rows:
         assert row["test_accuracy"] < 0.35, row
@@ -156,11 +159,11 @@ def test_multi_object_soft_targets():
     """4- and 6-object scenes: shapes repeat, targets are colour distributions, accuracy is top-k set match.
     In the synthetic data the presence of each colour on a given shape is an exact linear function of the
     embedding (one binding direction per pair, noise 0.05), so probes decode it: measured test accuracy
-    1.0 for every probe (L-BFGS and SGD, both modalities) with chance 0.04-0.09. 0.9 leaves room for about
+    1.0 for every probe (scikit-learn and SGD, both modalities) with chance 0.04-0.09. 0.9 leaves room for about
     five errors in the ~50 test scenes per probe."""
     data = synthetic_embedded(generate_scenes("syn_multi", spec([4, 6], 600), 320, 240, seed=0).to_pylist())
     for modality in ("image", "text"):
-        rows, weights = run_probes(data, modality, "lbfgs", l2_grid=(1e-3, 1e-2))
+        rows, weights = run_probes(data, modality, "sklearn", Cs=(0.1, 1.0))
         assert [(r["n_objects"], r["object"]) for r in rows] == [(n, s) for n in (4, 6) for s in SHAPES]
         assert set(weights) == {(n, s) for n in (4, 6) for s in SHAPES}
         for row in rows:
@@ -168,20 +171,44 @@ def test_multi_object_soft_targets():
             assert row["test_accuracy"] >= 0.9, row
 
 
-def test_lbfgs_weights_act_on_raw_embeddings(known):
-    """The weights returned with the standardisation folded in reproduce the solver's own logits on the
+def test_sklearn_weights_act_on_raw_embeddings(known):
+    """The weights returned with the standardisation folded in reproduce scikit-learn's own logits on the
     standardised inputs. Columns are rescaled and shifted so that standardising matters."""
+    from sklearn.linear_model import LogisticRegression
+
     rng = np.random.default_rng(1)
     x = known.image * rng.uniform(0.1, 10, known.image.shape[1]) + rng.normal(0, 5, known.image.shape[1])
     mask, targets = probe_targets(known.items, "cube", CLASSES)
     train, val = mask & (known.split == "train"), mask & (known.split == "val")
-    fit = train_probe_lbfgs(x[train], targets[train], x[val], targets[val], l2_grid=(1e-3,))
+    fit = train_probe_sklearn(x[train], targets[train], x[val], targets[val], Cs=[0.5])
     mean, std = standardisation(x[train])
-    weight, bias = fit_lbfgs((x[train] - mean) / std, targets[train], 1e-3)
-    own = (x - mean) / std @ weight.T + bias
-    np.testing.assert_allclose(fit.logits(x), own, atol=1e-6 * np.abs(own).max())
-    assert (fit.logits(x).argmax(axis=1) == own.argmax(axis=1)).all()
-    assert fit.chosen == "l2 0.001"
+    own = LogisticRegression(C=0.5, max_iter=1000).fit((x[train] - mean) / std, targets[train].argmax(axis=1))
+    logits = own.decision_function((x - mean) / std)
+    assert list(own.classes_) == list(range(len(CLASSES)))  # every colour occurs: no class is left out
+    np.testing.assert_allclose(fit.logits(x), logits, atol=1e-4 * np.abs(logits).max())
+    assert (fit.logits(x).argmax(axis=1) == logits.argmax(axis=1)).all()
+    assert fit.chosen == "C 0.5"
+
+
+def test_sklearn_soft_targets_and_absent_classes():
+    """Soft targets become weighted hard labels: a row with target (1/2, 1/2) weighs like two rows of weight 1/2.
+    A colour absent from training is never predicted; two colours present give a binary model over all eight."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6))
+    y = np.zeros((200, 8), dtype=np.float32)
+    y[np.arange(200), (x[:, 0] > 0).astype(int) * 3] = 1  # colours 0 and 3 only, decided by the first column
+    fit = train_probe_sklearn(x[:150], y[:150], x[150:], y[150:], Cs=[1.0])
+    assert fit.val_accuracy >= 0.95 and np.isneginf(fit.bias[[1, 2, 4, 5, 6, 7]]).all()
+    assert set(fit.logits(x).argmax(axis=1)) == {0, 3}
+    soft = np.tile([[0.5, 0.5]], (4, 1))
+    rows, labels, weights = weighted_hard_labels(np.array([[1.0, 0], *soft]))
+    assert rows.tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4] and labels.tolist() == [0] + [0, 1] * 4
+    assert weights.tolist() == [1.0] + [0.5] * 8
+
+
+def test_sklearn_c_grid_reads_cs_as_logistic_regression_cv_does():
+    assert sklearn_c_grid(10) == pytest.approx(np.logspace(-4, 4, 10).tolist())
+    assert sklearn_c_grid([10, 0.1]) == [0.1, 10.0]
 
 
 def test_solvers_are_deterministic(known):
@@ -191,7 +218,7 @@ def test_solvers_are_deterministic(known):
     a, b, c = (train_probe_sgd(*arrays, **{**PROBES['sgd'], 'epochs': 2}, seed=seed)["last_epoch"] for seed in (0, 0, 1))
     np.testing.assert_array_equal(a.weight, b.weight)
     assert not np.allclose(a.weight, c.weight)
-    d, e = (train_probe_lbfgs(*arrays, l2_grid=(1e-2,)) for _ in range(2))
+    d, e = (train_probe_sklearn(*arrays, Cs=(1.0,)) for _ in range(2))
     np.testing.assert_array_equal(d.weight, e.weight)
 
 
@@ -199,7 +226,7 @@ def test_empty_split_skipped_with_warning(known, caplog):
     no_test_cylinder = np.array([not (s["split"] == "test" and any(o["object"] == "cylinder" for o in s["objects"]))
                                  for s in known.items])
     with caplog.at_level(logging.WARNING):
-        rows, weights = run_probes(known.subset(no_test_cylinder), "image", "lbfgs", l2_grid=(1e-2,))
+        rows, weights = run_probes(known.subset(no_test_cylinder), "image", "sklearn", Cs=(1.0,))
     assert [r["object"] for r in rows] == ["cube", "sphere"]
     assert set(weights) == {(2, "cube"), (2, "sphere")}
     assert any("cylinder" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
@@ -293,7 +320,7 @@ def gradient_descent(x, y, l2, steps=20000, lr=0.5):
 
 def test_unique_target_is_the_same_from_any_start_and_solver(known):
     """Two starts of L-BFGS and plain gradient descent reach the same weights, hence the same probe-weight cosine,
-    while the old cosine moves between the SGD and L-BFGS probes. The weights are centred over classes."""
+    unlike the old cosine of the SGD probes. The weights are centred over classes."""
     l2 = 0.01
     sets = training_probe_sets(known.subset(np.isin(np.arange(len(known.items)), np.arange(400))))
     key = (2, "sphere")
@@ -313,12 +340,14 @@ def test_unique_target_is_the_same_from_any_start_and_solver(known):
     assert max(cosines) - min(cosines) < 1e-6, cosines
 
 
-def test_old_cosine_depends_on_the_solver(results):
-    """The old cosine of the SGD (last epoch) and the L-BFGS probes of the same data (measured 0.32 vs 0.22
-    here)."""
-    old = {solver: probe_weight_cosine(results["image", solver][1], results["text", solver][1])
-           for solver in ("sgd", "lbfgs")}
-    assert abs(old["sgd"] - old["lbfgs"]) > 0.02, old
+def test_old_cosine_depends_on_the_initialisation(known, results):
+    """The old cosine of the authors' SGD probes (last epoch) rests on the image and text probes' shared seeded
+    initialisation: with the text probes started from another seed it changes (measured 0.320 against 0.298 here;
+    deterministic, both runs are seeded)."""
+    image_weights = results["image", "sgd"][1]
+    shared = probe_weight_cosine(image_weights, results["text", "sgd"][1])
+    other_start = probe_weight_cosine(image_weights, run_probes(known, "text", "sgd", seed=1, **PROBES["sgd"])[1])
+    assert abs(shared - other_start) > 0.01, (shared, other_start)
 
 
 def test_unique_probe_bootstrap_is_seeded_and_paired(known):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import DEFAULTS
 from workflow_scripts.common.camera import project
 from workflow_scripts.datasets.clevr import COLORS, generate_scenes
 
@@ -15,7 +16,10 @@ from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 from workflow_scripts.render.shard import render_scenes  # noqa: E402
 
 WIDTH, HEIGHT = 160, 120
-RENDER = {"samples": 8, "denoise": True, "device": "CPU", "gpu_backend": "CUDA"}
+# The schema's defaults (samples, denoising, bounces), chosen by benchmarks/benchmark_render.py: the colour checks
+# must hold at the settings the workflow renders with.
+RENDER = {**{key: DEFAULTS["render"][key] for key in ("samples", "denoise", "light_paths")}, "device": "CPU",
+          "gpu_backend": "CUDA"}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,13 @@ def nearest_color(pixel) -> str:
     names = list(COLORS)
     distances = ((chromaticity(list(COLORS.values())) - chromaticity(pixel)) ** 2).sum(axis=1)
     return names[int(np.argmin(distances))]
+
+
+def test_the_renderers_own_bounce_limits_are_the_schemas():
+    """Callers that pass no render.light_paths (tests, benchmarks, the shape previews) get the schema's defaults."""
+    from workflow_scripts.render.blender import LIGHT_PATHS
+
+    assert LIGHT_PATHS == DEFAULTS["render"]["light_paths"]
 
 
 def test_pngs_are_rgb_at_the_configured_size(scenes, rendered):

@@ -204,7 +204,7 @@ def planned_after_change(tiny_run, folder: Path, key: str, value) -> dict[str, i
 
 
 @pytest.mark.parametrize("key, value, first", [
-    ("paper_a.probes.lbfgs.l2_grid", [0.0, 0.1], "probes"),
+    ("paper_a.probes.sklearn.Cs", [0.1, 1.0], "probes"),
     ("paper_a.labclip.epochs", 4, "labclip"),
     ("paper_b.tor.captions_per_count", 10, "tor"),
 ])

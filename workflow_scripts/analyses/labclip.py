@@ -9,13 +9,13 @@ Epoch selection: one training run gives two maps. `last_epoch`, the final epoch'
 (their validation is only logged): protocol `authors`, written as `{mode}.safetensors`. `best_val`, the epoch of
 best validation binding accuracy (the clean rule of similarity.py: cosine, ties half, items without a distinct
 negative left out; ties go to the lower validation loss, then the earlier epoch), is the clean protocol's, written
-as `{mode}_best_val.safetensors`; it changes only which epoch is kept.
+as `{mode}_best_val.safetensors`; it changes only which epoch is kept. With early stopping (`patience`, off by
+default) the first map is the stopping epoch's, selection `early_stopped`, which is not the authors' map.
 
 Weights are written as safetensors with the provenance in the metadata; the authors' released format
 (a torch state_dict {"t": scalar, "linear.weight": D x D}) can be read and written too.
 """
 
-import copy
 import json
 import logging
 import sys
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workflow_scripts.analyses.embedded import Embedded
-from workflow_scripts.analyses.similarity import CLEAN, binding_accuracy, has_distinct_negative
+from workflow_scripts.analyses.similarity import has_distinct_negative
 from workflow_scripts.common.files import write_atomically
 from workflow_scripts.models.losses import hnb_loss, sb_loss
 
@@ -71,7 +71,8 @@ def _check_split(name: str, data: Embedded) -> None:
 def _batch_loss(model: LabClip, mode: str, image, caption, negative) -> torch.Tensor:
     if mode == "SB":
         return sb_loss(image, model(caption), model.t)
-    return hnb_loss(image, model(caption), model(negative), model.t)
+    texts = model(torch.cat([caption, negative]))  # one matrix product for the captions and their negatives
+    return hnb_loss(image, texts[: len(caption)], texts[len(caption):], model.t)
 
 
 def _tensors(data: Embedded, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -82,18 +83,20 @@ def _tensors(data: Embedded, device: str) -> tuple[torch.Tensor, torch.Tensor, t
 
 
 @torch.no_grad()
-def _evaluate(model: LabClip, mode: str, data: Embedded, tensors, batch_size: int) -> tuple[float, float]:
-    """(loss, binding accuracy) on `data`; the loss is averaged over batches of `batch_size`, weighted by size; the
-    accuracy is the clean rule's (NaN when no item has a distinct negative)."""
+def _evaluate(model: LabClip, mode: str, tensors, distinct: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """[loss, binding accuracy] on the device, without a host round trip: the loss averaged over batches of
+    `batch_size`, weighted by size; the accuracy the clean rule's (similarity.CLEAN: cosine, ties half, only the
+    items of `distinct`, NaN when there are none)."""
     model.eval()
     image, caption, negative = tensors
-    total = 0.0
+    total = torch.zeros((), device=image.device)
     for start in range(0, len(image), batch_size):
         part = slice(start, start + batch_size)
-        total += _batch_loss(model, mode, image[part], caption[part], negative[part]).item() * len(image[part])
-    accuracy, _ = binding_accuracy(CLEAN, data.image, map_text(model, data.caption), map_text(model, data.negative),
-                                   has_distinct_negative(data.items, data.vocabulary))
-    return total / len(image), accuracy
+        total += _batch_loss(model, mode, image[part], caption[part], negative[part]) * len(image[part])
+    positive = (image * F.normalize(model(caption), dim=-1)).sum(dim=-1)
+    swapped = (image * F.normalize(model(negative), dim=-1)).sum(dim=-1)
+    score = (positive > swapped).double() + 0.5 * (positive == swapped).double()  # float64: exact shares
+    return torch.stack([total.double() / len(image), score[distinct].mean()])
 
 
 def train_labclip(
@@ -106,22 +109,31 @@ def train_labclip(
     batch_size: int,
     seed: int,
     device: str = "cpu",
+    patience: int | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, LabClip], list[dict]]:
     """Train a LABCLIP map with Adam (the authors' settings are the config schema's defaults). Returns
     ({"last_epoch": the final epoch's map (the authors'), "best_val": the map of the epoch of best validation
-    binding accuracy (ties: lower validation loss, then the earlier epoch)}, the per-epoch history)."""
+    binding accuracy (ties: lower validation loss, then the earlier epoch)}, the per-epoch history).
+
+    With `patience` (early stopping, off by default), training ends once that many epochs have passed without a
+    new best: the last map is then the stopping epoch's, returned as "early_stopped" in place of "last_epoch" (it is
+    not the authors' map), and "best_val" is the same map a full run would find up to that epoch (same seed, same
+    batches). The host reads the device once per epoch (the losses and the accuracy), never per step."""
     if mode not in MODES:
         raise ValueError(f"unknown LABCLIP mode {mode!r}: expected one of {MODES}")
+    if patience is not None and patience < 1:
+        raise ValueError(f"LABCLIP patience must be at least 1 epoch, not {patience}")
     _check_split("train", train)
     _check_split("val", val)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)  # CPU generator: the same order on every device
 
     model = LabClip(train.image.shape[1]).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr, fused=torch.device(device).type in ("cpu", "cuda"))
     image, caption, negative = _tensors(train, device)
     val_tensors = _tensors(val, device)
+    distinct = torch.as_tensor(has_distinct_negative(val.items, val.vocabulary), device=device)
 
     history, best_state, best_key = [], None, None
     epoch_range = range(1, epochs + 1)
@@ -132,28 +144,35 @@ def train_labclip(
     for epoch in epoch_range:
         model.train()
         order = torch.randperm(len(image), generator=generator).to(device)
-        total = 0.0
+        total = torch.zeros((), device=device)
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             loss = _batch_loss(model, mode, image[batch], caption[batch], negative[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += loss.item() * len(batch)
-        val_loss, val_accuracy = _evaluate(model, mode, val, val_tensors, batch_size)
+            total += loss.detach() * len(batch)
+        train_loss, val_loss, val_accuracy = torch.cat([(total.double() / len(image)).reshape(1), _evaluate(
+            model, mode, val_tensors, distinct, batch_size)]).tolist()  # the epoch's one read from the device
         key = (-1.0 if np.isnan(val_accuracy) else val_accuracy, -val_loss)
         is_best = best_key is None or key > best_key
         if is_best:
-            best_key, best_state = key, copy.deepcopy(model.state_dict())
+            best_key, best_state = key, {name: value.detach().clone() for name, value in model.state_dict().items()}
             for row in history:
                 row["best"] = False
-        history.append({"epoch": epoch, "train_loss": total / len(image), "val_loss": val_loss,
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_binding_accuracy": val_accuracy, "best": is_best})
         log.info("LABCLIP %s epoch %d: train loss %.4f, val loss %.4f, val binding accuracy %.4f%s", mode, epoch,
-                 total / len(image), val_loss, val_accuracy, " (best)" if is_best else "")
-    best = LabClip(model.dim)
+                 train_loss, val_loss, val_accuracy, " (best)" if is_best else "")
+        best_epoch = next(row["epoch"] for row in history if row["best"])
+        if patience is not None and epoch - best_epoch >= patience:
+            log.info("LABCLIP %s: stopped early after epoch %d, %d epochs after the best (%d)", mode, epoch, patience,
+                     best_epoch)
+            break
+    best = LabClip(model.dim).to(device)
     best.load_state_dict(best_state)
-    return {"last_epoch": model.eval(), "best_val": best.to(device).eval()}, history
+    last = "early_stopped" if len(history) < epochs else "last_epoch"
+    return {last: model.eval(), "best_val": best.eval()}, history
 
 
 @torch.no_grad()
@@ -253,6 +272,14 @@ def export_authors_weights(model: LabClip, path) -> None:
     write_atomically(path, lambda partial: torch.save(_state(model), partial))
 
 
+def map_files(models: dict, history: list[dict]) -> list[tuple[str, LabClip, int]]:
+    """(selection, map, epoch) for the rule's two map files, from train_labclip's result: the last map (selection
+    last_epoch, or early_stopped after early stopping), then the best validation epoch's."""
+    last = "last_epoch" if "last_epoch" in models else "early_stopped"
+    best = next(h["epoch"] for h in history if h["best"])
+    return [(last, models[last], history[-1]["epoch"]), ("best_val", models["best_val"], best)]
+
+
 def main(snakemake) -> None:
     import pyarrow as pa
 
@@ -268,17 +295,18 @@ def main(snakemake) -> None:
     models, history = train_labclip(
         data.subset(data.split == "train"), data.subset(data.split == "val"), mode,
         lr=settings["lr"], epochs=settings["epochs"], batch_size=settings["batch_size"],
-        seed=snakemake.params.seed, device=resolve_device(settings["device"]), progress=True,
+        seed=snakemake.params.seed, device=resolve_device(settings["device"]), patience=settings["patience"],
+        progress=True,
     )
     best = next(h for h in history if h["best"])
-    logger.info("LABCLIP %s: best epoch %d, val binding accuracy %.3f; last epoch %d, %.3f", mode, best["epoch"],
-                best["val_binding_accuracy"], history[-1]["epoch"], history[-1]["val_binding_accuracy"])
+    logger.info("LABCLIP %s: best epoch %d, val binding accuracy %.3f; trained %d epochs, last %.3f", mode,
+                best["epoch"], best["val_binding_accuracy"], history[-1]["epoch"], history[-1]["val_binding_accuracy"])
     provenance = {**provenance, "mode": mode}
     write_table(pa.Table.from_pylist(history), snakemake.output.history, provenance)
-    for selection, path, epoch in (("last_epoch", snakemake.output.weights, history[-1]["epoch"]),
-                                   ("best_val", snakemake.output.best_val, best["epoch"])):
-        save_labclip(models[selection], path, {**provenance, "settings": settings, "selection": selection,
-                                               "epoch": epoch, "best_epoch": best["epoch"]})
+    for path, (selection, model, epoch) in zip((snakemake.output.weights, snakemake.output.best_val),
+                                               map_files(models, history)):
+        save_labclip(model, path, {**provenance, "settings": settings, "selection": selection, "epoch": epoch,
+                                   "best_epoch": best["epoch"]})
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -10,8 +10,9 @@ and attribute classes are the item table's vocabulary, in its order.
 Two solvers: `train_probe_sgd` is the authors' loop (SGD lr 0.1, batch 32, 100 epochs, cross-entropy). One
 training run gives two probes: the last epoch's (selection `last_epoch`, what the authors keep: protocol
 `authors`) and the best validation epoch's (selection `best_val`: protocol `clean`, which changes only the epoch
-kept). `train_probe_lbfgs` solves the same convex problem full-batch with L-BFGS and an l2 penalty chosen on
-validation (selection `best_val`, protocol `clean`), much faster and free of step-size choices.
+kept). `train_probe_sklearn`, the fast path, solves the same convex problem full-batch with scikit-learn's
+LogisticRegression, its l2 penalty chosen on validation (selection `best_val`, protocol `clean`): over 20 times
+faster than the authors' loop and free of step-size choices.
 
 Probe-weight cosine. `probe_weight_cosine` compares whatever weights a solver returned: for SGD (the authors'
 style) it depends on the solver and on the initialisation, since the image and text probes start from the same
@@ -43,19 +44,23 @@ log = logging.getLogger("clip_binding")
 
 @contextmanager
 def single_threaded():
-    """Run torch on one intra-op thread, then restore the setting. A probe's matrices are small (a few
-    thousand rows of at most a few thousand columns): extra threads only add synchronisation, and on a
-    machine shared with other jobs they stall (measured: 15-60 times slower with 2 threads on 2 busy cores)."""
+    """Run torch and the BLAS libraries (numpy's, scipy's) on one thread, then restore the settings. A probe's
+    matrices are small (a few thousand rows of at most a few thousand columns): extra threads only add
+    synchronisation, and on a machine shared with other jobs they stall (measured: 15-60 times slower with 2
+    threads on 2 busy cores)."""
+    from threadpoolctl import threadpool_limits
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(1):
+            yield
     finally:
         torch.set_num_threads(threads)
 
 
 # The selection whose weights run_probes returns (and the probe rule saves) for each solver.
-PRIMARY_SELECTION = {"sgd": "last_epoch", "lbfgs": "best_val"}
+PRIMARY_SELECTION = {"sgd": "last_epoch", "sklearn": "best_val"}
 UNIQUE_L2 = 1e-3  # the default lambda of the unique probe target (config: paper_a.probe_cosine.l2)
 # Its default gradient tolerance (config: paper_a.probe_cosine.tolerance). 1e-8 took 5x the loss evaluations of
 # 1e-7 on the demo's probes and moved the weights by at most 2e-5 (their cosine by 1e-10).
@@ -151,7 +156,7 @@ def train_probe_sgd(x_train, y_train, x_val, y_val, *, lr: float, batch_size: in
 
 
 def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean and standard deviation of x (1 where a column is constant)."""
+    """Column mean and standard deviation of x (1 where a column is constant), as StandardScaler computes them."""
     x = np.asarray(x, dtype=np.float64)
     std = x.std(axis=0)
     return x.mean(axis=0), np.where(std > 0, std, 1.0)
@@ -163,40 +168,75 @@ def fold_standardisation(weight, bias, mean, std) -> tuple[np.ndarray, np.ndarra
     return folded, bias - folded @ mean
 
 
-def fit_lbfgs(z: np.ndarray, y: np.ndarray, l2: float, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression on z: minimise mean soft-target cross-entropy + l2 * ||W||^2 (bias
-    not penalised) full-batch with L-BFGS and a strong-Wolfe line search, from zero, in float64."""
-    z, y = torch.as_tensor(z, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
-    weight = torch.zeros(y.shape[1], z.shape[1], dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, history_size=20,
-                                  tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimiser.zero_grad()
-        loss = F.cross_entropy(z @ weight.T + bias, y) + l2 * (weight ** 2).sum()
-        loss.backward()
-        return loss
-
-    with single_threaded():
-        optimiser.step(closure)
-    return weight.detach().numpy(), bias.detach().numpy()
+def weighted_hard_labels(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, labels, sample weights): one row per non-zero target entry, weighted by it. scikit-learn's
+    weighted cross-entropy on these rows equals the soft-target cross-entropy on the original ones."""
+    targets = np.asarray(targets)
+    rows, labels = np.nonzero(targets > 0)
+    return rows, labels, targets[rows, labels].astype(np.float64)
 
 
-def train_probe_lbfgs(x_train, y_train, x_val, y_val, *, l2_grid, max_iter: int = 500) -> ProbeFit:
-    """One full-batch fit per l2 value (`fit_lbfgs`) on x standardised with the training mean and std;
-    the value with the best validation top-k accuracy is kept, ties going to the larger l2 (the better
-    determined solution; with l2 = 0 and separable data the weights grow until max_iter). The penalty
-    acts on the standardised weights. The returned weight and bias act on the raw embeddings, so that
-    probe weights can be compared across modalities. Deterministic: zero initialisation, no sampling."""
-    mean, std = standardisation(x_train)
-    z_train = (np.asarray(x_train, dtype=np.float64) - mean) / std
-    best, best_l2 = None, None
-    for l2 in l2_grid:
-        weight, bias = fold_standardisation(*fit_lbfgs(z_train, y_train, l2, max_iter), mean, std)
-        accuracy = topk_set_accuracy(np.asarray(x_val, dtype=np.float64) @ weight.T + bias, y_val)
-        if best is None or (accuracy, l2) > (best.val_accuracy, best_l2):
-            best, best_l2 = ProbeFit(weight, bias, f"l2 {l2:g}", accuracy), l2
+def sklearn_c_grid(Cs) -> list[float]:
+    """The inverse penalties tried, as LogisticRegressionCV reads its `Cs`: a list of values, or an integer n
+    for n values log-spaced from 1e-4 to 1e4. Ascending, so the warm-started path goes from strong to weak."""
+    return sorted(float(c) for c in (np.logspace(-4, 4, Cs) if isinstance(Cs, int) else Cs))
+
+
+def _all_classes(model, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weight (n_classes, d), bias) of a fitted LogisticRegression over every class, also those absent from its
+    training rows (weight 0, bias -inf: never predicted). A binary model's single row w becomes (-w/2, w/2), which
+    gives the same probabilities."""
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+    weight = np.zeros((n_classes, coef.shape[1]))
+    bias = np.full(n_classes, -np.inf)
+    weight[model.classes_], bias[model.classes_] = coef, intercept
+    return weight, bias
+
+
+def train_probe_sklearn(x_train, y_train, x_val, y_val, *, Cs=10, max_iter: int = 1000) -> ProbeFit:
+    """scikit-learn's multinomial LogisticRegression (lbfgs, l2 penalty, float32) on x standardised by a
+    StandardScaler fitted on the training rows, with the inverse penalty C chosen on the validation split: one
+    warm-started fit per value of `Cs` from the strongest penalty to the weakest, as LogisticRegressionCV walks its
+    path, scored by validation top-k set accuracy (which LogisticRegressionCV cannot score, hence the explicit
+    path). Ties go to the smaller C (the better determined solution). Soft targets become weighted hard labels
+    (weighted_hard_labels). The returned weight and bias act on the raw embeddings, so that probe weights can be
+    compared across modalities. Deterministic."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    n_classes = np.asarray(y_train).shape[1]
+    x_val = np.asarray(x_val, dtype=np.float64)
+
+    def scored(weight, bias, chosen: str) -> ProbeFit:
+        return ProbeFit(weight, bias, chosen, topk_set_accuracy(x_val @ weight.T + bias, y_val))
+
+    rows, labels, weights = weighted_hard_labels(y_train)
+    # float32, as the embeddings are stored: half the memory traffic of float64, the same validation accuracy.
+    scaler = StandardScaler().fit(np.asarray(x_train, dtype=np.float32))
+    z = scaler.transform(np.asarray(x_train, dtype=np.float32))[rows]
+    if len(set(labels.tolist())) == 1:  # one attribute in every training row: nothing to fit
+        bias = np.full(n_classes, -np.inf)
+        bias[labels[0]] = 0.0
+        return scored(np.zeros((n_classes, z.shape[1])), bias, "one class")
+    model = LogisticRegression(warm_start=True, max_iter=max_iter)
+    best, unconverged = None, []
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, once per probe
+        for c in sklearn_c_grid(Cs):
+            model.set_params(C=c).fit(z, labels, sample_weight=weights)
+            if model.n_iter_.max() >= max_iter:
+                unconverged.append(f"{c:g}")
+            fit = scored(*fold_standardisation(*_all_classes(model, n_classes), scaler.mean_.astype(np.float64),
+                                               scaler.scale_.astype(np.float64)), f"C {c:g}")
+            if best is None or fit.val_accuracy > best.val_accuracy:
+                best = fit
+    if unconverged:
+        log.warning("scikit-learn probe: lbfgs stopped at max_iter %d for C = %s", max_iter, ", ".join(unconverged))
     return best
 
 
@@ -213,20 +253,20 @@ def run_probes(data: Embedded, modality: str, solver: str, seed: int = 0,
                **solver_settings) -> tuple[list[dict], dict]:
     """Fit one probe per (object count, object category of the vocabulary) on `modality` ("image": the item's
     image embedding; "text": the caption's embedding, each distinct caption once per split) with `solver`
-    ("sgd" or "lbfgs"; `seed` is used by sgd, lbfgs is deterministic without one): train on the train split,
+    ("sgd" or "sklearn"; `seed` is used by sgd, sklearn is deterministic without one): train on the train split,
     choose on val, score on test. Returns one row per probe and selection (sgd: `last_epoch`, protocol
-    `authors`, and `best_val`, protocol `clean`, from one run; lbfgs: `best_val`, protocol `clean`) and
+    `authors`, and `best_val`, protocol `clean`, from one run; sklearn: `best_val`, protocol `clean`) and
     {(n_objects, object): weight (classes, d)} of the solver's PRIMARY_SELECTION (sgd: the last epoch)."""
     if modality not in ("image", "text"):
         raise ValueError(f"modality must be 'image' or 'text', not {modality!r}")
     if solver == "sgd":
         def train(*arrays):
             return train_probe_sgd(*arrays, seed=seed, **solver_settings)
-    elif solver == "lbfgs":
+    elif solver == "sklearn":
         def train(*arrays):
-            return {"best_val": train_probe_lbfgs(*arrays, **solver_settings)}
+            return {"best_val": train_probe_sklearn(*arrays, **solver_settings)}
     else:
-        raise ValueError(f"solver must be 'sgd' or 'lbfgs', not {solver!r}")
+        raise ValueError(f"solver must be 'sgd' or 'sklearn', not {solver!r}")
     x = data.image if modality == "image" else data.caption
     if not data.vocabulary.attributes:
         raise ValueError("probes need attribute classes, but the item table's vocabulary lists no attributes")

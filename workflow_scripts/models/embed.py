@@ -86,14 +86,24 @@ def embed_images(model, preprocess, paths, device, batch_size, num_workers, prec
     file and its item (ImageFiles)."""
     if not paths:
         raise ValueError("no images to embed")
-    loader = DataLoader(
-        ImageFiles(paths, preprocess, item_ids, sizes, rendered, crops), batch_size=batch_size,
-        num_workers=num_workers, pin_memory=device.startswith("cuda"),
-    )
-    chunks = []
-    with torch.inference_mode(), autocast(device, precision):
-        for batch in tqdm(loader, desc="images", unit="batch", disable=not progress):
-            chunks.append(model.encode_image(batch.to(device, non_blocking=True)).float().cpu().numpy())
+    # Each model batch is decoded in one part per worker, so that all workers decode the first batch together and
+    # the next ones while the model runs: a loader batch of batch_size would leave one worker decoding it alone
+    # while the model waits. The parts are joined again on the device: the same batches as one loader batch each.
+    parts = [part.tolist() for start in range(0, len(paths), batch_size)
+             for part in torch.arange(start, min(start + batch_size, len(paths))).tensor_split(max(num_workers, 1))
+             if len(part)]
+    loader = DataLoader(ImageFiles(paths, preprocess, item_ids, sizes, rendered, crops), batch_sampler=parts,
+                        num_workers=num_workers, pin_memory=device.startswith("cuda"))
+    chunks, pending, done = [], [], 0
+    with torch.inference_mode(), autocast(device, precision), \
+            tqdm(total=len(paths), desc="images", unit="image", disable=not progress) as bar:
+        for part in loader:
+            pending.append(part.to(device, non_blocking=True))
+            done += len(part)
+            if done % batch_size == 0 or done == len(paths):
+                batch, pending = torch.cat(pending), []
+                chunks.append(model.encode_image(batch).float().cpu().numpy())
+                bar.update(len(batch))
     return np.concatenate(chunks)
 
 

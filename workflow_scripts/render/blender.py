@@ -18,6 +18,7 @@ GROUND_GRAY = 0.35
 WORLD_GRAY = 0.05
 OBJECT_TAG = "scene_object"
 GROUND = "ground"  # the ground plane's object name
+LIGHT_PATHS = {"max_bounces": 4, "diffuse_bounces": 2, "glossy_bounces": 2}  # the schema's render.light_paths defaults
 
 
 def srgb_to_linear(channel: float) -> float:
@@ -46,10 +47,11 @@ def configure_cycles(scene, render_cfg: dict, width: int, height: int, threads: 
     scene.view_settings.view_transform = "Standard"  # keep CLEVR's colours recognisable
     scene.cycles.samples = render_cfg["samples"]
     scene.cycles.use_adaptive_sampling = False
-    # Diffuse and glossy objects on a plane need few bounces; caustics and volumes none.
-    scene.cycles.max_bounces = 4
-    scene.cycles.diffuse_bounces = 2
-    scene.cycles.glossy_bounces = 2
+    # Diffuse and glossy objects on a plane need few bounces (render.light_paths); caustics and volumes none.
+    bounces = {**LIGHT_PATHS, **render_cfg.get("light_paths", {})}
+    scene.cycles.max_bounces = bounces["max_bounces"]
+    scene.cycles.diffuse_bounces = bounces["diffuse_bounces"]
+    scene.cycles.glossy_bounces = bounces["glossy_bounces"]
     scene.cycles.transmission_bounces = 0
     scene.cycles.volume_bounces = 0
     scene.cycles.transparent_max_bounces = 0

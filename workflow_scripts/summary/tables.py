@@ -235,7 +235,7 @@ BINDING_PROTOCOLS = (
     "as wrong, nothing left out. Protocol 'clean' scores by cosine, counts a tie half and leaves out items without "
     "a distinct negative. LABCLIP's text is L2-normalised, so for its rows the two scores coincide. Epoch selection "
     "of a LABCLIP map: 'last_epoch' (the authors') or 'best_val' (the epoch of best validation binding accuracy), "
-    "from one training run. Recall@k ranks, for each test image, the distinct captions of the test split (hard "
+    "from one training run ('early_stopped' in place of 'last_epoch' where early stopping was configured). Recall@k ranks, for each test image, the distinct captions of the test split (hard "
     "negatives only where they are another scene's caption) by the protocol's score; ties as in its accuracy "
     "('clean': at random). Probe-weight cosine: mean over probes and classes of the cosine between the image and "
     "the text probe's weight rows; 'authors' uses the probe rule's solver (SGD: last epoch, image and text probes "

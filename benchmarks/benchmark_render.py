@@ -1,0 +1,115 @@
+"""Choose the render settings by measurement: seconds per image and pixel error against a high-sample reference.
+
+For a few CLEVR scenes (the project's generate_scenes, at the paper config's 320x240), each rendered by the project's
+render_scenes in one process as a shard job renders them (Cycles on the CPU, OpenImageDenoise on):
+
+1. a reference at --reference-samples (default 512) with generous bounce limits (8 / 4 / 4);
+2. every candidate (samples x light paths): seconds per image, and its difference from the reference in 8-bit
+   levels: the mean over pixels and channels, and the 99th percentile.
+
+The settings to use are the cheapest candidate whose mean difference is at most --tolerance levels (default 1.0)
+and whose 99th percentile is at most --tolerance-p99 levels (default 8); the script names it. Only prints; nothing
+is asserted. Run from the repository root:
+
+    .venv/bin/python benchmarks/benchmark_render.py                           # about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/benchmark_render.py --device GPU --gpu-backend OPTIX
+
+Tiny smoke test: --scenes 1 --resolution 64x48 --reference-samples 16 --samples 2 4 --light-paths 4,2,2
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+
+from benchmarks.benchmark_backbone import quiet_stdout, resolution, scene_rows  # noqa: E402
+from benchmarks.report import say, table  # noqa: E402
+
+REFERENCE_LIGHT_PATHS = {"max_bounces": 8, "diffuse_bounces": 4, "glossy_bounces": 4}
+
+
+def light_paths(text: str) -> dict:
+    """'4,2,2' -> {max_bounces: 4, diffuse_bounces: 2, glossy_bounces: 2}."""
+    total, diffuse, glossy = (int(v) for v in text.split(","))
+    return {"max_bounces": total, "diffuse_bounces": diffuse, "glossy_bounces": glossy}
+
+
+def render(rows, out_dir: Path, samples: int, paths: dict, args) -> tuple[float, "np.ndarray"]:
+    """(seconds per image, the images as one float array in 8-bit levels)."""
+    import numpy as np
+    from PIL import Image
+
+    from workflow_scripts.render.shard import render_scenes
+
+    cfg = dict(samples=samples, denoise=True, device=args.device, gpu_backend=args.gpu_backend, light_paths=paths)
+    with quiet_stdout():
+        start = time.perf_counter()
+        render_scenes(rows, out_dir, cfg, threads=args.threads)
+        seconds = time.perf_counter() - start
+    images = [np.asarray(Image.open(out_dir / f"{row['item_id']}.png").convert("RGB"), dtype=float) for row in rows]
+    return seconds / len(rows), np.stack(images)
+
+
+def main(argv=None) -> dict:
+    """Runs the study with command-line arguments `argv`; returns {"chosen": (samples, light paths, s/image),
+    "reference_s": seconds per reference image, "rows": every candidate's (samples, paths, s/image, mean, p99),
+    "bpy_startup_s": seconds to start one bpy process}."""
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenes", type=int, default=3)
+    parser.add_argument("--resolution", type=resolution, default=(320, 240), metavar="WxH")
+    parser.add_argument("--reference-samples", type=int, default=512)
+    parser.add_argument("--samples", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    parser.add_argument("--light-paths", type=light_paths, nargs="+", metavar="MAX,DIFFUSE,GLOSSY",
+                        default=[light_paths("4,2,2"), light_paths("2,1,1")])
+    parser.add_argument("--tolerance", type=float, default=1.0, help="largest mean difference, in 8-bit levels")
+    parser.add_argument("--tolerance-p99", type=float, default=8.0, help="largest 99th percentile, in 8-bit levels")
+    parser.add_argument("--device", choices=["CPU", "GPU"], default="CPU")
+    parser.add_argument("--gpu-backend", default="CUDA")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    width, height = args.resolution
+    rows = scene_rows(args.scenes, width, height, args.seed)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import bpy"], check=True, capture_output=True)
+    startup = time.perf_counter() - start
+    say(f"\nstarting one bpy process (python -c 'import bpy'), paid once per shard: {startup:.2f} s")
+    say(f"Render settings: {len(rows)} CLEVR scenes at {width}x{height}, Cycles on the {args.device} with "
+        f"{args.threads} threads, OpenImageDenoise on, one process")
+    with tempfile.TemporaryDirectory(prefix="benchmark_render-") as tmp:
+        tmp = Path(tmp)
+        render(rows[:1], tmp / "warmup", 1, REFERENCE_LIGHT_PATHS, args)  # first-call costs, not in the table
+        reference_s, reference = render(rows, tmp / "reference", args.reference_samples, REFERENCE_LIGHT_PATHS, args)
+        say(f"reference: {args.reference_samples} samples, bounces {REFERENCE_LIGHT_PATHS}: {reference_s:.1f} s/image")
+        found = []
+        for paths in args.light_paths:
+            for samples in args.samples:
+                where = tmp / f"s{samples}-{paths['max_bounces']}-{paths['diffuse_bounces']}-{paths['glossy_bounces']}"
+                seconds, images = render(rows, where, samples, paths, args)
+                difference = np.abs(images - reference)
+                found.append((samples, paths, seconds, float(difference.mean()), float(np.percentile(difference, 99))))
+    table(["samples", "bounces (max, diffuse, glossy)", "s/image", "x reference time", "mean |diff| (levels)",
+           "p99 |diff|"],
+          [[s, f"{p['max_bounces']}, {p['diffuse_bounces']}, {p['glossy_bounces']}", t, f"{t / reference_s:.3f}", m, q]
+           for s, p, t, m, q in found])
+    passing = [row for row in found if row[3] <= args.tolerance and row[4] <= args.tolerance_p99]
+    chosen = min(passing, key=lambda row: row[2]) if passing else None
+    if chosen:
+        samples, paths, seconds, mean, p99 = chosen
+        say(f"chosen (cheapest within mean {args.tolerance:g} and p99 {args.tolerance_p99:g} levels): {samples} samples, "
+            f"bounces {paths}: {seconds:.2f} s/image, mean {mean:.2f}, p99 {p99:.1f} levels")
+    else:
+        say(f"no candidate within mean {args.tolerance:g} and p99 {args.tolerance_p99:g} levels")
+    return {"chosen": chosen, "reference_s": reference_s, "rows": found, "bpy_startup_s": startup}
+
+
+if __name__ == "__main__":
+    main()
