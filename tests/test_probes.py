@@ -18,7 +18,6 @@ from workflow_scripts.analyses.probes import (
     probe_weight_cosine,
     run_probes,
     sklearn_c_grid,
-    standardisation,
     topk_set_accuracy,
     train_probe_sklearn,
     train_probe_sgd,
@@ -175,13 +174,15 @@ def test_sklearn_weights_act_on_raw_embeddings(known):
     """The weights returned with the standardisation folded in reproduce scikit-learn's own logits on the
     standardised inputs. Columns are rescaled and shifted so that standardising matters."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(1)
     x = known.image * rng.uniform(0.1, 10, known.image.shape[1]) + rng.normal(0, 5, known.image.shape[1])
     mask, targets = probe_targets(known.items, "cube", CLASSES)
     train, val = mask & (known.split == "train"), mask & (known.split == "val")
     fit = train_probe_sklearn(x[train], targets[train], x[val], targets[val], Cs=[0.5])
-    mean, std = standardisation(x[train])
+    scaler = StandardScaler().fit(x[train])
+    mean, std = scaler.mean_, scaler.scale_
     own = LogisticRegression(C=0.5, max_iter=1000).fit((x[train] - mean) / std, targets[train].argmax(axis=1))
     logits = own.decision_function((x - mean) / std)
     assert list(own.classes_) == list(range(len(CLASSES)))  # every colour occurs: no class is left out

@@ -155,13 +155,6 @@ def train_probe_sgd(x_train, y_train, x_val, y_val, *, lr: float, batch_size: in
             "best_val": ProbeFit(weight.double().numpy(), bias.double().numpy(), f"epoch {epoch}", best_accuracy)}
 
 
-def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean and standard deviation of x (1 where a column is constant), as StandardScaler computes them."""
-    x = np.asarray(x, dtype=np.float64)
-    std = x.std(axis=0)
-    return x.mean(axis=0), np.where(std > 0, std, 1.0)
-
-
 def fold_standardisation(weight, bias, mean, std) -> tuple[np.ndarray, np.ndarray]:
     """Weight and bias on raw x equivalent to (weight, bias) on (x - mean) / std."""
     folded = weight / std
