@@ -27,6 +27,28 @@ rule probes:
         "../workflow_scripts/analyses/probes.py"
 
 
+rule slot_classification:
+    input:
+        item_table=ITEMS,
+        **EMBEDDINGS,
+    output:
+        slots=f"{analysis_dir('slot_classification')}/slot_classification.parquet",
+    params:
+        classifier=config["paper_a"]["probes"]["sklearn"],  # the probes' fast path and its settings
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("slot_classification")),
+    threads: 1  # the fits run on one thread (probes.single_threaded)
+    log:
+        "results/logs/slot_classification/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/slot_classification/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/slot_classification.py"
+
+
 rule labclip:
     input:
         item_table=ITEMS,

@@ -259,7 +259,8 @@ def test_full_config_builds_the_paper_scale_dag(tmp_path):
     assert counts["binding"] == "2" and counts["labclip"] == "4"  # the two-object one only
     assert counts["ior"] == counts["matching"] == "4"  # two SIMCO datasets, two models
     assert counts["tor"] == "6"  # and the COCO names
-    assert counts["table"] == "5" and counts["figure"] == "8"
+    assert counts["slot_classification"] == "4"  # two SIMCO datasets, two models
+    assert counts["table"] == "6" and counts["figure"] == "9"
 
 
 def test_comco_with_a_missing_category_stops_naming_the_file(tmp_path):

@@ -29,6 +29,7 @@ ANALYSES = {
     "compositional": Analysis(split_items={"test": 1}),
     "recall": Analysis(split_items={"test": 1}),
     "mention_order": Analysis(needs_images=False, per_model=False),
+    "slot_classification": Analysis(split_items={"train": 1, "val": 1, "test": 1}),
 }
 
 

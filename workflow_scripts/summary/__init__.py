@@ -12,6 +12,7 @@ TABLES = {
     "recall": ("paper_a", "recall", "recall"),
     "mention_order": ("paper_b", "mention_order", "mention_order"),
     "objects_per_caption": ("paper_b", "mention_order", "objects_per_caption"),
+    "slot_classification": ("paper_b", "slot_classification", "slots"),
 }
 # Tables drawn from other tables: (folder, the tables they read). paper A's real_world gathers the benchmarks of its
 # real-world table from compositional and recall, and is built when either is. The tables of the CLIPs trained in
@@ -37,6 +38,7 @@ FIGURES = {
     "ior_large_object": ("paper_b", {"ior": "ior"}),
     "matching_conditions": ("paper_b", {"matching": "matching"}),
     "mention_order": ("paper_b", {"mention_order": "mention_order"}),
+    "slot_classification": ("paper_b", {"slots": "slot_classification"}),
     "training_curve": ("clip_training", {"runs": TRAINING_RUNS}),
     "training_progression": ("clip_training", {"progression": "training_progression"}),
 }

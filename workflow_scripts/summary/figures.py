@@ -330,10 +330,27 @@ def mention_order(tables):
                          f"({INTERVAL_NOTE} over images)")
 
 
+def slot_classification(tables):
+    """Per dataset and model (rows) and task (columns): test accuracy of each slot's head, chance dashed."""
+    slots = tables["slot_classification"].copy()
+    slots["panel"] = slots["dataset"] + " / " + slots["model_id"]
+    slots["task"] = slots["task"] + ": " + slots["modality"] + ", slots by " + slots["slot_order"]
+    slots["split"] = "test"
+    slots["slot"] = slots["slot"].astype(str) + "\nn=" + slots["n_test"].astype(str)  # each bar's test count
+    grid = bar_grid(slots, "slot", "test_accuracy", "split", col="task", row="panel", height=2.8, aspect=1.6,
+                    sharex=False, legend=False)
+    chance_line(grid, "chance")
+    grid.set_titles("{row_name}\n{col_name}")
+    grid.set_axis_labels("slot (test items)", "test accuracy")
+    grid.set(ylim=(0, 1))
+    return grid.figure, ("Object classification by slot (paper B's IOC and TOC, our reading): a linear head per slot "
+                         f"names its object; dashed: chance ({INTERVAL_NOTE}); {weights_note(slots)}")
+
+
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
                                            modality_gap)}
 PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias, ior_large_object, matching_conditions,
-                                           mention_order)}
+                                           mention_order, slot_classification)}
 FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES, "training_curve": training_curve,
            "training_progression": training_progression}
 
