@@ -8,7 +8,7 @@ measured in the same run, and the paper config's estimated hours for rendering a
 4. The paper config (config.yaml, or --config): its rendered items (the DAG's counts, from each dataset kind's
    planned items) and models, times the measured per-item costs.
 
-Run from the repository root (about half an hour on 2 cores): .venv/bin/python benchmarks/bench.py
+Run from the repository root (about 6 minutes on 2 cores): .venv/bin/python benchmarks/bench.py
 Options: --quick (small sizes: a smoke test of the whole chain, figures not meaningful), --config PATH.
 """
 

@@ -11,7 +11,7 @@ The settings to use are the cheapest candidate whose mean difference is at most 
 and whose 99th percentile is at most --tolerance-p99 levels (default 8); the script names it. Only prints; nothing
 is asserted. Run from the repository root:
 
-    .venv/bin/python benchmarks/benchmark_render.py                           # about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/benchmark_render.py                           # about 4 minutes on 2 cores
     .venv/bin/python benchmarks/benchmark_render.py --device GPU --gpu-backend OPTIX
 
 Tiny smoke test: --scenes 1 --resolution 64x48 --reference-samples 16 --samples 2 4 --light-paths 4,2,2
