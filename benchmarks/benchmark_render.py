@@ -8,8 +8,11 @@ render_scenes in one process as a shard job renders them (Cycles on the CPU, Ope
    levels: the mean over pixels and channels, and the 99th percentile.
 
 The settings to use are the cheapest candidate whose mean difference is at most --tolerance levels (default 1.0)
-and whose 99th percentile is at most --tolerance-p99 levels (default 8); the script names it. Only prints; nothing
-is asserted. Run from the repository root:
+and whose 99th percentile is at most --tolerance-p99 levels (default 8); the script names it. With --model (an
+open_clip name, or local-dir:<folder> of a CLIP the workflow trained, with --pretrained), each candidate also gets
+its embedding difference: the mean over scenes of 1 - cosine(candidate, reference) of that CLIP's image
+embeddings, beside the same measure between different scenes' references for scale. Only prints; nothing is
+asserted. Run from the repository root:
 
     .venv/bin/python benchmarks/benchmark_render.py                           # about 4 minutes on 2 cores
     .venv/bin/python benchmarks/benchmark_render.py --device GPU --gpu-backend OPTIX
@@ -55,6 +58,30 @@ def render(rows, out_dir: Path, samples: int, paths: dict, args) -> tuple[float,
     return seconds / len(rows), np.stack(images)
 
 
+def embedding_distance(model_name: str, pretrained: str, found_images: dict, reference, seed: int) -> tuple[dict, float]:
+    """({candidate key: mean over scenes of 1 - cosine(candidate, reference)}, the mean 1 - cosine between
+    different scenes' references), with the CLIP's image embeddings of the rendered images."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from workflow_scripts.models.loading import load_model
+
+    model, preprocess, _, provenance = load_model(model_name, pretrained, "cpu", seed)
+    say(f"embedding difference with {model_name}: {provenance['weights']}")
+
+    def embed(images):
+        pixels = torch.stack([preprocess(Image.fromarray(image.astype(np.uint8))) for image in images])
+        with torch.inference_mode():
+            vectors = model.encode_image(pixels).float()
+        return torch.nn.functional.normalize(vectors, dim=-1).numpy()
+
+    anchor = embed(reference)
+    between = 1 - anchor @ anchor.T
+    scale = float(between[~np.eye(len(anchor), dtype=bool)].mean()) if len(anchor) > 1 else float("nan")
+    return {key: float((1 - (embed(images) * anchor).sum(axis=1)).mean()) for key, images in found_images.items()}, scale
+
+
 def main(argv=None) -> dict:
     """Runs the study with command-line arguments `argv`; returns {"chosen": (samples, light paths, s/image),
     "reference_s": seconds per reference image, "rows": every candidate's (samples, paths, s/image, mean, p99),
@@ -74,6 +101,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--gpu-backend", default="CUDA")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="a CLIP for the embedding difference: open_clip name or local-dir:<folder>")
+    parser.add_argument("--pretrained", default=None, help="with --model: an open_clip tag or checkpoint path")
     args = parser.parse_args(argv)
 
     width, height = args.resolution
@@ -89,17 +118,22 @@ def main(argv=None) -> dict:
         render(rows[:1], tmp / "warmup", 1, REFERENCE_LIGHT_PATHS, args)  # first-call costs, not in the table
         reference_s, reference = render(rows, tmp / "reference", args.reference_samples, REFERENCE_LIGHT_PATHS, args)
         say(f"reference: {args.reference_samples} samples, bounces {REFERENCE_LIGHT_PATHS}: {reference_s:.1f} s/image")
-        found = []
+        found, found_images = [], {}
         for paths in args.light_paths:
             for samples in args.samples:
                 where = tmp / f"s{samples}-{paths['max_bounces']}-{paths['diffuse_bounces']}-{paths['glossy_bounces']}"
                 seconds, images = render(rows, where, samples, paths, args)
                 difference = np.abs(images - reference)
                 found.append((samples, paths, seconds, float(difference.mean()), float(np.percentile(difference, 99))))
+                found_images[len(found) - 1] = images
+    distances, scale = ({}, None) if not args.model else embedding_distance(args.model, args.pretrained, found_images,
+                                                                              reference, args.seed)
     table(["samples", "bounces (max, diffuse, glossy)", "s/image", "x reference time", "mean |diff| (levels)",
-           "p99 |diff|"],
+           "p99 |diff|"] + (["1 - cos to reference"] if distances else []),
           [[s, f"{p['max_bounces']}, {p['diffuse_bounces']}, {p['glossy_bounces']}", t, f"{t / reference_s:.3f}", m, q]
-           for s, p, t, m, q in found])
+           + ([f"{distances[i]:.2e}"] if distances else []) for i, (s, p, t, m, q) in enumerate(found)])
+    if distances:
+        say(f"(for scale: 1 - cos between different scenes' references, mean {scale:.2e})")
     passing = [row for row in found if row[3] <= args.tolerance and row[4] <= args.tolerance_p99]
     chosen = min(passing, key=lambda row: row[2]) if passing else None
     if chosen:

@@ -67,6 +67,7 @@ def test_a_slot_without_test_items_is_skipped(caplog):
 def test_table_and_figure(tmp_path):
     from PIL import Image
 
+    from workflow_scripts.summary import FIGURES as FIGURE_SOURCES
     from workflow_scripts.summary.figures import draw
     from workflow_scripts.summary.tables import slot_classification_markdown, slot_classification_table
 
@@ -77,6 +78,7 @@ def test_table_and_figure(tmp_path):
     assert first["test_accuracy_low95"] < first["test_accuracy"] <= first["test_accuracy_high95"]
     markdown = slot_classification_markdown(table)
     assert "| simco | syn | RANDOM weights" in markdown and ", n=" not in markdown  # counts in their own column
-    draw("slot_classification", {"slot_classification": table}, tmp_path / "slots.png", tmp_path / "slots.pdf")
+    inputs = FIGURE_SOURCES["slot_classification"][1]  # the figure rule's input names, as the rule passes them
+    draw("slot_classification", {name: table for name in inputs}, tmp_path / "slots.png", tmp_path / "slots.pdf")
     with Image.open(tmp_path / "slots.png") as png:
         assert png.size[0] > 300

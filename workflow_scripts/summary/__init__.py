@@ -38,7 +38,7 @@ FIGURES = {
     "ior_large_object": ("paper_b", {"ior": "ior"}),
     "matching_conditions": ("paper_b", {"matching": "matching"}),
     "mention_order": ("paper_b", {"mention_order": "mention_order"}),
-    "slot_classification": ("paper_b", {"slots": "slot_classification"}),
+    "slot_classification": ("paper_b", {"slot_classification": "slot_classification"}),
     "training_curve": ("clip_training", {"runs": TRAINING_RUNS}),
     "training_progression": ("clip_training", {"progression": "training_progression"}),
 }
