@@ -135,7 +135,7 @@ def train_labclip(
     val_tensors = _tensors(val, device)
     distinct = torch.as_tensor(has_distinct_negative(val.items, val.vocabulary), device=device)
 
-    history, best_state, best_key = [], None, None
+    history, best_state, best_key, best_epoch = [], None, None, None
     epoch_range = range(1, epochs + 1)
     if progress:
         from tqdm import tqdm
@@ -157,14 +157,14 @@ def train_labclip(
         key = (-1.0 if np.isnan(val_accuracy) else val_accuracy, -val_loss)
         is_best = best_key is None or key > best_key
         if is_best:
-            best_key, best_state = key, {name: value.detach().clone() for name, value in model.state_dict().items()}
+            best_key, best_epoch = key, epoch
+            best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
             for row in history:
                 row["best"] = False
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_binding_accuracy": val_accuracy, "best": is_best})
         log.info("LABCLIP %s epoch %d: train loss %.4f, val loss %.4f, val binding accuracy %.4f%s", mode, epoch,
                  train_loss, val_loss, val_accuracy, " (best)" if is_best else "")
-        best_epoch = next(row["epoch"] for row in history if row["best"])
         if patience is not None and epoch - best_epoch >= patience:
             log.info("LABCLIP %s: stopped early after epoch %d, %d epochs after the best (%d)", mode, epoch, patience,
                      best_epoch)
