@@ -49,6 +49,32 @@ rule slot_classification:
         "../workflow_scripts/analyses/slot_classification.py"
 
 
+rule attention:
+    input:
+        item_table=ITEMS,
+        shards=shard_dirs,
+        weights=ancient(WEIGHTS_RECORD),
+        trained=trained_input,
+    output:
+        attention=f"{analysis_dir('attention')}/attention.parquet",
+    params:
+        attention=config["paper_b"]["attention"],
+        model=lambda wc: MODELS[wc.model],
+        embedding=config["embedding"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("attention")),
+    threads: 4
+    log:
+        "results/logs/attention/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/attention/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/attention.py"
+
+
 rule labclip:
     input:
         item_table=ITEMS,

@@ -41,7 +41,8 @@ TINY = {
     "seed": 5,
     "datasets": {
         "toy": {"objects_per_scene": [2, 3], "scenes_per_count": 10, "shards": 2},
-        "shapes": {"kind": "simco", "objects_per_scene": [2, 3], "scenes_per_count": 3},
+        "shapes": {"kind": "simco", "objects_per_scene": [2, 3], "scenes_per_count": 3,
+                   "analyses": ["tor", "ior", "matching", "attention"]},
         # Its mesh folder is written by the tiny_run fixture; where it does not exist, the dataset is skipped.
         "objects": {"kind": "comco", "meshes": "meshes", "objects_per_scene": [2, 3], "scenes_per_count": 2},
         "coco_names": {"kind": "names", "names": "coco"},

@@ -165,7 +165,8 @@ def test_a_render_job_orphaned_by_a_killed_snakemake_cannot_alter_the_rerun_shar
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         shard = tmp_path / target
         published = digests(shard)
-        assert sum(name.endswith(".png") for name in published) == 10
+        assert sum(name.endswith(".objects.png") for name in published) == 10  # each image's object masks
+        assert sum(name.endswith(".png") for name in published) == 20
 
         for pid in orphan:
             os.kill(pid, signal.SIGCONT)

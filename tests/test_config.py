@@ -116,6 +116,12 @@ def test_a_names_dataset_is_checked(dataset, expected):
     assert expected in invalid(lambda c: c["datasets"].update(toy={"kind": "names", **dataset}))
 
 
+def test_attention_needs_a_rendered_dataset():
+    message = invalid(lambda c: c["datasets"].update(toy={"kind": "colorswap", "root": "x", "analyses": ["attention"]}))
+    assert "datasets.toy.analyses: attention needs the renderer's object masks, which kind colorswap does not render" \
+        in message
+
+
 def test_a_kind_module_that_declares_no_kind_is_named(tmp_path):
     module = tmp_path / "nothing.py"
     module.write_text("X = 1\n")

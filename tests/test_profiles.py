@@ -19,7 +19,7 @@ from test_workflow import TINY, snakemake, write_config
 SLURM = REPO / "profiles" / "slurm"
 LOCAL = REPO / "profiles" / "local"
 # Rules that ask SLURM for a GPU (matching has jobs only where the config lists SIMCO or ComCO data).
-GPU_RULES = {"train_clip", "embed_images", "embed_texts", "labclip", "tor", "matching", "object_areas",
+GPU_RULES = {"train_clip", "embed_images", "embed_texts", "labclip", "tor", "matching", "attention", "object_areas",
              "caption_objects_llm"}
 # Some rules the tiny config runs: ones submitted to the cluster, and ones marked `localrule: True`.
 SUBMITTED = {"render_shard", "embed_images", "embed_texts", "probes", "labclip", "binding", "tor"}
@@ -211,7 +211,7 @@ def test_cluster_run_builds_the_outputs(cluster_run):
                  "paper_a/figures/binding_accuracy.png", "toy/tor/rand/tor.parquet", "paper_b/tables/tor.csv",
                  "paper_b/figures/tor_position_bias.pdf"]:
         assert (results / path).stat().st_size > 0, path
-    assert len(list((results / "toy/images").rglob("*.png"))) == 20
+    assert len(list((results / "toy/images").rglob("*.png"))) == 40  # 20 images, each with its object masks
 
 
 def test_cluster_run_submits_every_non_local_job_through_the_submit_command(cluster_run):

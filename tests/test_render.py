@@ -60,6 +60,8 @@ def test_pngs_are_rgb_at_the_configured_size(scenes, rendered):
     for scene in scenes:
         with Image.open(rendered / f"{scene['item_id']}.png") as image:
             assert image.mode == "RGB" and image.size == (WIDTH, HEIGHT)
+        with Image.open(rendered / f"{scene['item_id']}.objects.png") as mask:
+            assert mask.mode == "L" and mask.size == (WIDTH, HEIGHT)
     assert not list(rendered.glob(".*"))
 
 
@@ -73,6 +75,26 @@ def test_each_object_has_its_colour_at_its_projected_centre(scenes, rendered):
             assert nearest_color(np.median(patch, axis=0)) == obj["attribute"], (scene["caption"], obj)
             checked += 1
     assert checked == 5
+
+
+def test_the_object_index_pass_marks_each_objects_pixels(scenes, rendered):
+    """Object k's mask holds its projected centre, and the pixels it marks show object k's colour in the render
+    more than any other (shading darkens some towards a neighbouring colour)."""
+    from workflow_scripts.common.masks import mask_path, read_object_masks
+
+    for scene in scenes:
+        image_file = rendered / f"{scene['item_id']}.png"
+        masks = read_object_masks(mask_path(image_file), scene["n_objects"], (WIDTH, HEIGHT))
+        image = np.asarray(Image.open(image_file).convert("RGB"), float)
+        centres = project([o["position"] for o in scene["objects"]], **scene["camera"], width=WIDTH, height=HEIGHT)
+        assert not (masks.sum(axis=0) > 1).any()  # one object per pixel
+        for k, (obj, (u, v, _)) in enumerate(zip(scene["objects"], centres)):
+            assert masks[k][int(v), int(u)], (scene["caption"], obj)
+            inner = masks[k] & np.roll(masks[k], 1, 0) & np.roll(masks[k], -1, 0) & np.roll(masks[k], 1, 1) \
+                & np.roll(masks[k], -1, 1)  # away from the anti-aliased edges
+            colours = [nearest_color(pixel) for pixel in image[inner]]
+            assert max(set(colours), key=colours.count) == obj["attribute"], (scene["caption"], obj)
+        assert not masks[:, image.sum(axis=2) < 10].any()  # nothing marked where the render is black
 
 
 def test_projection_matches_blenders_camera(scenes, rendered):

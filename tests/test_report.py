@@ -16,9 +16,9 @@ from conftest import snakemake
 
 FIGURES = {
     "Paper A": ["probe_accuracy", "probes_vs_objects", "binding_accuracy", "caption_cosines", "modality_gap"],
-    "Paper B": ["tor_position_bias", "ior_large_object", "matching_conditions"],
+    "Paper B": ["tor_position_bias", "ior_large_object", "matching_conditions", "attention_by_size"],
 }
-TABLES = {"Paper A": ["probes", "binding"], "Paper B": ["tor", "ior", "matching"]}
+TABLES = {"Paper A": ["probes", "binding"], "Paper B": ["tor", "ior", "matching", "attention"]}
 FOLDER = {"Paper A": "results/paper_a", "Paper B": "results/paper_b"}
 # A phrase from each result's caption (report/*.rst) that names what it shows.
 CAPTIONS = {
@@ -35,6 +35,8 @@ CAPTIONS = {
     "tor": "Text-based object retrieval",
     "ior": "Image-based object retrieval",
     "matching": "Image-text matching under reordering and resizing",
+    "attention_by_size": "CLS attention by object size",
+    "attention": "CLS attention by object size",
 }
 RANDOM = "say nothing about CLIP"
 

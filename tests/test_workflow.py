@@ -94,7 +94,7 @@ def test_every_embedding_file_and_table_records_the_precision(tiny_run):
     assert len(embeddings) > 5
     assert {read_provenance(path)["precision"] for path in embeddings} == {"fp32"}  # the CPU computes in fp32
     tables = list((workdir / "results").glob("paper_*/tables/*.csv"))
-    assert len(tables) == 5
+    assert len(tables) == 6
     for table in tables:
         assert set(pd.read_csv(table)["precision"]) == {"fp32"}, table
         assert "| precision |" in table.with_suffix(".md").read_text(), table
@@ -122,7 +122,8 @@ def test_tiny_run_renders_simco_and_comco_with_their_references(tiny_run):
     references = pq.read_table(results / "objects-references/items.parquet").column("caption").to_pylist()
     assert references == list(measured)
     for dataset, count in (("shapes", 6), ("shapes-references", 18), ("objects", 4), ("objects-references", 6)):
-        assert len(list((results / dataset / "images").rglob("*.png"))) == count, dataset
+        assert len(list((results / dataset / "images").rglob("*.png"))) == 2 * count, dataset  # with each's masks
+        assert len(list((results / dataset / "images").rglob("*.objects.png"))) == count, dataset
         assert len(pq.read_table(results / dataset / "embeddings/rand/images.parquet")) == count, dataset
 
 
@@ -144,6 +145,18 @@ def test_tiny_run_writes_paper_b_ior_and_matching(tiny_run):
         assert "random initialisation" in (tables / f"{name}.md").read_text()
     for figure in ("ior_large_object", "matching_conditions"):
         assert (workdir / f"results/paper_b/figures/{figure}.pdf").stat().st_size > 1000
+
+
+def test_tiny_run_writes_paper_b_attention(tiny_run):
+    """Every tiny SIMCO scene has one large object; it covers more of the image than a small one."""
+    workdir, _ = tiny_run
+    attention = pd.read_csv(workdir / "results/paper_b/tables/attention.csv")
+    assert set(attention["dataset"]) == {"shapes"} and set(attention["layers"]) == {"blocks 9-12 of 12"}
+    every = attention[attention["n_objects"] == "all"].set_index(["measure", "object"])
+    assert every.loc[("attention share", "large"), "n_images"] == 6
+    assert every.loc[("area share", "large"), "value"] > every.loc[("area share", "a small one"), "value"]
+    assert "random initialisation" in (workdir / "results/paper_b/tables/attention.md").read_text()
+    assert (workdir / "results/paper_b/figures/attention_by_size.pdf").stat().st_size > 1000
 
 
 def test_workflow_embeddings_equal_open_clip_on_the_rendered_png(tiny_run):
@@ -260,7 +273,8 @@ def test_full_config_builds_the_paper_scale_dag(tmp_path):
     assert counts["ior"] == counts["matching"] == "4"  # two SIMCO datasets, two models
     assert counts["tor"] == "6"  # and the COCO names
     assert counts["slot_classification"] == "4"  # two SIMCO datasets, two models
-    assert counts["table"] == "6" and counts["figure"] == "9"
+    assert counts["attention"] == "2"  # the one-large SIMCO dataset, two models
+    assert counts["table"] == "7" and counts["figure"] == "10"
 
 
 def test_comco_with_a_missing_category_stops_naming_the_file(tmp_path):

@@ -107,6 +107,9 @@ def dataset_errors(config: dict, kinds: dict) -> list[str]:
             if ANALYSES[analysis].needs_images and not kind.images_of(name, spec):
                 errors.append(f"datasets.{name}.analyses: {analysis} needs images, which this {kind.name} dataset "
                               "does not have")
+            if ANALYSES[analysis].needs_renders and not kind.rendered:
+                errors.append(f"datasets.{name}.analyses: {analysis} needs the renderer's object masks, which kind "
+                              f"{kind.name} does not render")
             if ANALYSES[analysis].needs_references and kind.references is None:
                 errors.append(f"datasets.{name}.analyses: {analysis} needs single-object references, which kind "
                               f"{kind.name} does not make")

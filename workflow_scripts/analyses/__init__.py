@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 class Analysis:
     needs_references: bool = False  # reads the single-object references "<dataset>-references"
     needs_images: bool = True  # reads image embeddings (tor alone reads only the vocabulary's names)
+    needs_renders: bool = False  # reads the renderer's object masks (common/masks.py): rendered kinds only
     requires: tuple[str, ...] = ()  # analyses of the same dataset whose outputs it reads
     split_items: dict[str, int] = field(default_factory=dict)  # split -> the fewest items it can run on
     per_object_count: bool = False  # split_items is needed for each object count (probes fit one per count)
@@ -30,6 +31,7 @@ ANALYSES = {
     "recall": Analysis(split_items={"test": 1}),
     "mention_order": Analysis(needs_images=False, per_model=False),
     "slot_classification": Analysis(split_items={"train": 1, "val": 1, "test": 1}),
+    "attention": Analysis(needs_renders=True),
 }
 
 

@@ -1,5 +1,8 @@
 """The Blender stage every render shares: Cycles settings, the ground, world light and three CLEVR-like area
-lights, the camera, and Principled BSDF rubber and metal materials in CLEVR's colours."""
+lights, the camera, Principled BSDF rubber and metal materials in CLEVR's colours, and the object-index pass
+(each object's pixels, written beside the image)."""
+
+from contextlib import contextmanager
 
 import bpy
 from mathutils import Matrix
@@ -19,6 +22,7 @@ WORLD_GRAY = 0.05
 OBJECT_TAG = "scene_object"
 GROUND = "ground"  # the ground plane's object name
 LIGHT_PATHS = {"max_bounces": 4, "diffuse_bounces": 2, "glossy_bounces": 2}  # the schema's render.light_paths defaults
+INDEX_PROPERTY = "object_index"  # 1-based position of an object in its item's object list (caption order)
 
 
 def srgb_to_linear(channel: float) -> float:
@@ -126,3 +130,65 @@ def set_camera(scene, camera: dict) -> None:
     scene.camera.data.sensor_width = camera["sensor_width_mm"]
     scene.camera.data.sensor_fit = "AUTO"
     scene.camera.matrix_world = Matrix(camera_matrix_world(camera["location"], camera["target"]).tolist())
+
+
+@contextmanager
+def changed(owner, **values):
+    """Set attributes of a Blender datablock for the length of a `with` block, then restore them."""
+    saved = {name: getattr(owner, name) for name in values}
+    for name, value in values.items():
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(owner, name, value)
+
+
+def index_material():
+    """An emission-only material whose colour is the object's pass_index * MASK_STEP / 255: rendered raw
+    (no view transform, no dither) with one centred sample per pixel, each pixel's 8-bit value is exactly that."""
+    from workflow_scripts.common.masks import MASK_STEP
+
+    material = bpy.data.materials.get("object_index")
+    if material is not None:
+        return material
+    material = bpy.data.materials.new("object_index")
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    info = nodes.new("ShaderNodeObjectInfo")
+    scale = nodes.new("ShaderNodeMath")
+    scale.operation = "MULTIPLY"
+    scale.inputs[1].default_value = MASK_STEP / 255
+    emission = nodes.new("ShaderNodeEmission")
+    output = nodes.new("ShaderNodeOutputMaterial")
+    links.new(info.outputs["Object Index"], scale.inputs[0])
+    links.new(scale.outputs["Value"], emission.inputs["Color"])
+    links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    return material
+
+
+def render_object_index(scene, path) -> None:
+    """Write the object-index pass of the current scene to `path`: an 8-bit greyscale PNG whose pixel is
+    k * MASK_STEP where object k (its INDEX_PROPERTY, caption order from 1) covers the pixel's centre, 0 elsewhere.
+    One camera ray per pixel through its centre (pixel filter 0.01 px), no bounces, so occlusion is exact."""
+    for obj in scene.objects:
+        obj.pass_index = int(obj.get(INDEX_PROPERTY, 0))
+    black = bpy.data.worlds.get("index_black") or bpy.data.worlds.new("index_black")
+    if black.node_tree is not None:
+        black.node_tree.nodes["Background"].inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+    lights = [obj for obj in scene.objects if obj.type == "LIGHT" and not obj.hide_render]
+    with changed(scene.cycles, samples=1, use_denoising=False, filter_width=0.01, max_bounces=0,
+                 use_adaptive_sampling=False), \
+            changed(scene.view_settings, view_transform="Raw", look="None", exposure=0.0, gamma=1.0), \
+            changed(scene.render, dither_intensity=0.0, filepath=str(path)), \
+            changed(scene.render.image_settings, color_mode="BW"), \
+            changed(scene, world=black), \
+            changed(bpy.context.view_layer, material_override=index_material()):
+        for light in lights:
+            light.hide_render = True
+        try:
+            bpy.ops.render.render(write_still=True)
+        finally:
+            for light in lights:
+                light.hide_render = False

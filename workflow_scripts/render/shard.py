@@ -18,10 +18,12 @@ import bpy
 import numpy as np
 
 from workflow_scripts.common.files import write_atomically
+from workflow_scripts.common.masks import mask_path
 from workflow_scripts.datasets.placement import object_origin
 from workflow_scripts.datasets.spar import MATERIAL as TEXTURED
 from workflow_scripts.render.blender import (
     GROUND,
+    INDEX_PROPERTY,
     LIGHT_JITTER,
     LIGHTS,
     OBJECT_TAG,
@@ -29,21 +31,22 @@ from workflow_scripts.render.blender import (
     build_stage,
     configure_cycles,
     object_material,
+    render_object_index,
     set_camera,
 )
 from workflow_scripts.render.shapes import add_library_shape
 from workflow_scripts.render.textures import build_worlds, set_world, texture_material
 
 
-def add_object(spec: dict, material, meshes: dict) -> None:
+def add_object(spec: dict, material, meshes: dict):
     """Add one object row: a category with an imported mesh in `meshes` as that mesh (largest extent 2 * radius,
     standing at placement.object_origin), any other object from the shape library."""
     if spec["object"] in meshes:
         from workflow_scripts.render.meshes import add_mesh_object
 
-        add_mesh_object(meshes[spec["object"]], spec["radius"], object_origin(spec), spec["rotation_deg"], material)
-        return
-    add_library_shape(spec, material)
+        return add_mesh_object(meshes[spec["object"]], spec["radius"], object_origin(spec), spec["rotation_deg"],
+                               material)
+    return add_library_shape(spec, material)
 
 
 def material_of(spec: dict, materials: dict):
@@ -60,8 +63,8 @@ def set_scene(scene, row: dict, lights: dict, materials: dict, meshes: dict, wor
         bpy.data.objects.remove(obj, do_unlink=True)
     if worlds is not None:
         set_world(worlds, row["world"])
-    for spec in row["objects"]:
-        add_object(spec, material_of(spec, materials), meshes)
+    for index, spec in enumerate(row["objects"], start=1):
+        add_object(spec, material_of(spec, materials), meshes)[INDEX_PROPERTY] = index
     set_camera(scene, row["camera"])
     rng = np.random.default_rng(row["render_seed"])
     for name, (location, _, _) in LIGHTS.items():
@@ -72,7 +75,8 @@ def set_scene(scene, row: dict, lights: dict, materials: dict, meshes: dict, wor
 
 def render_scenes(rows: list[dict], out_dir, render_cfg: dict, threads: int = 1, progress: bool = False,
                   mesh_files: dict | None = None) -> None:
-    """Render each item row (as read from the item table) to `out_dir/<item_id>.png`; `mesh_files`
+    """Render each item row (as read from the item table) to `out_dir/<item_id>.png`, and its object-index pass
+    to `out_dir/<item_id>.objects.png` (common/masks.py); `mesh_files`
     {category: file} holds the meshes of a ComCO table's objects. The folder appears, complete, only at the end
     (files.write_atomically)."""
     if not rows:
@@ -98,8 +102,10 @@ def _render_into(out_dir: Path, rows, render_cfg, threads, progress, mesh_files)
         meshes = {c: import_mesh(path, c) for c, path in mesh_files.items() if c in used}
     for row in tqdm(rows, desc="render", unit="image", disable=not progress):
         set_scene(scene, row, lights, materials, meshes, worlds)
-        scene.render.filepath = str(out_dir / f"{row['item_id']}.png")
+        image = out_dir / f"{row['item_id']}.png"
+        scene.render.filepath = str(image)
         bpy.ops.render.render(write_still=True)
+        render_object_index(scene, mask_path(image))
 
 
 def main(snakemake) -> None:

@@ -13,6 +13,7 @@ TABLES = {
     "mention_order": ("paper_b", "mention_order", "mention_order"),
     "objects_per_caption": ("paper_b", "mention_order", "objects_per_caption"),
     "slot_classification": ("paper_b", "slot_classification", "slots"),
+    "attention": ("paper_b", "attention", "attention"),
 }
 # Tables drawn from other tables: (folder, the tables they read). paper A's real_world gathers the benchmarks of its
 # real-world table from compositional and recall, and is built when either is. The tables of the CLIPs trained in
@@ -39,6 +40,7 @@ FIGURES = {
     "matching_conditions": ("paper_b", {"matching": "matching"}),
     "mention_order": ("paper_b", {"mention_order": "mention_order"}),
     "slot_classification": ("paper_b", {"slot_classification": "slot_classification"}),
+    "attention_by_size": ("paper_b", {"attention": "attention"}),
     "training_curve": ("clip_training", {"runs": TRAINING_RUNS}),
     "training_progression": ("clip_training", {"progression": "training_progression"}),
 }

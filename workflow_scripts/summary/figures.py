@@ -347,10 +347,38 @@ def slot_classification(tables):
                          f"names its object; dashed: chance ({INTERVAL_NOTE}); {weights_note(slots)}")
 
 
+def attention_by_size(tables):
+    """Per dataset and model (rows): the large object's and a small one's attention share and attention per unit
+    area by object count, and the share of images whose large object draws the most attention, and the most per
+    unit area (chance dashed)."""
+    from workflow_scripts.summary.tables import MOST_ATTENTION
+
+    data = tables["attention"].copy()
+    data = data[data["measure"] != "area share"]
+    data["panel"] = data["dataset"] + " / " + data["model_id"] + "\n" + data["layers"]
+    data["measure"] = data["measure"].str.replace(MOST_ATTENTION + " ", "images whose large object\ndraws the most ")
+    data["n_objects"] = data["n_objects"] + "\nn=" + data["n_images"].astype(str)
+    grid = bar_grid(data, "n_objects", "value", "object", col="measure", row="panel", height=2.8, aspect=1.1,
+                    sharex=False, sharey=False)
+    for (i, j, _), subset in grid.facet_data():
+        if subset.empty:
+            continue
+        ax = grid.axes[i, j]
+        if subset["measure"].iloc[0] == "attention per unit area":
+            ax.axhline(1.0, color="gray", linestyle=":", linewidth=1)  # attention in proportion to the pixels
+        elif subset["chance"].notna().any():
+            ax.axhline(float(subset["chance"].mean()), color="gray", linestyle="--", linewidth=1)
+    grid.set_titles("{row_name}\n{col_name}")
+    grid.set_axis_labels("objects per scene (images)", "")
+    return grid.figure, ("CLS attention by object size (paper B's figure 3, our reading), scenes with one large "
+                         "object: dotted, attention in proportion to pixels; dashed, chance "
+                         f"({INTERVAL_NOTE}); {weights_note(data)}")
+
+
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
                                            modality_gap)}
 PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias, ior_large_object, matching_conditions,
-                                           mention_order, slot_classification)}
+                                           mention_order, slot_classification, attention_by_size)}
 FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES, "training_curve": training_curve,
            "training_progression": training_progression}
 

@@ -724,6 +724,66 @@ def slot_classification_markdown(table: pd.DataFrame) -> str:
             f"number for these.\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
 
 
+ATTENTION_KEYS = ["dataset", "model_id", "weights", "precision", "layers"]
+ATTENTION_MEASURES = {"attention_share": "attention share", "attention_per_area": "attention per unit area",
+                      "area_share": "area share"}
+MOST_ATTENTION = "images where the large object draws the most"
+
+
+def mean_with_interval(values) -> dict:
+    """The mean of per-image values with its 95% t-interval (NaN with fewer than 2 values) and their count."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    n, mean = len(values), float(values.mean()) if len(values) else np.nan
+    half = t975(n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    return {"value": mean, "value_low95": mean - half, "value_high95": mean + half, "n_images": n}
+
+
+def attention_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The attention analysis' per-object rows summarised over the images with exactly one large object, per
+    dataset, model and object count (and over all counts, 'all'): each measure's mean over images for the large
+    object and for a small one (per image, the mean over its small objects), with 95% t-intervals; and the share of
+    images whose large object has the highest attention share, and the highest attention per unit area (95%
+    Wilson intervals; chance 1 / the object count)."""
+    one_large = rows[rows["n_large"] == 1]
+    out = []
+    for key, group in one_large.groupby(ATTENTION_KEYS, sort=False):
+        for n_objects in ["all", *sorted(group["n_objects"].unique())]:
+            objects = group if n_objects == "all" else group[group["n_objects"] == n_objects]
+            base = {**dict(zip(ATTENTION_KEYS, key)), "n_objects": str(n_objects)}
+            large = objects[objects["size"] == "large"].set_index("item_id")
+            small = objects[objects["size"] == "small"].groupby("item_id").mean(numeric_only=True)
+            for column, measure in ATTENTION_MEASURES.items():
+                for role, values in (("large", large[column]), ("a small one", small[column])):
+                    out.append({**base, "measure": measure, "object": role, **mean_with_interval(values),
+                                "chance": np.nan})
+            for column, how in (("attention_share", "attention"), ("attention_per_area", "attention per unit area")):
+                shown = objects.dropna(subset=[column])
+                top = shown.loc[shown.groupby("item_id", sort=False)[column].idxmax()]
+                winner = (top["size"] == "large").astype(float)
+                low, high = wilson_interval(winner.mean(), len(winner))
+                out.append({**base, "measure": f"{MOST_ATTENTION} {how}", "object": "large",
+                            "value": winner.mean(), "value_low95": float(low), "value_high95": float(high),
+                            "n_images": len(winner), "chance": float((1 / top["n_objects"]).mean())})
+    return pd.DataFrame(out)
+
+
+def attention_markdown(table: pd.DataFrame) -> str:
+    columns = ["dataset", "model_id", "weights", "precision", "layers", "n_objects", "measure", "object", "value",
+               "n_images", "chance"]
+    return ("# CLS attention by object size\n\nPaper B's figure 3 in our reading (the authors published no code "
+            "for it), over the scenes with one large object: the class token's attention to the image patches "
+            "(averaged over heads and the 'layers' named, renormalised over the patches), and each object's exact "
+            "pixels from the renderer's object-index pass carried through the model's resize and crop. 'attention "
+            "share': the share of the patch attention that lands on the object; 'area share': the share of the model "
+            "input the object covers; 'attention per unit area': their ratio, 1 where attention follows the pixels "
+            "(the variant without the confound that a large object covers more patches). 'a small one': per image, "
+            "the mean over its small objects. Means over images show their 95% t-interval; the last two measures "
+            "are shares of images with their 95% Wilson interval, and chance is 1 / the object count; n: images. "
+            "The paper gives no number for these.\n" + RANDOM_NOTE + "\n\n"
+            + markdown_table(table.to_dict("records"), columns))
+
+
 DERIVED_TABLES = {"real_world": (real_world_table, real_world_markdown),
                   "training_progression": (progression_table, progression_markdown),
                    "caption_order": (caption_order_table, caption_order_markdown)}
@@ -735,7 +795,8 @@ TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, bi
           "recall": (recall_table, recall_markdown),
           "mention_order": (mention_order_table, mention_order_markdown),
           "objects_per_caption": (objects_per_caption_table, objects_per_caption_markdown),
-          "slot_classification": (slot_classification_table, slot_classification_markdown)}
+          "slot_classification": (slot_classification_table, slot_classification_markdown),
+          "attention": (attention_table, attention_markdown)}
 
 
 def main(snakemake) -> None:
