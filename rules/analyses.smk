@@ -258,7 +258,7 @@ rule caption_objects:
     output:
         objects="results/{dataset}/mention_order/objects_{method}.parquet",
     wildcard_constraints:
-        dataset=one_of(datasets_for("mention_order")),
+        dataset=one_of(datasets_for("mention_order") + datasets_for("caption_tor")),
         method="lexicon|noun_phrases",
     threads: 1
     log:
@@ -294,6 +294,33 @@ rule caption_objects_llm:
         "../envs/caption_models.yaml"
     script:
         "../workflow_scripts/analyses/caption_objects.py"
+
+
+# TOR on a dataset's real captions, with the categories each names (caption_objects' lexicon).
+rule caption_tor:
+    input:
+        item_table=ITEMS,
+        objects=expand(rules.caption_objects.output.objects, method="lexicon", allow_missing=True)[0],
+        weights=ancient(WEIGHTS_RECORD),
+        trained=trained_input,
+    output:
+        tor=f"{analysis_dir('caption_tor')}/caption_tor.parquet",
+    params:
+        caption_tor=config["paper_b"]["caption_tor"],
+        model=lambda wc: MODELS[wc.model],
+        embedding=config["embedding"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("caption_tor")),
+    threads: 4
+    log:
+        "results/logs/caption_tor/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/caption_tor/{dataset}/{model}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../workflow_scripts/analyses/caption_tor.py"
 
 
 rule object_areas:
@@ -344,3 +371,35 @@ rule mention_order:
         "../envs/analysis.yaml"
     script:
         "../workflow_scripts/analyses/mention_order.py"
+
+
+# Which named object each generated image shows most prominently (the detector of the caption-order statistic, and
+# CLIP zero-shot with one configured model).
+rule prompt_order:
+    input:
+        images_table=rules.generate_images.output.table,
+        images=rules.generate_images.output.images,
+        detector=ancient(hf_record(MENTION_ORDER["detector"]["model"] if PROMPT_ORDER_DETECTOR else None)),
+        clip_weights=(ancient(WEIGHTS_RECORD.format(model=prompt_order_clip()["id"]))
+                      if "clip" in TEXT_TO_IMAGE["measures"] else []),
+        trained=trained_folders(prompt_order_clip()["id"]) if "clip" in TEXT_TO_IMAGE["measures"] else [],
+    output:
+        rows="results/{dataset}/prompt_order/prompt_order.parquet",  # per image and measure
+        summary="results/{dataset}/prompt_order/summary.parquet",  # per measure and object count
+    params:
+        measures=TEXT_TO_IMAGE["measures"],
+        detector=MENTION_ORDER["detector"],
+        clip=prompt_order_clip(),
+        device=TEXT_TO_IMAGE["device"],
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("prompt_order")),
+    threads: 2
+    log:
+        "results/logs/prompt_order/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prompt_order/{dataset}.tsv"
+    conda:
+        "../envs/caption_models.yaml"
+    script:
+        "../workflow_scripts/analyses/prompt_order.py"

@@ -135,13 +135,17 @@ def analysis_results(analysis: str, output: str) -> list[str]:
 
 
 MENTION_ORDER = config["paper_b"]["mention_order"]
-# The transformers models (not CLIP) the mention_order rules load, {name, role}, by the slug that names their
-# prefetch record.
+TEXT_TO_IMAGE = config["paper_b"]["text_to_image"]
+PROMPT_ORDER_DETECTOR = datasets_for("prompt_order") and "detector" in TEXT_TO_IMAGE["measures"]
+# The models other than CLIP that the mention_order and prompt_order rules load, {name, role}, by the slug that names
+# their prefetch record.
 HF_MODELS = {model_slug(name): {"name": name, "role": role} for name, role in [
     (MENTION_ORDER["llm"]["model"] if "llm" in MENTION_ORDER["methods"] else None, "llm"),
-    (MENTION_ORDER["detector"]["model"] if datasets_for("mention_order") else None, "detector"),
+    (MENTION_ORDER["detector"]["model"] if datasets_for("mention_order") or PROMPT_ORDER_DETECTOR else None,
+     "detector"),
     (MENTION_ORDER["segmenter"] if MENTION_ORDER["detector"]["model"] and datasets_for("mention_order") else None,
      "segmenter"),
+    (TEXT_TO_IMAGE["model"] if datasets_for("prompt_order") else None, "text_to_image"),
 ] if name}
 HF_WEIGHTS_RECORD = "results/weights/transformers/{hf_model}.json"
 
@@ -153,6 +157,11 @@ def measures_areas(dataset: str) -> bool:
 
 def hf_record(name: str | None) -> list[str]:
     return [HF_WEIGHTS_RECORD.format(hf_model=model_slug(name))] if name else []
+
+
+def prompt_order_clip() -> dict:
+    """The configured model that measures prompt_order's "clip" (paper_b.text_to_image.clip_model, else the first)."""
+    return MODELS[TEXT_TO_IMAGE["clip_model"] or next(iter(MODELS))]
 
 
 def table_folder(table: str) -> str:

@@ -126,3 +126,28 @@ rule embed_texts:
         "../envs/embed.yaml"
     script:
         "../workflow_scripts/models/embed.py"
+
+
+# Paper B's prompt-order experiment: images from a text-to-image model (diffusers) for prompts that name objects of a
+# dataset's vocabulary in every order (a GPU job on a cluster: profiles/slurm).
+rule generate_images:
+    input:
+        item_table=ITEMS,
+        model_record=ancient(hf_record(TEXT_TO_IMAGE["model"])),
+    output:
+        images=directory("results/{dataset}/prompt_order/images"),
+        table="results/{dataset}/prompt_order/images.parquet",
+    params:
+        text_to_image=TEXT_TO_IMAGE,
+        seed=config["seed"],
+    wildcard_constraints:
+        dataset=one_of(datasets_for("prompt_order")),
+    threads: 4
+    log:
+        "results/logs/generate_images/{dataset}.log",
+    benchmark:
+        "results/benchmarks/generate_images/{dataset}.tsv"
+    conda:
+        "../envs/caption_models.yaml"
+    script:
+        "../workflow_scripts/models/text_to_image.py"

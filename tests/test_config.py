@@ -111,6 +111,8 @@ def test_kinds_and_analyses_are_checked_against_their_registries(dataset, expect
     ({}, "datasets.toy: give names (coco or simco) or an objects list"),
     ({"names": "coco", "objects": ["cat", "dog"]}, "datasets.toy: give either names or objects, not both"),
     ({"objects": ["cat", "dog", "cat"]}, "datasets.toy.objects: names repeat"),
+    ({"objects": ["cat", "dog"], "sizes": {"cow": "large"}}, "datasets.toy.sizes: ['cow'] are not among the dataset's"),
+    ({"objects": ["cat", "dog"], "sizes": {"cat": "huge"}}, "datasets.toy.sizes.cat: 'huge' is not one of"),
 ])
 def test_a_names_dataset_is_checked(dataset, expected):
     assert expected in invalid(lambda c: c["datasets"].update(toy={"kind": "names", **dataset}))

@@ -130,27 +130,14 @@ def test_a_cached_hub_model_loads_by_name_offline(detector_folder, tmp_path):
     """The real checkpoints' path: a hub id resolved in the Hugging Face cache (its layout written here, with the
     tiny model's files as the snapshot), loaded and its prefetch verified with the hub offline, in a process whose
     HF_HUB_CACHE is that cache."""
-    import os
-    import shutil
-    import subprocess
-    import sys
+    from tiny_models import FAKE_REVISION, run_with_cached_hub_model
 
-    from conftest import REPO
-
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub" / "models--IDEA-Research--grounding-dino-base"
-    shutil.copytree(detector_folder, repo / "snapshots" / revision)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
     code = ("from workflow_scripts.models.detection import load_detector\n"
             "from workflow_scripts.models.hf_models import prefetch_hf\n"
             "record = prefetch_hf('IDEA-Research/grounding-dino-base', lambda n, off: load_detector(n, 'cpu', off))\n"
             "print(record['source'], '|', record['weights'])")
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.strip().endswith(
-        f"hf_cache | Hugging Face hub IDEA-Research/grounding-dino-base, revision {revision}")
+    printed = run_with_cached_hub_model(detector_folder, "IDEA-Research/grounding-dino-base", code, tmp_path)
+    assert printed.endswith(f"hf_cache | Hugging Face hub IDEA-Research/grounding-dino-base, revision {FAKE_REVISION}")
 
 
 def test_uncached_hub_model_fails_offline():

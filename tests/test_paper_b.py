@@ -243,3 +243,29 @@ def test_ior_and_matching_tables_and_figures(tmp_path):
         draw(name, table, tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
         with Image.open(tmp_path / f"{name}.png") as png:
             assert png.size[0] > 300
+
+
+def test_a_checkpoint_given_by_path_runs_every_paper_b_analysis(tmp_path):
+    """A fine-tuned CLIP given by its checkpoint file (NegCLIP's way) is a model like any other: the DAG runs each
+    per-model paper B analysis for it beside the tag's, and the tables gather both (dry run: the file is a stand-in)."""
+    import re
+
+    from conftest import TINY, snakemake, write_config
+    from test_mention_order import write_coco_with_instances
+
+    checkpoint = tmp_path / "negclip.pth"
+    checkpoint.write_bytes(b"a stand-in: a dry run reads no weights")
+    models = [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"},
+              {"id": "negclip", "name": "ViT-B-32-quickgelu", "pretrained": str(checkpoint)}]
+    analyses = ["tor", "ior", "matching", "slot_classification", "attention"]
+    datasets = {"shapes": {"kind": "simco", "objects_per_scene": [2, 3], "scenes_per_count": 10, "analyses": analyses,
+                           "splits": {"train": 0.6, "val": 0.2, "test": 0.2}},
+                "coco": {**write_coco_with_instances(tmp_path / "coco"), "analyses": ["caption_tor"]}}
+    config = write_config(tmp_path, {**TINY, "datasets": datasets, "models": models})
+    run = snakemake("-n", "--cores", 1, "--directory", tmp_path, "--configfile", config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE))
+    for analysis in [*analyses, "caption_tor"]:
+        assert counts[analysis] == "2", analysis  # one dataset, both models
+        folder = "shapes" if analysis != "caption_tor" else "coco"
+        assert f"results/{folder}/{analysis}/negclip/" in run.stdout, analysis

@@ -19,8 +19,8 @@ from test_workflow import TINY, snakemake, write_config
 SLURM = REPO / "profiles" / "slurm"
 LOCAL = REPO / "profiles" / "local"
 # Rules that ask SLURM for a GPU (matching has jobs only where the config lists SIMCO or ComCO data).
-GPU_RULES = {"train_clip", "embed_images", "embed_texts", "labclip", "tor", "matching", "attention", "object_areas",
-             "caption_objects_llm"}
+GPU_RULES = {"train_clip", "embed_images", "embed_texts", "labclip", "tor", "caption_tor", "matching", "attention",
+             "object_areas", "caption_objects_llm", "generate_images", "prompt_order"}
 # Some rules the tiny config runs: ones submitted to the cluster, and ones marked `localrule: True`.
 SUBMITTED = {"render_shard", "embed_images", "embed_texts", "probes", "labclip", "binding", "tor"}
 KNOWN_LOCAL = {"items", "table", "figure", "all"}

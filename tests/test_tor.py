@@ -12,6 +12,7 @@ from workflow_scripts.analyses.tor import (
     combination_tuples,
     protocol_tuples,
     render_caption,
+    size_order_tuples,
     tor_metrics,
     tor_rows,
 )
@@ -122,3 +123,50 @@ def test_rows_cover_each_protocol_count_and_template_with_the_split_once():
     assert keys == {(p, t, m): 2 for p in ("authors", "clean") for t, m in
                     [("short", "caption"), ("short", "split-mean"), ("long", "caption")]}
     assert {r["n_names"] for r in rows} == {6}
+
+
+SIZES = ("large", "small", "small", "large", "small", "")  # cube and moon large; the unsized leaf never used
+
+
+def test_size_order_names_one_large_among_small_ones_first_and_last():
+    orders = size_order_tuples(SIZES, 3, None, seed=0)
+    assert len(orders["large first"]) == 2 * 3  # 2 large x C(3 small, 2)
+    for first, last in zip(orders["large first"], orders["large last"]):
+        assert SIZES[first[0]] == "large" and [SIZES[i] for i in first[1:]] == ["small", "small"]
+        assert last == first[1:] + first[:1]
+    assert len(size_order_tuples(SIZES, 3, 4, seed=0)["large first"]) == 2  # ceil(4 / 2) sets
+    assert size_order_tuples(("large", "small"), 3, None, seed=0) == {"large first": [], "large last": []}
+
+
+def test_size_order_tells_a_first_slot_bias_from_a_large_object_bias():
+    """Known answers: an encoder that sees only a caption's first name retrieves slot 1 in both orders; one that
+    sees only the large name retrieves slot 1 when it is named first and slot n when it is named last."""
+    names = ["cube", "sphere", "cone", "moon", "star", "leaf"]
+    large = {i for i, size in enumerate(SIZES) if size == "large"}
+
+    def first_name(texts):
+        return np.eye(len(names))[[names.index(text.split(" and ")[0]) for text in texts]]
+
+    def large_name(texts):
+        return np.eye(len(names))[[next(names.index(w) for w in text.split(" and ") if names.index(w) in large)
+                                   if " and " in text else names.index(text) for text in texts]]
+
+    config = {**CONFIG, "protocols": ["size_order"], "templates": ["short"], "aggregations": []}
+    for encoder, last_slot_share in ((first_name, 0.0), (large_name, 1.0)):
+        rows = {(r["protocol"], r["n_objects"]): r for r in tor_rows(encoder, names, config, 0, SIZES)}
+        for n in (2, 3):
+            assert rows[("size_order, large first", n)]["first_retrieved_share_1"] == 1.0
+            assert rows[("size_order, large last", n)][f"first_retrieved_share_{n}"] == last_slot_share
+    assert tor_rows(first_name, names, config, 0) == []  # no size categories: no size_order rows
+
+
+def test_coco_names_carry_size_categories_through_the_item_table_vocabulary():
+    from workflow_scripts.datasets.items import Vocabulary
+    from workflow_scripts.datasets.names import listed_sizes
+
+    sizes = listed_sizes({"names": "coco"})
+    vocabulary = Vocabulary(objects=COCO_TOR_NAMES, sizes=tuple(sizes.get(n, "") for n in COCO_TOR_NAMES))
+    again = Vocabulary.from_json(vocabulary.to_json())
+    assert again == vocabulary and again.sizes[COCO_TOR_NAMES.index("bus")] == "large"
+    assert again.sizes[COCO_TOR_NAMES.index("spoon")] == "small" and again.sizes[COCO_TOR_NAMES.index("kite")] == ""
+    assert listed_sizes({"names": "simco"}) == {}

@@ -77,9 +77,11 @@ def test_tiny_run_writes_paper_a_tables_and_figures(tiny_run):
 def test_tiny_run_writes_paper_b_tor(tiny_run):
     workdir, _ = tiny_run
     tor = pd.read_csv(workdir / "results/paper_b/tables/tor.csv")
+    kinds = (("short", "caption"), ("short", "split-mean"), ("long", "caption"))
+    sized = ("size_order, large first", "size_order, large last")  # only the COCO names have size categories
     assert set(zip(tor["dataset"], tor["protocol"], tor["template"], tor["n_objects"], tor["method"])) == {
         (d, p, t, n, m) for d in ("shapes", "objects", "coco_names") for p in ("authors", "clean") for n in (2, 3)
-        for t, m in (("short", "caption"), ("short", "split-mean"), ("long", "caption"))}
+        for t, m in kinds} | {("coco_names", p, t, n, m) for p in sized for n in (2, 3) for t, m in kinds}
     assert set(zip(tor["dataset"], tor["n_names"])) == {("shapes", 18), ("objects", 6), ("coco_names", 90)}
     shares = tor[[f"first_retrieved_share_{p}" for p in (1, 2, 3)]].sum(axis=1) + tor["not_mentioned_share"]
     assert np.allclose(shares[tor["n_objects"] == 3], 1.0)
@@ -274,7 +276,9 @@ def test_full_config_builds_the_paper_scale_dag(tmp_path):
     assert counts["tor"] == "6"  # and the COCO names
     assert counts["slot_classification"] == "4"  # two SIMCO datasets, two models
     assert counts["attention"] == "2"  # the one-large SIMCO dataset, two models
-    assert counts["table"] == "7" and counts["figure"] == "10"
+    assert counts["generate_images"] == counts["prompt_order"] == "1"  # prompts from the COCO names
+    assert counts["prefetch_hf_model"] == "2"  # Stable Diffusion and GroundingDINO (COCO and LAION are missing)
+    assert counts["table"] == "8" and counts["figure"] == "11"
 
 
 def test_comco_with_a_missing_category_stops_naming_the_file(tmp_path):

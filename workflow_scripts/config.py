@@ -177,6 +177,27 @@ def mention_order_errors(config: dict) -> list[str]:
     return errors
 
 
+def text_to_image_errors(config: dict, kinds: dict) -> list[str]:
+    """Where a dataset lists prompt_order: its measures name models this config has (a detector where `detector`
+    is measured, a configured model as clip_model), and a local pipeline folder exists."""
+    settings, errors = config["paper_b"]["text_to_image"], []
+    if not any(spec["kind"] in kinds and "prompt_order" in kinds[spec["kind"]].analyses_of(spec)
+               for spec in config["datasets"].values()):
+        return []
+    if "detector" in settings["measures"] and not config["paper_b"]["mention_order"]["detector"]["model"]:
+        errors.append("paper_b.text_to_image.measures: detector is listed, but paper_b.mention_order.detector.model "
+                      "is null")
+    ids = [model["id"] for model in config["models"]]
+    if settings["clip_model"] is not None and settings["clip_model"] not in ids:
+        errors.append(f"paper_b.text_to_image.clip_model: {settings['clip_model']!r} is not a model id of this config "
+                      f"({', '.join(ids)})")
+    from workflow_scripts.models.hf_models import is_local_folder
+
+    if is_local_folder(settings["model"]) and not Path(settings["model"]).expanduser().is_dir():
+        errors.append(f"paper_b.text_to_image.model: {settings['model']} is no folder")
+    return errors
+
+
 def training_errors(config: dict, kinds: dict) -> list[str]:
     """Each clip_training run: a rendered dataset of this config with enough train items for a batch, an
     architecture open_clip can build; each trained model: a run of clip_training and one of its checkpoints."""
@@ -283,7 +304,8 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
         except ValueError as error:
             raise ConfigError(f"invalid config:\n  {error}") from None
         messages = (dataset_errors(config, kinds) + model_errors(config) + training_errors(config, kinds)
-                    + transfer_errors(config, kinds) + mention_order_errors(config))
+                    + transfer_errors(config, kinds) + mention_order_errors(config)
+                    + text_to_image_errors(config, kinds))
     if messages:
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     return config

@@ -2,7 +2,7 @@
 job runs which analyses their datasets cannot feed. Each analysis is one module here with the `main` of its rule
 (rules/analyses.smk); its outputs lie in results/<dataset>/<analysis>/<model id>/, or results/<dataset>/<analysis>/
 for an analysis of the data alone (per_model False: mention_order, whose rules caption_objects and object_areas
-run their own models, not CLIP).
+run their own models, not CLIP; prompt_order, whose images come from a text-to-image model).
 
 Analyses read the item table (workflow_scripts/datasets/items.py) and the embeddings, never a dataset module.
 """
@@ -32,6 +32,8 @@ ANALYSES = {
     "mention_order": Analysis(needs_images=False, per_model=False),
     "slot_classification": Analysis(split_items={"train": 1, "val": 1, "test": 1}),
     "attention": Analysis(needs_renders=True),
+    "caption_tor": Analysis(needs_images=False),
+    "prompt_order": Analysis(needs_images=False, per_model=False),
 }
 
 

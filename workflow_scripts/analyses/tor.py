@@ -7,7 +7,10 @@ Two protocols, both with the short template (names joined by " and ") and the au
   of its n nearest names occurs in the caption as a substring ("dog" counts inside "hot dog").
 - "clean": every combination in each of its n cyclic orders, so every name stands at every slot equally often;
   top-n correct when the n nearest names are exactly the caption's names.
-Both report the slot shares over all captions and among the top-n-correct ones.
+- "size_order" (where the vocabulary gives names a size category, as `names: coco` does): captions of one large and
+  n - 1 small names, each in two orders, "large first" and "large last" (rows "size_order, large first|last"), top-n
+  correct as in "clean": does the first slot win whatever is named there, or does the large object?
+All report the slot shares over all captions and among the top-n-correct ones.
 'split-<how>' rows embed each bare name alone and aggregate them (the mitigation; "sum" of the raw embeddings,
 "mean" of the L2-normalised ones, whose ranking is the authors' sum of L2-normalised embeddings).
 """
@@ -24,7 +27,8 @@ import numpy as np
 
 from workflow_scripts.analyses.retrieval import MAX_OBJECTS, aggregate_object_embeddings, retrieve
 
-PROTOCOLS = ("authors", "clean")
+PROTOCOLS = ("authors", "clean", "size_order")
+SIZE_ORDERS = ("large first", "large last")
 TEMPLATES = ("short", "long")
 # The authors' long template: for n names, the text up to the end of the n-th phrase, which then ends with ".".
 LONG_TEMPLATE = (
@@ -83,6 +87,24 @@ def protocol_tuples(protocol: str, k: int, n: int, limit: int | None, seed: int)
     return [c[r:] + c[:r] for c in chosen for r in range(n)]
 
 
+def size_order_tuples(sizes: Sequence[str], n: int, limit: int | None, seed: int) -> dict[str, list[tuple]]:
+    """{"large first": tuples, "large last": the same names with the large one moved to the end}: name-index tuples
+    of one "large" and n - 1 "small" names (`sizes` aligned with the names), at most ceil(limit / 2) distinct sets
+    drawn with a seeded generator (every set where there are fewer); empty lists where a size lacks names."""
+    large = [i for i, size in enumerate(sizes) if size == "large"]
+    small = [i for i, size in enumerate(sizes) if size == "small"]
+    if not large or len(small) < n - 1:
+        return {order: [] for order in SIZE_ORDERS}
+    total = len(large) * comb(len(small), n - 1)
+    wanted = total if limit is None else min(total, -(-limit // 2))
+    rng, chosen = np.random.default_rng(seed), {}
+    while len(chosen) < wanted:
+        key = (int(rng.choice(large)), *sorted(int(i) for i in rng.choice(small, n - 1, replace=False)))
+        chosen.setdefault(key, key)
+    sets = sorted(chosen)
+    return {"large first": sets, "large last": [t[1:] + t[:1] for t in sets]}
+
+
 def tor_metrics(caption_emb: np.ndarray, name_emb: np.ndarray, tuples: np.ndarray, protocol: str,
                 names: Sequence[str] | None = None, captions: Sequence[str] | None = None) -> dict:
     """Rank the single-name embeddings for each caption embedding. Returns per caption:
@@ -104,24 +126,38 @@ def tor_metrics(caption_emb: np.ndarray, name_emb: np.ndarray, tuples: np.ndarra
 
 
 def tor_rows(encode_text: Callable[[list[str]], np.ndarray], names: Sequence[str], tor_cfg: dict,
-             seed: int) -> list[dict]:
+             seed: int, sizes: Sequence[str] = ()) -> list[dict]:
     """One row per (protocol, template, name count, method) over the names `names`: 'caption' embeds the whole
     caption; 'split-<how>' embeds each bare name alone and aggregates (the mitigation, the same for every
-    template, so it is given once, with the short template)."""
+    template, so it is given once, with the short template). `sizes`: each name's size category ("large",
+    "small" or ""), for the size_order protocol, which gives no rows without them."""
     names = list(names)
     name_emb = encode_text(names)
     rows = []
     for protocol in tor_cfg["protocols"]:
         for n in tor_cfg["objects_per_caption"]:
-            tuples = np.array(protocol_tuples(protocol, len(names), n, tor_cfg["captions_per_count"], seed))
-            for template in tor_cfg["templates"]:
-                texts = [render_caption([names[i] for i in t], template) for t in tuples]
-                methods = {"caption": encode_text(texts)}
-                if template == "short":
-                    for how in tor_cfg["aggregations"]:
-                        methods[f"split-{how}"] = aggregate_object_embeddings(name_emb[tuples], how)
-                for method, caption_emb in methods.items():
-                    rows.append(tor_row(protocol, template, method, caption_emb, name_emb, tuples, names, texts))
+            if protocol == "size_order":
+                orders = {f"size_order, {order}": tuples for order, tuples in
+                          size_order_tuples(sizes, n, tor_cfg["captions_per_count"], seed).items() if tuples}
+            else:
+                orders = {protocol: protocol_tuples(protocol, len(names), n, tor_cfg["captions_per_count"], seed)}
+            for label, tuples in orders.items():
+                rows += protocol_rows(encode_text, names, name_emb, np.array(tuples), protocol, label, tor_cfg)
+    return rows
+
+
+def protocol_rows(encode_text, names, name_emb, tuples, protocol, label, tor_cfg) -> list[dict]:
+    """The rows of one protocol's captions (`tuples`), per template and method, labelled `label`."""
+    rows = []
+    for template in tor_cfg["templates"]:
+        texts = [render_caption([names[i] for i in t], template) for t in tuples]
+        methods = {"caption": encode_text(texts)}
+        if template == "short":
+            for how in tor_cfg["aggregations"]:
+                methods[f"split-{how}"] = aggregate_object_embeddings(name_emb[tuples], how)
+        for method, caption_emb in methods.items():
+            rows.append({**tor_row(protocol, template, method, caption_emb, name_emb, tuples, names, texts),
+                         "protocol": label})
     return rows
 
 
@@ -155,8 +191,9 @@ def main(snakemake) -> None:
     logger = start_job(snakemake)
     encode_text, provenance = configured_text_encoder(snakemake)
 
-    names = read_vocabulary(snakemake.input.item_table).objects
-    rows = tor_rows(encode_text, names, snakemake.params.tor, snakemake.params.seed)
+    vocabulary = read_vocabulary(snakemake.input.item_table)
+    names = vocabulary.objects
+    rows = tor_rows(encode_text, names, snakemake.params.tor, snakemake.params.seed, vocabulary.sizes)
     provenance = {**provenance, "dataset": snakemake.wildcards.dataset, "tor": snakemake.params.tor}
     write_table(pa.Table.from_pylist(rows), snakemake.output.tor, provenance)
     logger.info("%d TOR rows over %d object names", len(rows), len(names))

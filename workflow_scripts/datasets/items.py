@@ -88,12 +88,15 @@ VOCABULARY_KEY = b"vocabulary"
 @dataclass(frozen=True)
 class Vocabulary:
     """What a dataset's captions are made of: object names, attribute values, and the caption grammar (each
-    object's `phrase`, joined in object order by `joiner`). `phrase` None: free text, not parseable."""
+    object's `phrase`, joined in object order by `joiner`). `phrase` None: free text, not parseable. `sizes`, where
+    given, is each object's size category in the world ("large", "small", or "" for neither), aligned with
+    `objects` (TOR's size_order protocol)."""
 
     objects: tuple[str, ...]
     attributes: tuple[str, ...] = ()
     phrase: str | None = "{object}"
     joiner: str = " and "
+    sizes: tuple[str, ...] = ()
 
     def caption(self, objects, attributes=None) -> str:
         """The caption naming `objects` in order, each with its attribute where the phrase has one."""
@@ -130,7 +133,8 @@ class Vocabulary:
     @classmethod
     def from_json(cls, text: bytes) -> "Vocabulary":
         fields = json.loads(text)
-        return cls(tuple(fields["objects"]), tuple(fields["attributes"]), fields["phrase"], fields["joiner"])
+        return cls(tuple(fields["objects"]), tuple(fields["attributes"]), fields["phrase"], fields["joiner"],
+                   tuple(fields.get("sizes", ())))
 
 
 def binding_key(pairs) -> tuple:

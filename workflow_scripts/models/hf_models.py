@@ -60,15 +60,16 @@ def describe_hf_weights(name: str) -> str:
     return f"Hugging Face hub {name}, " + (f"revision {revision}" if revision else "not cached here")
 
 
-def prefetch_hf(name: str, load: Callable[[str, bool], object]) -> dict:
-    """Fetch a transformers model where the hub is reachable and prove it loads offline; the record of what was
-    verified. `load(name, offline)` builds the model (and its processor) as the analysis will."""
+def prefetch_hf(name: str, load: Callable[[str, bool], object], describe: Callable[[str], str] = describe_hf_weights
+                ) -> dict:
+    """Fetch a transformers (or diffusers) model where the hub is reachable and prove it loads offline; the record
+    of what was verified. `load(name, offline)` builds the model (and its processor) as the analysis will;
+    `describe(name)` says which weights it stands for."""
     from workflow_scripts.models.hub import hub_offline, hub_offline_reason
 
     if is_local_folder(name):
         load(name, True)
-        return {"model": name, "source": "local_folder", "weights": describe_hf_weights(name),
-                "files": [str(path) for path in local_weight_files(name)],
+        return {"model": name, "source": "local_folder", "weights": describe(name),
                 "verified": "model and processor built from the folder"}
     why = hub_offline_reason()
     if why is None:
@@ -81,5 +82,5 @@ def prefetch_hf(name: str, load: Callable[[str, bool], object]) -> dict:
                 f"{name}: not in the Hugging Face cache and the hub cannot be used here ({why}). Run the prefetch "
                 "where there is internet with the same HF_HOME, or name a local folder written by save_pretrained"
             ) from error
-    return {"model": name, "source": "hf_cache", "weights": describe_hf_weights(name),
+    return {"model": name, "source": "hf_cache", "weights": describe(name),
             "verified": "model and processor built from the cache with the hub offline"}

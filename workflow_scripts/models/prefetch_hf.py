@@ -1,5 +1,5 @@
-"""Rule `prefetch_hf_model`: fetch one transformers model of the caption-order statistics (the object-listing LLM,
-the detector or the segmenter) where there is internet, and prove that it loads from the Hugging Face cache with the
+"""Rule `prefetch_hf_model`: fetch one model other than CLIP (the caption-order statistics' object-listing LLM,
+detector or segmenter, or the prompt-order experiment's text-to-image pipeline) where there is internet, and prove that it loads from the Hugging Face cache with the
 hub offline (hf_models.prefetch_hf); the JSON record says what was verified."""
 import json
 import sys
@@ -8,11 +8,15 @@ from pathlib import Path
 if "snakemake" in globals():  # run by Snakemake's script directive: make the package importable
     sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821
 
-from workflow_scripts.models.hf_models import prefetch_hf
+from workflow_scripts.models.hf_models import describe_hf_weights, prefetch_hf
 
 
 def loader(role: str):
-    """load(name, offline) of a model of this role (llm, detector or segmenter), on the CPU."""
+    """load(name, offline) of a model of this role (llm, detector, segmenter or text_to_image), on the CPU."""
+    if role == "text_to_image":
+        from workflow_scripts.models.text_to_image import load_pipeline
+
+        return lambda name, offline: load_pipeline(name, "cpu", "fp32", offline)
     if role == "llm":
         from workflow_scripts.models.llm_objects import load_lister
 
@@ -28,7 +32,12 @@ def main(snakemake) -> None:
     from workflow_scripts.common.logs import start_job
 
     logger = start_job(snakemake)
-    record = {"role": snakemake.params.role, **prefetch_hf(snakemake.params.name, loader(snakemake.params.role))}
+    role = snakemake.params.role
+    if role == "text_to_image":
+        from workflow_scripts.models.text_to_image import describe_pipeline_weights as describe
+    else:
+        describe = describe_hf_weights
+    record = {"role": role, **prefetch_hf(snakemake.params.name, loader(role), describe)}
     text = json.dumps(record, indent=2) + "\n"
     write_atomically(snakemake.output[0], lambda partial: Path(partial).write_text(text))
     logger.info("%s %s: %s; %s", record["role"], record["model"], record["weights"], record["verified"])

@@ -14,6 +14,8 @@ TABLES = {
     "objects_per_caption": ("paper_b", "mention_order", "objects_per_caption"),
     "slot_classification": ("paper_b", "slot_classification", "slots"),
     "attention": ("paper_b", "attention", "attention"),
+    "caption_tor": ("paper_b", "caption_tor", "tor"),
+    "prompt_order": ("paper_b", "prompt_order", "summary"),
 }
 # Tables drawn from other tables: (folder, the tables they read). paper A's real_world gathers the benchmarks of its
 # real-world table from compositional and recall, and is built when either is. The tables of the CLIPs trained in
@@ -41,6 +43,8 @@ FIGURES = {
     "mention_order": ("paper_b", {"mention_order": "mention_order"}),
     "slot_classification": ("paper_b", {"slot_classification": "slot_classification"}),
     "attention_by_size": ("paper_b", {"attention": "attention"}),
+    "caption_tor_position": ("paper_b", {"caption_tor": "caption_tor"}),
+    "prompt_order": ("paper_b", {"prompt_order": "prompt_order"}),
     "training_curve": ("clip_training", {"runs": TRAINING_RUNS}),
     "training_progression": ("clip_training", {"progression": "training_progression"}),
 }

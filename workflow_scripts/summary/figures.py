@@ -204,8 +204,46 @@ def tor_position_bias(tables):
                        marker="x", color="black", zorder=3)
     grid.set_axis_labels("caption slot", "share retrieved first")
     return grid.figure, ("Text-based object retrieval by caption slot, short captions (authors: combinations in "
-                         "vocabulary order; clean: every order balanced, no bias gives 1/n; x: paper, 4 objects, "
+                         "vocabulary order; clean: every order balanced, no bias gives 1/n; size_order: one large "
+                         "name among small ones, named first or last; x: paper, 4 objects, "
                          f"setting uncertain; {INTERVAL_NOTE}); {weights_note(tor)}")
+
+
+def caption_tor_position(tables):
+    """One row of panels per dataset, model and candidate set; one column per object count; bars per reading."""
+    tor = tables["caption_tor"].copy()
+    shares = [c for c in tor.columns if c.startswith("first_retrieved_share_") and not c.endswith((LOW, HIGH))]
+    tor["panel"] = tor["dataset"] + " / " + tor["model_id"] + "\nnearest of " + tor["candidates"]
+    data = melt_shares(tor, ["panel", "n_objects", "reading", "chance"], shares, "position")
+    data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
+    grid = bar_grid(data, "position", "share", "reading", col="n_objects", row="panel", height=2.8, aspect=1.1,
+                    sharex=False)
+    chance_line(grid, "chance", "no order bias (1/n)")
+    grid.set_titles("{row_name}\n{col_name} objects")
+    grid.set_axis_labels("caption slot", "share retrieved first")
+    return grid.figure, ("Text-based object retrieval on real captions by slot (as written: the captions; rotated: "
+                         "their object phrases rotated through the slots; dashed: 1/n, no order bias on rotated "
+                         f"captions; {INTERVAL_NOTE}); {weights_note(tor)}")
+
+
+def prompt_order(tables):
+    """One row of panels per dataset, one column per object count: the share of images whose most prominent object
+    is named at each position, per measure; chance dashed."""
+    data = tables["prompt_order"].copy()
+    data = data[data["n_objects"].astype(str) != "all"]
+    shares = [c for c in data.columns if c.startswith("share_position_") and not c.endswith((LOW, HIGH))]
+    data = data.drop(columns=["share", "share" + LOW, "share" + HIGH])
+    data["panel"] = data["dataset"] + " / " + data["model_id"]
+    data["n_objects"] = data["n_objects"].astype(str) + " objects"
+    long = melt_shares(data, ["panel", "n_objects", "measure", "chance"], shares, "position")
+    long["position"] = long["position"].str.rsplit("_", n=1).str[-1].astype(int)
+    grid = bar_grid(long, "position", "share", "measure", col="n_objects", row="panel", height=2.8, aspect=1.1,
+                    sharex=False)
+    chance_line(grid, "chance")
+    grid.set_titles("{row_name}\n{col_name}")
+    grid.set_axis_labels("position in the prompt", "share of images")
+    return grid.figure, ("Prompt order in text-to-image generation: where the prompt names the object an image shows "
+                         f"most prominently, per dataset / text-to-image model (dashed: chance; {INTERVAL_NOTE})")
 
 
 def ior_large_object(tables):
@@ -378,7 +416,8 @@ def attention_by_size(tables):
 PAPER_A_FIGURES = {f.__name__: f for f in (probe_accuracy, probes_vs_objects, binding_accuracy, caption_cosines,
                                            modality_gap)}
 PAPER_B_FIGURES = {f.__name__: f for f in (tor_position_bias, ior_large_object, matching_conditions,
-                                           mention_order, slot_classification, attention_by_size)}
+                                           mention_order, slot_classification, attention_by_size,
+                                           caption_tor_position, prompt_order)}
 FIGURES = {**PAPER_A_FIGURES, **PAPER_B_FIGURES, "training_curve": training_curve,
            "training_progression": training_progression}
 

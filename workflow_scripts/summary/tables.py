@@ -34,6 +34,9 @@ SHARE_COUNTS = {
     "mention_order": {"share": "n_captions"},
     "objects_per_caption": {"share": "n_captions"},
     "slot_classification": {"test_accuracy": "n_test"},
+    "prompt_order": {"share": "n_images", **{f"share_position_{p}": "n_images" for p in range(1, 6)}},
+    "caption_tor": {"top_n_accuracy": "n_captions", "not_mentioned_share": "n_captions",
+                    **{f"first_retrieved_share_{p}": "n_captions" for p in range(1, 6)}},
 }
 
 
@@ -357,7 +360,10 @@ def tor_markdown(table: pd.DataFrame) -> str:
             "confound), and top-n correct when each of the n nearest names is a substring of the caption. Protocol "
             "'clean': each combination in all its cyclic orders, so every name stands at every slot equally often "
             "(no bias gives 1/n per slot), and top-n correct when the n nearest names are exactly the caption's. "
-            "'long': the authors' long template. 'split-<how>' embeds each bare name alone and aggregates (the "
+            "Protocol 'size_order, large first|last' (names with a size category only, ours for COCO's names): "
+            "one large and n - 1 small names, the same sets named with the large one first and last (top-n as "
+            "'clean'); a first-slot share that stays high under 'large last' is an order bias, a share that follows "
+            "the large name a size bias. 'long': the authors' long template. 'split-<how>' embeds each bare name alone and aggregates (the "
             "mitigation). References: "
             f"{reference.PAPER_B_SOURCE}; they stand beside the authors'-protocol rows, but which name list "
             "and which denominator (all or top-n-correct captions) they come from is not known."
@@ -724,6 +730,48 @@ def slot_classification_markdown(table: pd.DataFrame) -> str:
             f"number for these.\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
 
 
+def caption_tor_table(rows: pd.DataFrame) -> pd.DataFrame:
+    return with_intervals(rows, "caption_tor")
+
+
+def caption_tor_markdown(table: pd.DataFrame) -> str:
+    shares = [c for c in table.columns if c.startswith("first_retrieved_share_") and not c.endswith((LOW, HIGH))]
+    columns = ["dataset", "model_id", "weights", "precision", "reading", "candidates", "n_objects", "n_captions",
+               *shares, "chance", "top_n_accuracy", "not_mentioned_share"]
+    return ("# Text-based object retrieval on real captions\n\nCaptions naming 2..5 COCO categories (the lexicon's "
+            "objects, each at its first mention): the share whose nearest bare category name (cosine of text "
+            "embeddings) stands at each slot of the caption. 'as written': the captions themselves, as the authors "
+            "ran TOR on COCO's; real captions tend to name their main object first, so slot 1's share mixes the "
+            "encoder's order bias with the captions' order. 'rotated': each caption with its object phrases rotated "
+            "through the slots (every object at every slot once), the variant without that confound: no order bias "
+            "gives 1/n ('chance'). 'own objects': the nearest of the caption's own categories; 'all names': the "
+            "nearest of all 80, a category the caption does not name counting for no slot (not_mentioned_share), and "
+            "top-n correct when the n nearest are exactly the caption's. The paper gives these only as a figure.\n"
+            f"{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
+
+
+def prompt_order_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The prompt-order summary rows (rule prompt_order gives their intervals)."""
+    return with_intervals(rows, "prompt_order")
+
+
+def prompt_order_markdown(table: pd.DataFrame) -> str:
+    positions = [c for c in table.columns if c.startswith("share_position_") and not c.endswith((LOW, HIGH))]
+    columns = ["dataset", "model_id", "weights", "precision", "measure", "n_objects", "share", "chance", "n_images",
+               "n_undecided", *positions]
+    return ("# Prompt order in text-to-image generation\n\nPaper B's question for Stable Diffusion, in our reading "
+            "(the authors published no code for it): prompts name a set of objects in each of its rotations, several "
+            "seeds each; 'share': the share of images whose first-named object is the most prominent one, "
+            "'share_position_p' the share whose most prominent object is named p-th; chance 1/n. Measures: "
+            "'detector', the object with the largest box of the caption-order detector (no box: not shown); 'clip', "
+            "the most probable of the named objects under CLIP zero-shot (no threshold: some object always wins). "
+            "n_undecided images had no single most prominent object and are left out. The rotations and seeds of "
+            "one set count as separate images in the intervals. 'model_id' and 'weights': the text-to-image model's. The "
+            "paper "
+            f"gives no number for this.\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n"
+            + markdown_table(table.to_dict("records"), columns))
+
+
 ATTENTION_KEYS = ["dataset", "model_id", "weights", "precision", "layers"]
 ATTENTION_MEASURES = {"attention_share": "attention share", "attention_per_area": "attention per unit area",
                       "area_share": "area share"}
@@ -796,7 +844,9 @@ TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, bi
           "mention_order": (mention_order_table, mention_order_markdown),
           "objects_per_caption": (objects_per_caption_table, objects_per_caption_markdown),
           "slot_classification": (slot_classification_table, slot_classification_markdown),
-          "attention": (attention_table, attention_markdown)}
+          "attention": (attention_table, attention_markdown),
+          "caption_tor": (caption_tor_table, caption_tor_markdown),
+          "prompt_order": (prompt_order_table, prompt_order_markdown)}
 
 
 def main(snakemake) -> None:
