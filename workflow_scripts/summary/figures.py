@@ -404,8 +404,10 @@ def attention_by_size(tables):
         ax = grid.axes[i, j]
         if subset["measure"].iloc[0] == "attention per unit area":
             ax.axhline(1.0, color="gray", linestyle=":", linewidth=1)  # attention in proportion to the pixels
-        elif subset["chance"].notna().any():
-            ax.axhline(float(subset["chance"].mean()), color="gray", linestyle="--", linewidth=1)
+        elif subset["chance"].notna().any():  # each object count its own chance, under its bar
+            chance = dict(zip(subset["n_objects"], subset["chance"]))
+            for x, label in enumerate(tick.get_text() for tick in ax.get_xticklabels()):
+                ax.hlines(chance[label], x - 0.45, x + 0.45, color="gray", linestyle="--", linewidth=1)
     grid.set_titles("{row_name}\n{col_name}")
     grid.set_axis_labels("objects per scene (images)", "")
     return grid.figure, ("CLS attention by object size (paper B's figure 3, our reading), scenes with one large "
