@@ -17,7 +17,7 @@ import seaborn as sns  # noqa: E402
 
 from workflow_scripts.common.files import write_atomically  # noqa: E402
 from workflow_scripts.summary import reference  # noqa: E402
-from workflow_scripts.summary.tables import HIGH, LOW, short_weights  # noqa: E402
+from workflow_scripts.summary.tables import HIGH, LOW, share_columns, short_weights  # noqa: E402
 
 INTERVAL_NOTE = "whiskers: 95% intervals"
 
@@ -191,7 +191,7 @@ def tor_position_bias(tables):
     """Short captions only (the long template's rows are in the table): one row of panels per protocol, dataset
     and model."""
     tor = tables["tor"][lambda t: t["template"] == "short"].copy()
-    shares = [c for c in tor.columns if c.startswith("first_retrieved_share_") and not c.endswith((LOW, HIGH))]
+    shares = share_columns(tor, "first_retrieved_share_")
     tor["panel"] = tor["protocol"] + " protocol / " + tor["dataset"] + "\n" + tor["model_id"]  # narrow panels
     data = melt_shares(tor, ["panel", "n_objects", "method"], shares, "position")
     data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
@@ -212,7 +212,7 @@ def tor_position_bias(tables):
 def caption_tor_position(tables):
     """One row of panels per dataset, model and candidate set; one column per object count; bars per reading."""
     tor = tables["caption_tor"].copy()
-    shares = [c for c in tor.columns if c.startswith("first_retrieved_share_") and not c.endswith((LOW, HIGH))]
+    shares = share_columns(tor, "first_retrieved_share_")
     tor["panel"] = tor["dataset"] + " / " + tor["model_id"] + "\nnearest of " + tor["candidates"]
     data = melt_shares(tor, ["panel", "n_objects", "reading", "chance"], shares, "position")
     data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
@@ -231,7 +231,7 @@ def prompt_order(tables):
     is named at each position, per measure; chance dashed."""
     data = tables["prompt_order"].copy()
     data = data[data["n_objects"].astype(str) != "all"]
-    shares = [c for c in data.columns if c.startswith("share_position_") and not c.endswith((LOW, HIGH))]
+    shares = share_columns(data, "share_position_")
     data = data.drop(columns=["share", "share" + LOW, "share" + HIGH])
     data["panel"] = data["dataset"] + " / " + data["model_id"]
     data["n_objects"] = data["n_objects"].astype(str) + " objects"
@@ -249,8 +249,7 @@ def prompt_order(tables):
 def ior_large_object(tables):
     ior = tables["ior"].copy()
     ior["large_position"] = ior["large_position"].astype(str)
-    shares = ["large_first_share"] + [c for c in ior.columns
-                                      if c.startswith("small_first_share_") and not c.endswith((LOW, HIGH))]
+    shares = ["large_first_share"] + share_columns(ior, "small_first_share_")
     ior["panel"] = (ior["dataset"] + " / " + ior["model_id"] + "\nranked among "
                     + ior["ranked_among"].str.replace("_", " "))
     data = melt_shares(ior, ["panel", "n_objects", "large_position"], shares, "object")

@@ -55,6 +55,11 @@ def with_intervals(table: pd.DataFrame, name: str) -> pd.DataFrame:
     return table
 
 
+def share_columns(table: pd.DataFrame, prefix: str) -> list[str]:
+    """The table's numbered share columns `<prefix><p>` (first_retrieved_share_1, ...), without their intervals."""
+    return [c for c in table.columns if c.startswith(prefix) and not c.endswith((LOW, HIGH))]
+
+
 def interval_text(value, low, high) -> str:
     """'0.500 [0.237, 0.763]': a share with its 95% interval; blank where the share is missing."""
     if value is None or value != value:
@@ -345,13 +350,10 @@ def tor_table(tor: pd.DataFrame) -> pd.DataFrame:
 
 
 def tor_markdown(table: pd.DataFrame) -> str:
-    def shares(prefix):
-        return [c for c in table.columns if c.startswith(prefix) and not c.endswith((LOW, HIGH))]
-
     columns = (["dataset", "model_id", "weights", "precision", "protocol", "template", "n_objects", "method", "n_names",
-                "n_captions", "top_n_accuracy"] + shares("first_retrieved_share_")
+                "n_captions", "top_n_accuracy"] + share_columns(table, "first_retrieved_share_")
                + ["reference_first_retrieved_share_1", "reference_first_retrieved_share_4", "n_top_n_correct"]
-               + shares("correct_first_retrieved_share_"))
+               + share_columns(table, "correct_first_retrieved_share_"))
     return ("# Text-based object retrieval\n\nOver each dataset's object names: share of captions whose most "
             "similar single-name text embedding is the name at each slot (a first-mention bias puts mass on slot 1), "
             "over all captions ('first_retrieved_share_p') and over the top-n-correct ones "
@@ -388,7 +390,7 @@ def ior_markdown(table: pd.DataFrame) -> str:
                 "n_images",
                 "top_n_accuracy",
                 "n_large_images", "large_first_share", "reference_large_first_share"]
-               + [c for c in table.columns if c.startswith("small_first_share_") and not c.endswith((LOW, HIGH))])
+               + share_columns(table, "small_first_share_"))
     return ("# Image-based object retrieval\n\nShare of multi-object images whose most similar single-object "
             "reference image is the large object, or each small object (in caption order). 'large_position' "
             "is the large object's position in the caption ('all': every image). 'ranked_among': 'own_objects' "
@@ -735,9 +737,8 @@ def caption_tor_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def caption_tor_markdown(table: pd.DataFrame) -> str:
-    shares = [c for c in table.columns if c.startswith("first_retrieved_share_") and not c.endswith((LOW, HIGH))]
     columns = ["dataset", "model_id", "weights", "precision", "reading", "candidates", "n_objects", "n_captions",
-               *shares, "chance", "top_n_accuracy", "not_mentioned_share"]
+               *share_columns(table, "first_retrieved_share_"), "chance", "top_n_accuracy", "not_mentioned_share"]
     return ("# Text-based object retrieval on real captions\n\nCaptions naming 2..5 COCO categories (the lexicon's "
             "objects, each at its first mention): the share whose nearest bare category name (cosine of text "
             "embeddings) stands at each slot of the caption. 'as written': the captions themselves, as the authors "
@@ -756,9 +757,8 @@ def prompt_order_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def prompt_order_markdown(table: pd.DataFrame) -> str:
-    positions = [c for c in table.columns if c.startswith("share_position_") and not c.endswith((LOW, HIGH))]
     columns = ["dataset", "model_id", "weights", "precision", "measure", "n_objects", "share", "chance", "n_images",
-               "n_undecided", *positions]
+               "n_undecided", *share_columns(table, "share_position_")]
     return ("# Prompt order in text-to-image generation\n\nPaper B's question for Stable Diffusion, in our reading "
             "(the authors published no code for it): prompts name a set of objects in each of its rotations, several "
             "seeds each; 'share': the share of images whose first-named object is the most prominent one, "
