@@ -161,7 +161,6 @@ def main(snakemake) -> None:
 
     logger = start_job(snakemake)
     model, preprocess, _, provenance, device = load_configured_model(snakemake)
-    vit_blocks(model)  # fail before reading any image
     items, _ = read_items(snakemake.input.item_table)
     paths = [image_file(snakemake.input.item_table, item["image"]) for item in items]
     settings = snakemake.params.attention

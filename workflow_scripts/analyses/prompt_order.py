@@ -29,13 +29,13 @@ import pyarrow as pa
 from workflow_scripts.analyses.retrieval import MAX_OBJECTS
 from workflow_scripts.analyses.tor import shares_by_slot
 from workflow_scripts.common.intervals import wilson_interval
+from workflow_scripts.models.text_to_image import IMAGE_ROW_TYPES
 
 MEASURES = ("detector", "clip")
 CLIP_TEMPLATE = "a photo of a {name}"
 CLIP_BATCH_SIZE = 64
-IMAGE_COLUMNS = ("prompt_id", "set_id", "n_objects", "rotation", "objects", "seed", "image")
-ROW_TYPES = {"prompt_id": pa.string(), "set_id": pa.string(), "n_objects": pa.int32(), "rotation": pa.int32(),
-             "seed": pa.int64(), "image": pa.string(), "objects": pa.list_(pa.string()), "measure": pa.string(),
+IMAGE_COLUMNS = tuple(column for column in IMAGE_ROW_TYPES if column != "prompt")  # of generate_images' table
+ROW_TYPES = {**{column: IMAGE_ROW_TYPES[column] for column in IMAGE_COLUMNS}, "measure": pa.string(),
              "first_named": pa.string(), "most_prominent": pa.string(), "position_of_most_prominent": pa.int32(),
              "first_is_most_prominent": pa.bool_(), "n_appearing": pa.int32(), "scores": pa.list_(pa.float64())}
 

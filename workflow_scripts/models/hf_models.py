@@ -30,12 +30,19 @@ def weight_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix in WEIGHT_SUFFIXES)
 
 
-def cached_revision(repo_id: str) -> str | None:
-    """The commit of the cached snapshot of `repo_id` (from its config.json), or None where it is not cached."""
+def cached_revision(repo_id: str, marker: str = "config.json") -> str | None:
+    """The commit of the cached snapshot of `repo_id` (from its `marker` file: a model's config.json, a diffusers
+    pipeline's model_index.json), or None where it is not cached."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo_id, "config.json")
+    found = try_to_load_from_cache(repo_id, marker)
     return Path(found).parent.name if isinstance(found, str) else None
+
+
+def describe_hub_weights(repo_id: str, marker: str = "config.json") -> str:
+    """A hub id's weights: the revision cached here (cached_revision)."""
+    revision = cached_revision(repo_id, marker)
+    return f"Hugging Face hub {repo_id}, " + (f"revision {revision}" if revision else "not cached here")
 
 
 def local_weight_files(name: str) -> list[Path]:
@@ -56,8 +63,7 @@ def describe_hf_weights(name: str) -> str:
         files = local_weight_files(name)
         folder = files[0].parent
         return f"local folder {folder}: " + ", ".join(f"{path.name} sha256 {sha256_of(path)}" for path in files)
-    revision = cached_revision(name)
-    return f"Hugging Face hub {name}, " + (f"revision {revision}" if revision else "not cached here")
+    return describe_hub_weights(name)
 
 
 def prefetch_hf(name: str, load: Callable[[str, bool], object], describe: Callable[[str], str] = describe_hf_weights

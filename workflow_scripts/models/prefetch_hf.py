@@ -12,19 +12,20 @@ from workflow_scripts.models.hf_models import describe_hf_weights, prefetch_hf
 
 
 def loader(role: str):
-    """load(name, offline) of a model of this role (llm, detector, segmenter or text_to_image), on the CPU."""
+    """(load(name, offline), describe(name)) of a model of this role (llm, detector, segmenter or text_to_image),
+    loaded on the CPU."""
     if role == "text_to_image":
-        from workflow_scripts.models.text_to_image import load_pipeline
+        from workflow_scripts.models.text_to_image import describe_pipeline_weights, load_pipeline
 
-        return lambda name, offline: load_pipeline(name, "cpu", "fp32", offline)
+        return (lambda name, offline: load_pipeline(name, "cpu", "fp32", offline)), describe_pipeline_weights
     if role == "llm":
         from workflow_scripts.models.llm_objects import load_lister
 
-        return lambda name, offline: load_lister(name, "cpu", offline)
+        return (lambda name, offline: load_lister(name, "cpu", offline)), describe_hf_weights
     from workflow_scripts.models.detection import load_detector, load_segmenter
 
     load = load_segmenter if role == "segmenter" else load_detector
-    return lambda name, offline: load(name, "cpu", offline)
+    return (lambda name, offline: load(name, "cpu", offline)), describe_hf_weights
 
 
 def main(snakemake) -> None:
@@ -33,11 +34,7 @@ def main(snakemake) -> None:
 
     logger = start_job(snakemake)
     role = snakemake.params.role
-    if role == "text_to_image":
-        from workflow_scripts.models.text_to_image import describe_pipeline_weights as describe
-    else:
-        describe = describe_hf_weights
-    record = {"role": role, **prefetch_hf(snakemake.params.name, loader(role), describe)}
+    record = {"role": role, **prefetch_hf(snakemake.params.name, *loader(role))}
     text = json.dumps(record, indent=2) + "\n"
     write_atomically(snakemake.output[0], lambda partial: Path(partial).write_text(text))
     logger.info("%s %s: %s; %s", record["role"], record["model"], record["weights"], record["verified"])

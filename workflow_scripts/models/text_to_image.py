@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from workflow_scripts.models.hf_models import describe_hf_weights, is_local_folder, weight_files
+from workflow_scripts.models.hf_models import describe_hf_weights, describe_hub_weights, is_local_folder, weight_files
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 IMAGE_ROW_TYPES = {"prompt_id": pa.string(), "set_id": pa.string(), "n_objects": pa.int32(), "rotation": pa.int32(),
@@ -81,11 +81,7 @@ def describe_pipeline_weights(name: str) -> str:
         if not components:
             raise FileNotFoundError(f"{folder}: no such pipeline folder, or no component subfolder with weights in it")
         return "; ".join(describe_hf_weights(str(path)) for path in components)
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(name, "model_index.json")
-    revision = Path(found).parent.name if isinstance(found, str) else None
-    return f"Hugging Face hub {name}, " + (f"revision {revision}" if revision else "not cached here")
+    return describe_hub_weights(name, "model_index.json")
 
 
 def load_pipeline(name: str, device: str, precision: str, offline: bool):

@@ -22,7 +22,6 @@ WORLD_GRAY = 0.05
 OBJECT_TAG = "scene_object"
 GROUND = "ground"  # the ground plane's object name
 LIGHT_PATHS = {"max_bounces": 4, "diffuse_bounces": 2, "glossy_bounces": 2}  # the schema's render.light_paths defaults
-INDEX_PROPERTY = "object_index"  # 1-based position of an object in its item's object list (caption order)
 
 
 def srgb_to_linear(channel: float) -> float:
@@ -170,10 +169,9 @@ def index_material():
 
 def render_object_index(scene, path) -> None:
     """Write the object-index pass of the current scene to `path`: an 8-bit greyscale PNG whose pixel is
-    k * MASK_STEP where object k (its INDEX_PROPERTY, caption order from 1) covers the pixel's centre, 0 elsewhere.
-    One camera ray per pixel through its centre (pixel filter 0.01 px), no bounces, so occlusion is exact."""
-    for obj in scene.objects:
-        obj.pass_index = int(obj.get(INDEX_PROPERTY, 0))
+    k * MASK_STEP where object k (its pass_index: caption order from 1, 0 for the ground and props) covers the
+    pixel's centre, 0 elsewhere. One camera ray per pixel through its centre (pixel filter 0.01 px), no bounces, so
+    occlusion is exact."""
     black = bpy.data.worlds.get("index_black") or bpy.data.worlds.new("index_black")
     if black.node_tree is not None:
         black.node_tree.nodes["Background"].inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)

@@ -23,7 +23,6 @@ from workflow_scripts.datasets.placement import object_origin
 from workflow_scripts.datasets.spar import MATERIAL as TEXTURED
 from workflow_scripts.render.blender import (
     GROUND,
-    INDEX_PROPERTY,
     LIGHT_JITTER,
     LIGHTS,
     OBJECT_TAG,
@@ -63,8 +62,8 @@ def set_scene(scene, row: dict, lights: dict, materials: dict, meshes: dict, wor
         bpy.data.objects.remove(obj, do_unlink=True)
     if worlds is not None:
         set_world(worlds, row["world"])
-    for index, spec in enumerate(row["objects"], start=1):
-        add_object(spec, material_of(spec, materials), meshes)[INDEX_PROPERTY] = index
+    for index, spec in enumerate(row["objects"], start=1):  # pass_index: the object-index pass's value
+        add_object(spec, material_of(spec, materials), meshes).pass_index = index
     set_camera(scene, row["camera"])
     rng = np.random.default_rng(row["render_seed"])
     for name, (location, _, _) in LIGHTS.items():

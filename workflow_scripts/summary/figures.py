@@ -61,6 +61,16 @@ def melt_shares(frame: pd.DataFrame, id_vars, shares, var_name: str) -> pd.DataF
     return long.loc[:, ~long.columns.duplicated()].dropna(subset=["share"])
 
 
+def position_shares(frame: pd.DataFrame, id_vars, prefix: str) -> pd.DataFrame:
+    """Long form of the numbered shares `<prefix><p>` (share_columns) with their intervals: one row per id and
+    position p, an integer."""
+    shares = share_columns(frame, prefix)
+    columns = [*id_vars, *(c + suffix for c in shares for suffix in ("", LOW, HIGH))]
+    long = melt_shares(frame[columns], id_vars, shares, "position")
+    long["position"] = long["position"].str.rsplit("_", n=1).str[-1].astype(int)
+    return long
+
+
 def bar_grid(data, x: str, y: str, hue: str, **facets):
     """A bar catplot of one row per bar, with the rows' 95% intervals as whiskers."""
     hue_order = list(dict.fromkeys(data[hue]))
@@ -191,10 +201,8 @@ def tor_position_bias(tables):
     """Short captions only (the long template's rows are in the table): one row of panels per protocol, dataset
     and model."""
     tor = tables["tor"][lambda t: t["template"] == "short"].copy()
-    shares = share_columns(tor, "first_retrieved_share_")
     tor["panel"] = tor["protocol"] + " protocol / " + tor["dataset"] + "\n" + tor["model_id"]  # narrow panels
-    data = melt_shares(tor, ["panel", "n_objects", "method"], shares, "position")
-    data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
+    data = position_shares(tor, ["panel", "n_objects", "method"], "first_retrieved_share_")
     grid = bar_grid(data, "position", "share", "method", col="n_objects", row="panel", height=2.8, aspect=1.1)
     grid.set_titles("{row_name}\n{col_name} objects")
     positions = sorted(reference.TOR_FIRST_RETRIEVED_SHARE)
@@ -212,10 +220,8 @@ def tor_position_bias(tables):
 def caption_tor_position(tables):
     """One row of panels per dataset, model and candidate set; one column per object count; bars per reading."""
     tor = tables["caption_tor"].copy()
-    shares = share_columns(tor, "first_retrieved_share_")
     tor["panel"] = tor["dataset"] + " / " + tor["model_id"] + "\nnearest of " + tor["candidates"]
-    data = melt_shares(tor, ["panel", "n_objects", "reading", "chance"], shares, "position")
-    data["position"] = data["position"].str.rsplit("_", n=1).str[-1].astype(int)
+    data = position_shares(tor, ["panel", "n_objects", "reading", "chance"], "first_retrieved_share_")
     grid = bar_grid(data, "position", "share", "reading", col="n_objects", row="panel", height=2.8, aspect=1.1,
                     sharex=False)
     chance_line(grid, "chance", "no order bias (1/n)")
@@ -231,12 +237,9 @@ def prompt_order(tables):
     is named at each position, per measure; chance dashed."""
     data = tables["prompt_order"].copy()
     data = data[data["n_objects"].astype(str) != "all"]
-    shares = share_columns(data, "share_position_")
-    data = data.drop(columns=["share", "share" + LOW, "share" + HIGH])
     data["panel"] = data["dataset"] + " / " + data["model_id"]
     data["n_objects"] = data["n_objects"].astype(str) + " objects"
-    long = melt_shares(data, ["panel", "n_objects", "measure", "chance"], shares, "position")
-    long["position"] = long["position"].str.rsplit("_", n=1).str[-1].astype(int)
+    long = position_shares(data, ["panel", "n_objects", "measure", "chance"], "share_position_")
     grid = bar_grid(long, "position", "share", "measure", col="n_objects", row="panel", height=2.8, aspect=1.1,
                     sharex=False)
     chance_line(grid, "chance")

@@ -638,6 +638,16 @@ def t975(df: int) -> float:
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
+def t_interval(values) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of the finite values with its 95% t-interval (n - 1 degrees of freedom; NaN
+    bounds with fewer than 2 values)."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    n, mean = len(values), float(values.mean()) if len(values) else np.nan
+    half = t975(n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    return mean, mean - half, mean + half
+
+
 ARM_COLUMNS = ["train_dataset", "caption_order", "init", "hard_negatives", "steps", "precision"]
 
 
@@ -651,12 +661,11 @@ def caption_order_table(tables: dict[str, pd.DataFrame], trained=None) -> pd.Dat
     groups = []
     for key, runs in last.groupby(["measure", "dataset", "n_objects", *ARM_COLUMNS], sort=False, dropna=False):
         runs = runs.sort_values("seed")
-        n_runs, mean = len(runs), runs["share"].mean()
+        n_runs, (mean, low, high) = len(runs), t_interval(runs["share"])
         sd = runs["share"].std(ddof=1) if n_runs > 1 else np.nan
-        half = t975(n_runs - 1) * sd / np.sqrt(n_runs) if n_runs > 1 else np.nan
         groups.append({**dict(zip(["measure", "dataset", "n_objects", *ARM_COLUMNS], key)), "n_runs": n_runs,
                        "seeds": " ".join(str(s) for s in runs["seed"]), "mean_share": mean, "sd_over_seeds": sd,
-                       "mean_low95": max(mean - half, 0.0), "mean_high95": min(mean + half, 1.0),
+                       "mean_low95": max(low, 0.0), "mean_high95": min(high, 1.0),
                        "chance": runs["chance"].iloc[0],
                        "runs": "; ".join(f"seed {r.seed}: " + counted_interval_text(r.share, r.share_low95,
                                                                                    r.share_high95, r.n)
@@ -779,12 +788,9 @@ MOST_ATTENTION = "images where the large object draws the most"
 
 
 def mean_with_interval(values) -> dict:
-    """The mean of per-image values with its 95% t-interval (NaN with fewer than 2 values) and their count."""
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    n, mean = len(values), float(values.mean()) if len(values) else np.nan
-    half = t975(n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
-    return {"value": mean, "value_low95": mean - half, "value_high95": mean + half, "n_images": n}
+    """The mean of per-image values with its 95% t-interval (t_interval) and their count."""
+    mean, low, high = t_interval(values)
+    return {"value": mean, "value_low95": low, "value_high95": high, "n_images": int(np.isfinite(values).sum())}
 
 
 def attention_table(rows: pd.DataFrame) -> pd.DataFrame:
