@@ -59,10 +59,12 @@ def resolution(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def scene_rows(n: int, width: int, height: int, seed: int) -> list[dict]:
+def scene_rows(n: int, width: int, height: int, seed: int, objects: int = 2) -> list[dict]:
+    """`n` CLEVR scenes of `objects` objects each, drawn by the authors' sampler."""
     from workflow_scripts.datasets.clevr import generate_scenes
 
-    return generate_scenes("bench", dict(SPEC, scenes_per_count=n), width, height, seed).to_pylist()
+    spec = dict(SPEC, scenes_per_count=n, objects_per_scene=[objects])
+    return generate_scenes("bench", spec, width, height, seed).to_pylist()
 
 
 def timed_render(rows, out_dir, samples: int, threads: int, denoise: bool = True) -> float:

@@ -1,23 +1,25 @@
 """Choose the render settings by measurement: seconds per image and pixel error against a high-sample reference.
 
-For a few CLEVR scenes (the project's generate_scenes, at the paper config's 320x240), each rendered by the project's
-render_scenes in one process as a shard job renders them (Cycles on the CPU, OpenImageDenoise on):
+For a few CLEVR scenes of each object count (--objects, default 2 and 10: config.yaml renders 2 to 10; the project's
+generate_scenes, at the paper config's 320x240), each rendered by the project's render_scenes in one process as a
+shard job renders them (Cycles on the CPU, OpenImageDenoise on):
 
 1. a reference at --reference-samples (default 512) with generous bounce limits (8 / 4 / 4);
 2. every candidate (samples x light paths): seconds per image, and its difference from the reference in 8-bit
    levels: the mean over pixels and channels, and the 99th percentile.
 
 The settings to use are the cheapest candidate whose mean difference is at most --tolerance levels (default 1.0)
-and whose 99th percentile is at most --tolerance-p99 levels (default 8); the script names it. With --model (an
-open_clip name, or local-dir:<folder> of a CLIP the workflow trained, with --pretrained), each candidate also gets
-its embedding difference: the mean over scenes of 1 - cosine(candidate, reference) of that CLIP's image
+and whose 99th percentile is at most --tolerance-p99 levels (default 8) at every object count, where candidates
+within --time-ties (default 5%) of its time count as tied and the lowest mean difference wins; the script names
+it. With --model (an open_clip name, or local-dir:<folder> of a CLIP the workflow trained, with --pretrained), each
+candidate also gets its embedding difference: the mean over scenes of 1 - cosine(candidate, reference) of that CLIP's image
 embeddings, beside the same measure between different scenes' references for scale. Only prints; nothing is
 asserted. Run from the repository root:
 
-    .venv/bin/python benchmarks/benchmark_render.py                           # about 4 minutes on 2 cores
+    .venv/bin/python benchmarks/benchmark_render.py                           # about 9 minutes on 2 cores
     .venv/bin/python benchmarks/benchmark_render.py --device GPU --gpu-backend OPTIX
 
-Tiny smoke test: --scenes 1 --resolution 64x48 --reference-samples 16 --samples 2 4 --light-paths 4,2,2
+Tiny smoke test: --scenes 1 --objects 2 3 --resolution 64x48 --reference-samples 16 --samples 2 4 --light-paths 4,2,2
 """
 
 import argparse
@@ -83,13 +85,15 @@ def embedding_distance(model_name: str, pretrained: str, found_images: dict, ref
 
 
 def main(argv=None) -> dict:
-    """Runs the study with command-line arguments `argv`; returns {"chosen": (samples, light paths, s/image),
-    "reference_s": seconds per reference image, "rows": every candidate's (samples, paths, s/image, mean, p99),
-    "bpy_startup_s": seconds to start one bpy process}."""
+    """Runs the study with command-line arguments `argv`; returns {"chosen": (samples, light paths, {object count:
+    s/image}, {count: mean}, {count: p99}) or None, "reference_s": {count: seconds per reference image}, "rows":
+    every candidate's (samples, paths, {count: (s/image, mean, p99)}), "bpy_startup_s": seconds to start bpy}."""
     import numpy as np
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenes", type=int, default=3)
+    parser.add_argument("--scenes", type=int, default=3, help="scenes per object count")
+    parser.add_argument("--objects", type=int, nargs="+", default=[2, 10],
+                        help="object counts (config.yaml renders CLEVR scenes of 2 to 10 objects)")
     parser.add_argument("--resolution", type=resolution, default=(320, 240), metavar="WxH")
     parser.add_argument("--reference-samples", type=int, default=512)
     parser.add_argument("--samples", type=int, nargs="+", default=[4, 8, 16, 32, 64])
@@ -97,6 +101,8 @@ def main(argv=None) -> dict:
                         default=[light_paths("4,2,2"), light_paths("2,1,1")])
     parser.add_argument("--tolerance", type=float, default=1.0, help="largest mean difference, in 8-bit levels")
     parser.add_argument("--tolerance-p99", type=float, default=8.0, help="largest 99th percentile, in 8-bit levels")
+    parser.add_argument("--time-ties", type=float, default=0.05,
+                        help="candidates within this fraction of the cheapest's time are tied; the lower error wins")
     parser.add_argument("--device", choices=["CPU", "GPU"], default="CPU")
     parser.add_argument("--gpu-backend", default="CUDA")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -106,43 +112,70 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     width, height = args.resolution
-    rows = scene_rows(args.scenes, width, height, args.seed)
+    scenes = {n: scene_rows(args.scenes, width, height, args.seed, objects=n) for n in args.objects}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import bpy"], check=True, capture_output=True)
     startup = time.perf_counter() - start
     say(f"\nstarting one bpy process (python -c 'import bpy'), paid once per shard: {startup:.2f} s")
-    say(f"Render settings: {len(rows)} CLEVR scenes at {width}x{height}, Cycles on the {args.device} with "
-        f"{args.threads} threads, OpenImageDenoise on, one process")
+    say(f"Render settings: {args.scenes} CLEVR scenes of each object count {args.objects} at {width}x{height}, "
+        f"Cycles on the {args.device} with {args.threads} threads, OpenImageDenoise on, one process")
+    reference_s, reference, found, found_images = {}, {}, [], {}
     with tempfile.TemporaryDirectory(prefix="benchmark_render-") as tmp:
         tmp = Path(tmp)
-        render(rows[:1], tmp / "warmup", 1, REFERENCE_LIGHT_PATHS, args)  # first-call costs, not in the table
-        reference_s, reference = render(rows, tmp / "reference", args.reference_samples, REFERENCE_LIGHT_PATHS, args)
-        say(f"reference: {args.reference_samples} samples, bounces {REFERENCE_LIGHT_PATHS}: {reference_s:.1f} s/image")
-        found, found_images = [], {}
+        render(scenes[args.objects[0]][:1], tmp / "warmup", 1, REFERENCE_LIGHT_PATHS, args)  # first-call costs
+        for n, rows in scenes.items():
+            reference_s[n], reference[n] = render(rows, tmp / f"reference-{n}", args.reference_samples,
+                                                  REFERENCE_LIGHT_PATHS, args)
+            say(f"reference, {n} objects: {args.reference_samples} samples, bounces {REFERENCE_LIGHT_PATHS}: "
+                f"{reference_s[n]:.1f} s/image")
         for paths in args.light_paths:
             for samples in args.samples:
-                where = tmp / f"s{samples}-{paths['max_bounces']}-{paths['diffuse_bounces']}-{paths['glossy_bounces']}"
-                seconds, images = render(rows, where, samples, paths, args)
-                difference = np.abs(images - reference)
-                found.append((samples, paths, seconds, float(difference.mean()), float(np.percentile(difference, 99))))
-                found_images[len(found) - 1] = images
-    distances, scale = ({}, None) if not args.model else embedding_distance(args.model, args.pretrained, found_images,
-                                                                              reference, args.seed)
-    table(["samples", "bounces (max, diffuse, glossy)", "s/image", "x reference time", "mean |diff| (levels)",
-           "p99 |diff|"] + (["1 - cos to reference"] if distances else []),
-          [[s, f"{p['max_bounces']}, {p['diffuse_bounces']}, {p['glossy_bounces']}", t, f"{t / reference_s:.3f}", m, q]
-           + ([f"{distances[i]:.2e}"] if distances else []) for i, (s, p, t, m, q) in enumerate(found)])
+                per_count, images_of = {}, []
+                for n, rows in scenes.items():
+                    bounces = f"{paths['max_bounces']}-{paths['diffuse_bounces']}-{paths['glossy_bounces']}"
+                    seconds, images = render(rows, tmp / f"s{samples}-{bounces}-{n}", samples, paths, args)
+                    difference = np.abs(images - reference[n])
+                    per_count[n] = (seconds, float(difference.mean()), float(np.percentile(difference, 99)))
+                    images_of.append(images)
+                found.append((samples, paths, per_count))
+                found_images[len(found) - 1] = np.concatenate(images_of)
+    distances, scale = ({}, None) if not args.model else embedding_distance(
+        args.model, args.pretrained, found_images, np.concatenate(list(reference.values())), args.seed)
+    table(["samples", "bounces (max, diffuse, glossy)", "objects", "s/image", "x reference time",
+           "mean |diff| (levels)", "p99 |diff|"] + (["1 - cos to reference"] if distances else []),
+          [[s, f"{p['max_bounces']}, {p['diffuse_bounces']}, {p['glossy_bounces']}", n, t,
+            f"{t / reference_s[n]:.3f}", m, q] + ([f"{distances[i]:.2e}"] if distances else [])
+           for i, (s, p, per_count) in enumerate(found) for n, (t, m, q) in per_count.items()])
     if distances:
         say(f"(for scale: 1 - cos between different scenes' references, mean {scale:.2e})")
-    passing = [row for row in found if row[3] <= args.tolerance and row[4] <= args.tolerance_p99]
-    chosen = min(passing, key=lambda row: row[2]) if passing else None
-    if chosen:
-        samples, paths, seconds, mean, p99 = chosen
-        say(f"chosen (cheapest within mean {args.tolerance:g} and p99 {args.tolerance_p99:g} levels): {samples} samples, "
-            f"bounces {paths}: {seconds:.2f} s/image, mean {mean:.2f}, p99 {p99:.1f} levels")
+    best = choose_settings(found, args.tolerance, args.tolerance_p99, args.time_ties)
+    chosen = None
+    if best:
+        samples, paths, per_count = best
+        chosen = (samples, paths, *({n: values[i] for n, values in per_count.items()} for i in range(3)))
+        say(f"chosen (cheapest within mean {args.tolerance:g} and p99 {args.tolerance_p99:g} levels at every object "
+            f"count, times within {args.time_ties:.0%} tied): {samples} samples, bounces {paths}: " + "; ".join(
+                f"{n} objects {t:.2f} s/image, mean {m:.2f}, p99 {q:.1f} levels" for n, (t, m, q) in per_count.items()))
     else:
-        say(f"no candidate within mean {args.tolerance:g} and p99 {args.tolerance_p99:g} levels")
+        say(f"no candidate within mean {args.tolerance:g} and p99 {args.tolerance_p99:g} levels at every object count")
     return {"chosen": chosen, "reference_s": reference_s, "rows": found, "bpy_startup_s": startup}
+
+
+def choose_settings(found: list, tolerance: float, tolerance_p99: float, time_ties: float):
+    """The candidate (samples, paths, {object count: (s/image, mean, p99)}) to use, or None: among those within
+    `tolerance` (mean) and `tolerance_p99` levels at every object count, the cheapest (summed s/image over the counts);
+    candidates within `time_ties` (a fraction) of its time are tied with it, since one run's timings differ by a few
+    percent, and the tie goes to the smallest largest mean difference."""
+    passing = [row for row in found if all(m <= tolerance and q <= tolerance_p99 for _, m, q in row[2].values())]
+    if not passing:
+        return None
+
+    def seconds(row):
+        return sum(t for t, _, _ in row[2].values())
+
+    fastest = min(seconds(row) for row in passing)
+    tied = [row for row in passing if seconds(row) <= fastest * (1 + time_ties)]
+    return min(tied, key=lambda row: (max(m for _, m, _ in row[2].values()), seconds(row)))
 
 
 if __name__ == "__main__":

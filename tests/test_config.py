@@ -30,7 +30,7 @@ def test_defaults_are_filled_in():
     config = validate_config(copy.deepcopy(MINIMAL))
     assert config["seed"] == 0
     assert config["render"] == {
-        "resolution": [320, 240], "samples": 4, "denoise": True, "device": "CPU", "gpu_backend": "CUDA",
+        "resolution": [320, 240], "samples": 8, "denoise": True, "device": "CPU", "gpu_backend": "CUDA",
         "light_paths": {"max_bounces": 4, "diffuse_bounces": 2, "glossy_bounces": 2},
     }
     assert config["datasets"]["toy"]["splits"] == {"train": 0.8, "val": 0.1, "test": 0.1}

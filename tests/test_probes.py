@@ -188,7 +188,7 @@ def test_sklearn_weights_act_on_raw_embeddings(known):
     assert list(own.classes_) == list(range(len(CLASSES)))  # every colour occurs: no class is left out
     np.testing.assert_allclose(fit.logits(x), logits, atol=1e-4 * np.abs(logits).max())
     assert (fit.logits(x).argmax(axis=1) == logits.argmax(axis=1)).all()
-    assert fit.chosen == "C 0.5"
+    assert fit.chosen == "C 0.5 (1 of 1 fitted)"
 
 
 def test_sklearn_soft_targets_and_absent_classes():
@@ -205,6 +205,22 @@ def test_sklearn_soft_targets_and_absent_classes():
     rows, labels, weights = weighted_hard_labels(np.array([[1.0, 0], *soft]))
     assert rows.tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4] and labels.tolist() == [0] + [0, 1] * 4
     assert weights.tolist() == [1.0] + [0.5] * 8
+
+
+def test_sklearn_path_stops_at_perfect_validation():
+    """Ties go to the smaller C, so once validation accuracy is 1 no later C can be chosen: the path stops there.
+    With labels that no C fits perfectly, every C is fitted."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 6))
+    label = (x[:, 0] > 0).astype(int) * 3
+    y = np.eye(8, dtype=np.float32)[label]
+    fit = train_probe_sklearn(x[:300], y[:300], x[300:], y[300:], Cs=10)
+    fitted = int(fit.chosen.split("(")[1].split()[0])
+    assert fit.val_accuracy == 1.0 and fitted < 10
+    assert fit.chosen == f"C {sklearn_c_grid(10)[fitted - 1]:g} ({fitted} of 10 fitted)"  # the last one fitted
+    noisy = np.eye(8, dtype=np.float32)[np.where(rng.random(400) < 0.2, 3 - label, label)]
+    fit = train_probe_sklearn(x[:300], noisy[:300], x[300:], noisy[300:], Cs=10)
+    assert fit.val_accuracy < 1.0 and fit.chosen.endswith("(10 of 10 fitted)")
 
 
 def test_sklearn_c_grid_reads_cs_as_logistic_regression_cv_does():
