@@ -46,9 +46,10 @@ log = logging.getLogger("clip_binding")
 
 @cache
 def _blas_libraries():
-    """The thread pools of the BLAS libraries, once scipy's own is loaded (scikit-learn's solvers call it): found
-    once per process, as finding them (threadpoolctl scans every loaded library) costs more than a small probe."""
-    import scipy.linalg  # noqa: F401
+    """The thread pools of the BLAS libraries, once scikit-learn's solvers (and with them scipy's BLAS) are loaded:
+    found once per process, as finding them (threadpoolctl scans every loaded library) costs more than a small
+    probe's fit."""
+    import sklearn.linear_model  # noqa: F401
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
