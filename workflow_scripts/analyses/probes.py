@@ -12,8 +12,8 @@ training run gives two probes: the last epoch's (selection `last_epoch`, what th
 `authors`) and the best validation epoch's (selection `best_val`: protocol `clean`, which changes only the epoch
 kept). `train_probe_sklearn`, the fast path, solves the same convex problem full-batch with scikit-learn's
 LogisticRegression, its l2 penalty chosen on validation (selection `best_val`, protocol `clean`): free of step-size
-choices; on 5,000 scenes' image probes 21 times faster than the authors' loop where validation accuracy reaches 1
-(the C path stops there) and 10 times where it does not (text probes, with few rows: 7 and 4 times; README, Speed).
+choices; on 5,000 scenes' image probes 20 times faster than the authors' loop where validation accuracy reaches 1
+(the C path stops there) and 9 times where it does not (text probes, with few rows: 7 and 3.5 times; README, Speed).
 
 Probe-weight cosine. `probe_weight_cosine` compares whatever weights a solver returned: for SGD (the authors'
 style) it depends on the solver and on the initialisation, since the image and text probes start from the same
