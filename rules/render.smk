@@ -20,3 +20,17 @@ rule render_shard:
         "../envs/render.yaml"
     script:
         "../workflow_scripts/render/shard.py"
+
+
+# The same rule under a second name, chosen when render.device is GPU, so that a cluster profile can send GPU
+# renders to GPU nodes by the rule's name (profiles/slurm does): a profile cannot read the config.
+use rule render_shard as render_shard_gpu
+
+
+if config["render"]["device"] == "GPU":
+
+    ruleorder: render_shard_gpu > render_shard
+
+else:
+
+    ruleorder: render_shard > render_shard_gpu

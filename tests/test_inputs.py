@@ -91,7 +91,7 @@ def test_an_undecodable_png_is_named_with_its_item(rendered, damage, cause, num_
     print(message)
     assert f"{files[item_id]}: cannot decode the image of item {item_id} (" in message
     assert cause in message
-    assert f"delete its shard folder {files[item_id].parent} so that rule render_shard renders it again" in message
+    assert f"delete its shard folder {files[item_id].parent} so that the workflow renders it again" in message
     if num_workers:
         assert "in DataLoader worker process" in message
 

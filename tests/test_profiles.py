@@ -18,9 +18,10 @@ from test_workflow import TINY, snakemake, write_config
 
 SLURM = REPO / "profiles" / "slurm"
 LOCAL = REPO / "profiles" / "local"
-# Rules that ask SLURM for a GPU (matching has jobs only where the config lists SIMCO or ComCO data).
+# Rules that ask SLURM for a GPU (matching has jobs only where the config lists SIMCO or ComCO data;
+# render_shard_gpu only where it says render.device GPU).
 GPU_RULES = {"train_clip", "embed_images", "embed_texts", "labclip", "tor", "caption_tor", "matching", "attention",
-             "object_areas", "caption_objects_llm", "generate_images", "prompt_order"}
+             "object_areas", "caption_objects_llm", "generate_images", "prompt_order", "render_shard_gpu"}
 # Some rules the tiny config runs: ones submitted to the cluster, and ones marked `localrule: True`.
 SUBMITTED = {"render_shard", "embed_images", "embed_texts", "probes", "labclip", "binding", "tor"}
 KNOWN_LOCAL = {"items", "table", "figure", "all"}
@@ -91,6 +92,7 @@ def test_slurm_profile_sets_each_value_once():
         if rule not in GPU_RULES:
             assert "gpu" not in resources and "gres" not in resources and "slurm_partition" not in resources, rule
     assert profile["set-threads"]["render_shard"] == 8
+    assert per_rule["render_shard_gpu"]["slurm_partition"] == gpu_partitions.pop()
     assert KNOWN_LOCAL <= declared_local_rules()
     assert not set(per_rule) & declared_local_rules()
 
@@ -136,6 +138,22 @@ def test_slurm_profile_dry_run_plans_gpu_and_cpu_jobs(slurm_dry_run):
 
 class _Resources(dict):
     __getattr__ = dict.__getitem__
+
+
+def test_gpu_renders_go_to_the_gpu_partition_without_editing_the_profile(tmp_path, slurm_dry_run):
+    """With render.device GPU the render jobs are render_shard_gpu, which the SLURM profile submits to the GPU
+    partition with one GPU; with the default CPU device they are render_shard, on the CPU partition."""
+    profile = yaml.safe_load((SLURM / "config.yaml").read_text())
+    gpu_partition = profile["set-resources"]["embed_images"]["slurm_partition"]
+    config = write_config(tmp_path, {**TINY, "render": {**TINY["render"], "device": "GPU", "gpu_backend": "OPTIX"}})
+    run = snakemake("-n", "--profile", SLURM, "--cores", 64, "--directory", tmp_path, "--configfile", config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = job_blocks(run.stdout + run.stderr)
+    render = [job for job in jobs if job["rule"].startswith("render_shard")]
+    assert {job["rule"] for job in render} == {"render_shard_gpu"}
+    assert len(render) == sum(job["rule"] == "render_shard" for job in slurm_dry_run) > 0  # the CPU run's shards
+    for job in render:
+        assert job["resources"]["gpu"] == "1" and job["resources"]["slurm_partition"] == gpu_partition, job
 
 
 def test_slurm_plugin_turns_the_planned_resources_into_sbatch_options(slurm_dry_run):

@@ -24,9 +24,9 @@ def read_object_masks(path, n_objects: int, size: tuple[int, int] | None = None)
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no object-index pass beside the image; it is written by rule "
-                                "render_shard since the object masks were added: delete the shard folder "
-                                f"{path.parent} so that it renders again")
+        raise FileNotFoundError(f"{path}: no object-index pass beside the image; renders have written it since the "
+                                f"object masks were added: delete the shard folder {path.parent} so that the "
+                                "workflow renders it again")
     with Image.open(path) as image:
         values = np.asarray(image.convert("L"))
     if size is not None and (values.shape[1], values.shape[0]) != tuple(size):

@@ -48,7 +48,7 @@ class ImageFiles(Dataset):
         expected = tuple(self.sizes[index]) if self.sizes is not None else None
         expected = None if expected is None or None in expected else expected
         if self.rendered:
-            advice = f"delete its shard folder {Path(path).parent} so that rule render_shard renders it again"
+            advice = f"delete its shard folder {Path(path).parent} so that the workflow renders it again"
         else:
             advice = "replace it with an intact image of the size the item table records, or correct the item table"
         try:
