@@ -85,9 +85,9 @@ def embedding_distance(model_name: str, pretrained: str, found_images: dict, ref
 
 
 def main(argv=None) -> dict:
-    """Runs the study with command-line arguments `argv`; returns {"chosen": (samples, light paths, {object count:
-    s/image}, {count: mean}, {count: p99}) or None, "reference_s": {count: seconds per reference image}, "rows":
-    every candidate's (samples, paths, {count: (s/image, mean, p99)}), "bpy_startup_s": seconds to start bpy}."""
+    """Runs the study with command-line arguments `argv`; returns {"chosen": the chosen candidate or None,
+    "reference_s": {object count: seconds per reference image}, "rows": every candidate, each (samples, light paths,
+    {object count: (s/image, mean, p99)}), "bpy_startup_s": seconds to start one bpy process}."""
     import numpy as np
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -129,10 +129,10 @@ def main(argv=None) -> dict:
             say(f"reference, {n} objects: {args.reference_samples} samples, bounces {REFERENCE_LIGHT_PATHS}: "
                 f"{reference_s[n]:.1f} s/image")
         for paths in args.light_paths:
+            bounces = f"{paths['max_bounces']}-{paths['diffuse_bounces']}-{paths['glossy_bounces']}"
             for samples in args.samples:
                 per_count, images_of = {}, []
                 for n, rows in scenes.items():
-                    bounces = f"{paths['max_bounces']}-{paths['diffuse_bounces']}-{paths['glossy_bounces']}"
                     seconds, images = render(rows, tmp / f"s{samples}-{bounces}-{n}", samples, paths, args)
                     difference = np.abs(images - reference[n])
                     per_count[n] = (seconds, float(difference.mean()), float(np.percentile(difference, 99)))
@@ -148,11 +148,9 @@ def main(argv=None) -> dict:
            for i, (s, p, per_count) in enumerate(found) for n, (t, m, q) in per_count.items()])
     if distances:
         say(f"(for scale: 1 - cos between different scenes' references, mean {scale:.2e})")
-    best = choose_settings(found, args.tolerance, args.tolerance_p99, args.time_ties)
-    chosen = None
-    if best:
-        samples, paths, per_count = best
-        chosen = (samples, paths, *({n: values[i] for n, values in per_count.items()} for i in range(3)))
+    chosen = choose_settings(found, args.tolerance, args.tolerance_p99, args.time_ties)
+    if chosen:
+        samples, paths, per_count = chosen
         say(f"chosen (cheapest within mean {args.tolerance:g} and p99 {args.tolerance_p99:g} levels at every object "
             f"count, times within {args.time_ties:.0%} tied): {samples} samples, bounces {paths}: " + "; ".join(
                 f"{n} objects {t:.2f} s/image, mean {m:.2f}, p99 {q:.1f} levels" for n, (t, m, q) in per_count.items()))

@@ -49,6 +49,6 @@ def test_quick_bench_runs_every_benchmark(tmp_path):
     run = subprocess.run([sys.executable, str(REPO / "benchmarks/bench.py"), "--quick"], capture_output=True,
                          text=True, cwd=tmp_path, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
-    for line in ("Where the hours go", "render", "image embedding (embed_images)", "text embedding (trimmed context)",
+    for line in ("Where the hours go", "render, 3 objects (chosen settings)", "image embedding (embed_images)", "text embedding (trimmed context)",
                  "image probes (scikit-learn)", "LABCLIP-HNB, early stopping", "hours on this"):
         assert line in run.stdout, (line, run.stdout[-3000:])

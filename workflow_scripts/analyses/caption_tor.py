@@ -7,8 +7,8 @@ Two readings of the captions:
   share above 1/n mixes the encoder's order bias with the captions' own order of salience;
 - "rotated" (the clean variant): each caption in all n rotations of its object phrases through their slots (the
   caption itself among them: "a dog chases a cat" and "a cat chases a dog"), so that every object stands at every
-  slot once: an encoder without an order bias gives 1/n per slot. A rotated phrase keeps the words the caption used ("dogs"
-  stays plural), which can break the grammar a little.
+  slot once: an encoder without an order bias gives 1/n per slot. A rotated phrase keeps the words the caption
+  used ("dogs" stays plural), which can break the grammar a little.
 Candidates: "own objects", the caption's own categories (the slot shares sum to 1, like IOR's); "all names", every
 COCO category (a nearest category the caption does not name counts for no slot; top-n correct when the n nearest
 are exactly its categories).

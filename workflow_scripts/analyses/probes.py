@@ -206,8 +206,8 @@ def train_probe_sklearn(x_train, y_train, x_val, y_val, *, Cs=10, max_iter: int 
     path, scored by validation top-k set accuracy (which LogisticRegressionCV cannot score, hence the explicit
     path). Ties go to the smaller C (the better determined solution), so the path stops at the first C whose
     validation accuracy is 1: the result is the full path's, and `chosen` says how many fits it took. Soft targets
-    become weighted hard labels (weighted_hard_labels). The returned weight and bias act on the raw embeddings, so that probe weights can be
-    compared across modalities. Deterministic."""
+    become weighted hard labels (weighted_hard_labels). The returned weight and bias act on the raw embeddings, so
+    that probe weights can be compared across modalities. Deterministic."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -229,16 +229,15 @@ def train_probe_sklearn(x_train, y_train, x_val, y_val, *, Cs=10, max_iter: int 
         bias[labels[0]] = 0.0
         return scored(np.zeros((n_classes, z.shape[1])), bias, "one class")
     model = LogisticRegression(warm_start=True, max_iter=max_iter)
-    grid, best, unconverged, fitted = sklearn_c_grid(Cs), None, [], 0
+    mean, scale = scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
+    grid, best, unconverged = sklearn_c_grid(Cs), None, []
     with single_threaded(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, once per probe
-        for c in grid:
+        for fitted, c in enumerate(grid, start=1):
             model.set_params(C=c).fit(z, labels, sample_weight=weights)
-            fitted += 1
             if model.n_iter_.max() >= max_iter:
                 unconverged.append(f"{c:g}")
-            fit = scored(*fold_standardisation(*_all_classes(model, n_classes), scaler.mean_.astype(np.float64),
-                                               scaler.scale_.astype(np.float64)), f"C {c:g}")
+            fit = scored(*fold_standardisation(*_all_classes(model, n_classes), mean, scale), f"C {c:g}")
             if best is None or fit.val_accuracy > best.val_accuracy:
                 best = fit
             if best.val_accuracy == 1.0:  # ties go to the smaller C, so no later C can be chosen: exact

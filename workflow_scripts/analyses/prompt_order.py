@@ -12,10 +12,10 @@ Measures, per image over the objects its prompt names:
   so there is no appearance threshold here: an image with none of its objects still has a most prominent one.
 An image has no most prominent object where no object has a score or the largest score is shared.
 
-Outputs: the per-image rows, and the summary (summary_rows), per measure and object count and over all counts: the share of images whose first-named
-object is the most prominent among the images that have one, its 95% Wilson interval over those images (the
-rotations and seeds of one object set are counted as independent images), chance (1/n; over all counts the mean of
-1/n over those images) and the share at each prompt position.
+Outputs: the per-image rows, and the summary (summary_rows), per measure and object count and over all counts:
+the share of images whose first-named object is the most prominent among the images that have one, its 95% Wilson
+interval over those images (the rotations and seeds of one object set are counted as independent images), chance
+(1/n; over all counts the mean of 1/n over those images) and the share at each prompt position.
 """
 import sys
 from pathlib import Path

@@ -97,10 +97,9 @@ def size_order_tuples(sizes: Sequence[str], n: int, limit: int | None, seed: int
         return {order: [] for order in SIZE_ORDERS}
     total = len(large) * comb(len(small), n - 1)
     wanted = total if limit is None else min(total, -(-limit // 2))
-    rng, chosen = np.random.default_rng(seed), {}
+    rng, chosen = np.random.default_rng(seed), set()
     while len(chosen) < wanted:
-        key = (int(rng.choice(large)), *sorted(int(i) for i in rng.choice(small, n - 1, replace=False)))
-        chosen.setdefault(key, key)
+        chosen.add((int(rng.choice(large)), *sorted(int(i) for i in rng.choice(small, n - 1, replace=False))))
     sets = sorted(chosen)
     return {"large first": sets, "large last": [t[1:] + t[:1] for t in sets]}
 

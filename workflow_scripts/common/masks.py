@@ -18,8 +18,8 @@ def mask_path(image) -> Path:
 
 def read_object_masks(path, n_objects: int, size: tuple[int, int] | None = None) -> np.ndarray:
     """(n_objects, height, width) boolean masks, object k of the caption at index k - 1, from an object-index
-    PNG; ValueError naming the file when it is missing, of another size than `size` (width, height), or holds
-    a value that is no object's."""
+    PNG; FileNotFoundError naming the file when it is missing, ValueError naming it when it is of another size
+    than `size` (width, height) or holds a value that is no object's."""
     from PIL import Image
 
     path = Path(path)

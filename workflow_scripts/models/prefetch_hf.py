@@ -1,6 +1,7 @@
 """Rule `prefetch_hf_model`: fetch one model other than CLIP (the caption-order statistics' object-listing LLM,
-detector or segmenter, or the prompt-order experiment's text-to-image pipeline) where there is internet, and prove that it loads from the Hugging Face cache with the
-hub offline (hf_models.prefetch_hf); the JSON record says what was verified."""
+detector or segmenter, or the prompt-order experiment's text-to-image pipeline) where there is internet, and prove
+that it loads from the Hugging Face cache with the hub offline (hf_models.prefetch_hf); the JSON record says what was
+verified."""
 import json
 import sys
 from pathlib import Path

@@ -365,8 +365,8 @@ def tor_markdown(table: pd.DataFrame) -> str:
             "Protocol 'size_order, large first|last' (names with a size category only, ours for COCO's names): "
             "one large and n - 1 small names, the same sets named with the large one first and last (top-n as "
             "'clean'); a first-slot share that stays high under 'large last' is an order bias, a share that follows "
-            "the large name a size bias. 'long': the authors' long template. 'split-<how>' embeds each bare name alone and aggregates (the "
-            "mitigation). References: "
+            "the large name a size bias. 'long': the authors' long template. 'split-<how>' embeds each bare name "
+            "alone and aggregates (the mitigation). References: "
             f"{reference.PAPER_B_SOURCE}; they stand beside the authors'-protocol rows, but which name list "
             "and which denominator (all or top-n-correct captions) they come from is not known."
             f"\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
@@ -775,9 +775,8 @@ def prompt_order_markdown(table: pd.DataFrame) -> str:
             "'detector', the object with the largest box of the caption-order detector (no box: not shown); 'clip', "
             "the most probable of the named objects under CLIP zero-shot (no threshold: some object always wins). "
             "n_undecided images had no single most prominent object and are left out. The rotations and seeds of "
-            "one set count as separate images in the intervals. 'model_id' and 'weights': the text-to-image model's. The "
-            "paper "
-            f"gives no number for this.\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n"
+            "one set count as separate images in the intervals. 'model_id' and 'weights': the text-to-image "
+            f"model's. The paper gives no number for this.\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n"
             + markdown_table(table.to_dict("records"), columns))
 
 
