@@ -107,6 +107,9 @@ rule binding:
         labclip=expand([rules.labclip.output.weights, rules.labclip.output.best_val],
                        mode=config["paper_a"]["labclip"]["modes"], allow_missing=True),
         published=list(config["paper_a"]["published_maps"].values()),
+        # the model embeds the authors' Recall@K candidate captions that no item has (binding.candidate_embeddings)
+        weights=ancient(WEIGHTS_RECORD),
+        trained=trained_input,
     output:
         binding=f"{analysis_dir('binding')}/binding.parquet",
         cosines=f"{analysis_dir('binding')}/caption_cosines.parquet",
@@ -116,6 +119,8 @@ rule binding:
         published_maps=config["paper_a"]["published_maps"],
         kind=lambda wc: DATASETS[wc.dataset].kind.name,
         paper_setting=lambda wc: DATASETS[wc.dataset].paper_setting,
+        model=lambda wc: MODELS[wc.model],
+        embedding=config["embedding"],
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("binding")),

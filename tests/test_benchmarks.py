@@ -52,3 +52,15 @@ def test_quick_bench_runs_every_benchmark(tmp_path):
     for line in ("Where the hours go", "render, 3 objects (chosen settings)", "image embedding (embed_images)", "text embedding (trimmed context)",
                  "image probes (scikit-learn)", "LABCLIP-HNB, early stopping", "hours on this"):
         assert line in run.stdout, (line, run.stdout[-3000:])
+
+
+def test_tor_benchmark_times_the_rule_and_counts_the_configs_captions():
+    """benchmark_tor runs TOR's own path and prices every caption config.yaml asks for: per model and both
+    templates, 2 x 70,431 for SIMCO's 18 names (every caption of every protocol) and 2 x 1,474,828 for the 90 COCO
+    names (every authors' caption of 2 and 3 names; 200,000 per protocol and count past that)."""
+    from benchmarks.benchmark_tor import config_captions, main
+
+    assert config_captions(REPO / "config.yaml") == [["simco_large", 18, 140862], ["simco_mixed", 18, 140862],
+                                                     ["coco_names", 90, 2949656]]
+    figures = main(["--objects", "2", "--batch-size", "64"])
+    assert figures["rate"] > 0 and len(figures["planned"]) == 3

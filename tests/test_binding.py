@@ -220,6 +220,46 @@ def test_binding_rows_count_and_leave_out_equal_colour_scenes(authors_scenes):
     assert cosines.num_rows == len(test) and sum(cosines.column("distinct_negative").to_pylist()) == len(test) - n_equal
 
 
+def _synthetic_text(texts, dim=96, noise=0.05, seed=0):
+    """synthetic_embedded's text encoder (its defaults), for captions no item has."""
+    import zlib
+
+    from synthetic import _encode
+
+    basis = _basis(dim, seed)
+    jitter = [np.random.default_rng([seed, zlib.crc32(t.encode())]).standard_normal(dim) for t in texts]
+    return np.stack([_encode(VOCABULARY.parse(t), basis, "text_binding") + noise * j for t, j in zip(texts, jitter)])
+
+
+def test_binding_rows_rank_the_authors_pair_labels_and_the_clean_bindings(authors_scenes):
+    data = synthetic_embedded(authors_scenes)
+    np.testing.assert_allclose(_synthetic_text([authors_scenes[0]["caption"]])[0], data.caption[0], rtol=1e-5)
+    asked = []
+
+    def encode(texts):
+        asked.extend(texts)
+        return _synthetic_text(texts)
+
+    rows, _ = binding_rows(data, [Variant("CLIP")], {"solver": "sklearn", "sklearn": {"Cs": [1.0]}},
+                           _probe_weights(data), seed=0, kind="clevr", cosine_cfg={"l2": 0.01, "resamples": 0},
+                           encode_text=encode)
+    rows = {r["protocol"]: r for r in rows.to_pylist()}
+    test = [s for s in authors_scenes if s["split"] == "test"]
+    known = {s["caption"] for s in authors_scenes} | {s["negative_captions"][0] for s in authors_scenes}
+    assert asked and not set(asked) & known  # only the pair labels that no item's text words alike are embedded
+    assert rows["authors"]["n_recall_captions"] == 192 and rows["authors"]["n_recall_images"] == len(test)
+    assert rows["authors"]["recall_candidates"].startswith("every binding of two attribute-object pairs")
+    assert rows["clean"]["n_recall_captions"] == len({VOCABULARY.binding(s["caption"]) for s in test})
+    assert rows["clean"]["recall_candidates"] == "the test split's bindings, one wording each"
+    # bag-of-words embeddings: the right binding and its swap tie on cosine, so R@1 is about a half and R@10 high
+    assert rows["clean"]["recall_at_1"] == pytest.approx(0.5, abs=0.2) and rows["clean"]["recall_at_10"] > 0.9
+    # without an encoder, a pair label no item words alike borrows its other word order's embedding, and says so
+    borrowed, _ = binding_rows(data, [Variant("CLIP")], {"solver": "sklearn", "sklearn": {"Cs": [1.0]}},
+                               _probe_weights(data), seed=0, kind="clevr", cosine_cfg={"l2": 0.01, "resamples": 0})
+    assert f"; {len(set(asked))} without an embedding took that of the other word order" in \
+        borrowed.to_pylist()[0]["recall_candidates"]
+
+
 def _probe_weights(data):
     from workflow_scripts.analyses.probes import run_probes
 

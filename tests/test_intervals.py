@@ -53,8 +53,9 @@ def test_a_number_from_eleven_items_looks_like_one():
 
 def test_matching_markdown_shows_counts_and_intervals():
     rows = pd.DataFrame([{"dataset": "s", "model_id": "m", "weights": "w", "n_objects": 3, "condition": "original",
-                          "method": "caption", "accuracy": 0.5, "n_pairs": 10}])
-    assert "| 0.500 [0.237, 0.763] | 10 |" in matching_markdown(matching_table(rows))
+                          "large_position": "pooled", "method": "caption", "accuracy": 0.5, "n_pairs": 10,
+                          "n_scenes": 10}])
+    assert "| pooled | caption | 0.500 [0.237, 0.763] | 10 | 10 |" in matching_markdown(matching_table(rows))
 
 
 def test_every_bar_draws_its_own_interval(tmp_path):

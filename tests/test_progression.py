@@ -40,7 +40,7 @@ def source_tables():
                   "weights": WEIGHTS.format(run=run, seed=seed, step=step) if info else "openai"}
         final = FINAL[(info["caption_order"], seed)] if info and step == 10 else 0.5
         for protocol in ("authors", "clean"):
-            for method, template, share in (("caption", "short", final), ("split-mean", "short", 0.9),
+            for method, template, share in (("caption", "short", final), ("split-authors_sum", "short", 0.9),
                                             ("caption", "long", 0.1)):
                 tor.append({**labels, "protocol": protocol, "template": template, "method": method, "n_objects": 2,
                             "n_captions": 200, "first_retrieved_share_1": share if protocol == "clean" else 0.95})

@@ -93,11 +93,11 @@ def test_replace_object():
 
 def test_aggregate_object_embeddings_on_hand_made_vectors():
     per_object = np.array([[[3.0, 0.0], [0.0, 1.0]]])
-    assert aggregate_object_embeddings(per_object, "mean").tolist() == [[0.5, 0.5]]
-    assert aggregate_object_embeddings(per_object, "sum").tolist() == [[3.0, 1.0]]
+    assert aggregate_object_embeddings(per_object, "authors_sum").tolist() == [[1.0, 1.0]]  # not the raw [3, 1]
     assert aggregate_object_embeddings(per_object, "max").tolist() == [[1.0, 1.0]]
-    with pytest.raises(ValueError, match="median"):
-        aggregate_object_embeddings(per_object, "median")
+    for gone in ("median", "mean", "sum"):  # "sum" of raw embeddings is not the authors' Sum: no such name
+        with pytest.raises(ValueError, match=gone):
+            aggregate_object_embeddings(per_object, gone)
 
 
 # --- known answers: planted biases ---------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_ior_shares_are_even_without_a_large_object(objects, tuples):
     assert np.isnan(got["large_first_share"])
 
 
-@pytest.mark.parametrize("how", ["mean", "sum"])
+@pytest.mark.parametrize("how", ["authors_sum"])
 def test_per_object_aggregation_removes_a_planted_order_bias(objects, tuples, how):
     biased, _ = slot_shares(objects, tuples, (0.4, 0.3, 0.2, 0.1), noise=0.02)
     per_object = objects[tuples] + np.random.default_rng(7).normal(scale=0.02, size=(len(tuples), N, D))
@@ -157,10 +157,13 @@ def test_per_object_aggregation_removes_a_planted_order_bias(objects, tuples, ho
     assert mitigated["top_n_correct"].mean() >= 0.95
 
 
-def test_the_authors_sum_of_normalised_embeddings_ranks_as_split_mean(objects):
-    """The authors' sum mitigation adds L2-normalised per-object embeddings: n times split-mean, the same ranking."""
+def test_authors_sum_is_the_sum_of_normalised_embeddings(objects):
+    """The authors' Sum adds L2-normalised per-object embeddings (TOR_SimCO_CLIP_Sum): the same vectors, so the same
+    ranking, and not the ranking of a sum of raw embeddings, whose norms weight the names."""
     rng = np.random.default_rng(3)
     per_object = rng.normal(size=(50, 3, D)) * rng.uniform(0.5, 5, size=(50, 3, 1))
     authors_sum = (per_object / np.linalg.norm(per_object, axis=-1, keepdims=True)).sum(axis=1)
+    np.testing.assert_allclose(aggregate_object_embeddings(per_object, "authors_sum"), authors_sum)
     np.testing.assert_array_equal(retrieve(authors_sum, objects),
-                                  retrieve(aggregate_object_embeddings(per_object, "mean"), objects))
+                                  retrieve(aggregate_object_embeddings(per_object, "authors_sum"), objects))
+    assert (retrieve(per_object.sum(axis=1), objects)[:, 0] != retrieve(authors_sum, objects)[:, 0]).any()

@@ -20,7 +20,7 @@ from workflow_scripts.datasets.names import COCO_TOR_NAMES
 from workflow_scripts.datasets.simco import SHAPES as SIMCO_SHAPES
 
 CONFIG = {"protocols": ["authors", "clean"], "objects_per_caption": [2, 3], "captions_per_count": None,
-          "templates": ["short", "long"], "aggregations": ["mean"]}
+          "templates": ["short", "long"], "aggregations": ["authors_sum"]}
 
 
 def test_authors_captions_are_every_combination_in_vocabulary_order():
@@ -121,7 +121,7 @@ def test_rows_cover_each_protocol_count_and_template_with_the_split_once():
     rows = tor_rows(earliest_name_encoder(names), names, CONFIG, seed=0)
     keys = Counter((r["protocol"], r["template"], r["method"]) for r in rows)
     assert keys == {(p, t, m): 2 for p in ("authors", "clean") for t, m in
-                    [("short", "caption"), ("short", "split-mean"), ("long", "caption")]}
+                    [("short", "caption"), ("short", "split-authors_sum"), ("long", "caption")]}
     assert {r["n_names"] for r in rows} == {6}
 
 

@@ -77,7 +77,7 @@ def test_tiny_run_writes_paper_a_tables_and_figures(tiny_run):
 def test_tiny_run_writes_paper_b_tor(tiny_run):
     workdir, _ = tiny_run
     tor = pd.read_csv(workdir / "results/paper_b/tables/tor.csv")
-    kinds = (("short", "caption"), ("short", "split-mean"), ("long", "caption"))
+    kinds = (("short", "caption"), ("short", "split-authors_sum"), ("long", "caption"))
     sized = ("size_order, large first", "size_order, large last")  # only the COCO names have size categories
     assert set(zip(tor["dataset"], tor["protocol"], tor["template"], tor["n_objects"], tor["method"])) == {
         (d, p, t, n, m) for d in ("shapes", "objects", "coco_names") for p in ("authors", "clean") for n in (2, 3)
@@ -140,7 +140,7 @@ def test_tiny_run_writes_paper_b_ior_and_matching(tiny_run):
     assert (shares <= 1 + 1e-9).all()
     matching = pd.read_csv(tables / "matching.csv")
     assert {"original", "large to first", "small to last", "large named 1"} <= set(matching["condition"])
-    assert set(matching["method"]) == {"caption", "split-mean"}
+    assert set(matching["method"]) == {"caption", "split-authors_sum"}
     assert matching["accuracy"].between(0, 1).all()
     assert set(matching["dataset"]) == {"shapes", "objects"}
     for name in ("ior", "matching"):

@@ -241,9 +241,9 @@ def main(snakemake) -> None:
     maps = text_maps({path: f" ({source})" for path, source in snakemake.params.transferred.items()},
                      snakemake.params.published_maps, data.caption.shape[1], snakemake.wildcards.model, logger)
     flat = negatives.reshape(-1, negatives.shape[-1])
-    variants = [("CLIP", "none", data.caption, negatives)] + [
-        (name, selection, map_text(model, data.caption), map_text(model, flat).reshape(negatives.shape))
-        for name, selection, _, model in maps]
+    variants = [("CLIP", "none", None, data.caption, negatives)] + [
+        (name, selection, trained_on, map_text(model, data.caption), map_text(model, flat).reshape(negatives.shape))
+        for name, selection, _, trained_on, model in maps]
 
     def scored_rows(caption, negative):
         if snakemake.params.scoring == "sugarcrepe_pp":
@@ -252,8 +252,9 @@ def main(snakemake) -> None:
             return winoground_rows(data.items, data.image, caption, negative.reshape(caption.shape))
         return compositional_rows(subsets, data.image, caption, negative, scoring)
 
-    rows = [{"variant": variant, "selection": selection, "scoring": snakemake.params.scoring, **row}
-            for variant, selection, caption, negative in variants for row in scored_rows(caption, negative)]
+    rows = [{"variant": variant, "selection": selection, "train_negatives": trained_on,
+             "scoring": snakemake.params.scoring, **row}
+            for variant, selection, trained_on, caption, negative in variants for row in scored_rows(caption, negative)]
     columns = list(dict.fromkeys(key for row in rows for key in row))  # macro rows have more keys than the others
     write_table(pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows]),
                 snakemake.output.compositional, provenance)

@@ -5,12 +5,27 @@ embeddings L2-normalised and frozen; learnable temperature t (logits times exp(t
 SB (standard batch) is CLIP's symmetric loss over the B x B similarity matrix; HNB (hard-negative batch)
 adds each caption's attribute-swapped version as an extra text column.
 
-Epoch selection: one training run gives two maps. `last_epoch`, the final epoch's map, is what the authors keep
-(their validation is only logged): protocol `authors`, written as `{mode}.safetensors`. `best_val`, the epoch of
-best validation binding accuracy (the clean rule of similarity.py: cosine, ties half, items without a distinct
-negative left out; ties go to the lower validation loss, then the earlier epoch), is the clean protocol's, written
-as `{mode}_best_val.safetensors`; it changes only which epoch is kept. With early stopping (`patience`, off by
-default) the first map is the stopping epoch's, selection `early_stopped`, which is not the authors' map.
+Epoch selection and training negatives: the rule keeps two maps. `last_epoch`, the final epoch's map of the run
+on every training item with its negative as drawn, is what the authors keep (their validation is only logged):
+protocol `authors`, written as `{mode}.safetensors`. Those negatives include some that equal their caption (a CLEVR
+scene with two equal colours, about 1 in 8 with the authors' sampler, whose attribute swap is the caption itself; a
+COCO caption whose noun and adjective shuffle moved nothing, as ARO's shuffler does: 11.4% of the captions of the
+real COCO val2014 subset in ../shared): the authors'
+HNB map trains on these "negatives" that are positives, and its metadata counts them. `best_val` is the clean
+protocol's map, written as `{mode}_best_val.safetensors`: for HNB it comes from a second run, with the same seed and
+settings, on the training items with a distinct negative only (similarity.has_distinct_negative; the items without
+one dropped and counted), at the epoch of best validation binding accuracy (the clean rule of similarity.py: cosine,
+ties half, items without a distinct negative left out; ties go to the lower validation loss, then the earlier
+epoch). SB never uses the negatives, and HNB trains on no equal one when every negative is distinct: then one run
+serves both maps (never trained twice) and `best_val` changes only which epoch is kept. With early stopping
+(`patience`, off by default) the first map is the stopping epoch's, selection `early_stopped`, which is not the
+authors' map.
+
+The history holds every run's epochs, column `negatives` ("as drawn" or "distinct only") naming the run; `best`
+marks the one epoch whose map is `best_val`. Each map's provenance metadata has `train_items` (N, the training
+items), `train_same_negative` (k, those whose negative does not differ from the caption) and `train_negatives`, the
+text every table row built from the map carries in its column `train_negatives`: "as drawn (k of N equal their
+caption)", "distinct only (k of N dropped)" or, for SB, "unused (SB)".
 
 Weights are written as safetensors with the provenance in the metadata; the authors' released format
 (a torch state_dict {"t": scalar, "linear.weight": D x D}) can be read and written too.
@@ -37,6 +52,10 @@ from workflow_scripts.models.losses import hnb_loss, sb_loss
 log = logging.getLogger("clip_binding")
 
 MODES = ("SB", "HNB")
+# A run's training negatives: every item's as drawn (the authors'), or only the items whose negative differs from
+# their caption (the clean map's run).
+AS_DRAWN, DISTINCT_ONLY = "as drawn", "distinct only"
+NEGATIVES = (AS_DRAWN, DISTINCT_ONLY)
 WEIGHT_KEY = "linear.weight"
 TEMPERATURE_KEY = "t"
 
@@ -111,10 +130,15 @@ def train_labclip(
     device: str = "cpu",
     patience: int | None = None,
     progress: bool = False,
+    negatives: str = AS_DRAWN,
 ) -> tuple[dict[str, LabClip], list[dict]]:
-    """Train a LABCLIP map with Adam (the authors' settings are the config schema's defaults). Returns
-    ({"last_epoch": the final epoch's map (the authors'), "best_val": the map of the epoch of best validation
-    binding accuracy (ties: lower validation loss, then the earlier epoch)}, the per-epoch history).
+    """Train a LABCLIP map with Adam (the authors' settings are the config schema's defaults), one run. Returns
+    ({"last_epoch": the final epoch's map, "best_val": the map of the epoch of best validation binding accuracy
+    (ties: lower validation loss, then the earlier epoch)}, the per-epoch history, column `negatives` naming the run).
+
+    `negatives` "as drawn" (the authors') trains on every item of `train`; "distinct only" on the items whose
+    negative differs from their caption (similarity.has_distinct_negative), exactly as the "as drawn" run on
+    `train` without the others would. The validation set is the same in both.
 
     With `patience` (early stopping, off by default), training ends once that many epochs have passed without a
     new best: the last map is then the stopping epoch's, returned as "early_stopped" in place of "last_epoch" (it is
@@ -124,7 +148,11 @@ def train_labclip(
         raise ValueError(f"unknown LABCLIP mode {mode!r}: expected one of {MODES}")
     if patience is not None and patience < 1:
         raise ValueError(f"LABCLIP patience must be at least 1 epoch, not {patience}")
-    _check_split("train", train)
+    if negatives not in NEGATIVES:
+        raise ValueError(f"unknown LABCLIP training negatives {negatives!r}: expected one of {NEGATIVES}")
+    if negatives == DISTINCT_ONLY:
+        train = train.subset(has_distinct_negative(train.items, train.vocabulary))
+    _check_split("train" if negatives == AS_DRAWN else f"train ({negatives})", train)
     _check_split("val", val)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)  # CPU generator: the same order on every device
@@ -140,7 +168,7 @@ def train_labclip(
     if progress:
         from tqdm import tqdm
 
-        epoch_range = tqdm(epoch_range, desc=f"LABCLIP {mode}")
+        epoch_range = tqdm(epoch_range, desc=f"LABCLIP {mode} ({negatives})")
     for epoch in epoch_range:
         model.train()
         order = torch.randperm(len(image), generator=generator).to(device)
@@ -161,18 +189,61 @@ def train_labclip(
             best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
             for row in history:
                 row["best"] = False
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+        history.append({"negatives": negatives, "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "val_binding_accuracy": val_accuracy, "best": is_best})
-        log.info("LABCLIP %s epoch %d: train loss %.4f, val loss %.4f, val binding accuracy %.4f%s", mode, epoch,
-                 train_loss, val_loss, val_accuracy, " (best)" if is_best else "")
+        log.info("LABCLIP %s (%s) epoch %d: train loss %.4f, val loss %.4f, val binding accuracy %.4f%s", mode,
+                 negatives, epoch, train_loss, val_loss, val_accuracy, " (best)" if is_best else "")
         if patience is not None and epoch - best_epoch >= patience:
-            log.info("LABCLIP %s: stopped early after epoch %d, %d epochs after the best (%d)", mode, epoch, patience,
-                     best_epoch)
+            log.info("LABCLIP %s (%s): stopped early after epoch %d, %d epochs after the best (%d)", mode, negatives,
+                     epoch, patience, best_epoch)
             break
     best = LabClip(model.dim).to(device)
     best.load_state_dict(best_state)
     last = "early_stopped" if len(history) < epochs else "last_epoch"
     return {last: model.eval(), "best_val": best.eval()}, history
+
+
+def negative_counts(train: Embedded) -> dict[str, int]:
+    """{"train_items": N, "train_same_negative": k}: the training items, and those whose negative does not differ
+    from their caption (similarity.has_distinct_negative)."""
+    distinct = has_distinct_negative(train.items, train.vocabulary)
+    return {"train_items": len(distinct), "train_same_negative": int((~distinct).sum())}
+
+
+def train_labclip_maps(train: Embedded, val: Embedded, mode: str, **settings) -> tuple[dict, list[dict], dict]:
+    """The rule's two maps, as the module docstring says: ({"last_epoch" (or "early_stopped"): the last map of the
+    run on every item as drawn (the authors'), "best_val": the best validation epoch's map of the run on the items
+    with a distinct negative (the clean protocol's)}, both runs' history with `best` on the epoch of best_val's map
+    only, negative_counts(train)). For SB, or when no negative equals its caption, one run gives both maps.
+    `settings` are train_labclip's keyword arguments (lr, epochs, batch_size, seed, ...)."""
+    counts = negative_counts(train)
+    same, total = counts["train_same_negative"], counts["train_items"]
+    log.info("LABCLIP %s: %d of %d training items have a negative that does not differ from their caption%s", mode,
+             same, total, "; SB does not use the negatives" if mode == "SB" else "")
+    models, history = train_labclip(train, val, mode, **settings)
+    if mode == "SB" or same == 0:
+        return models, history, counts
+    log.info("LABCLIP %s: training again on the %d items with a distinct negative for the clean map", mode,
+             total - same)
+    clean, clean_history = train_labclip(train, val, mode, **settings, negatives=DISTINCT_ONLY)
+    last = next(selection for selection in models if selection != "best_val")
+    authors_history = [{**row, "best": False} for row in history]  # no map of this run is kept at its best epoch
+    return {last: models[last], "best_val": clean["best_val"]}, authors_history + clean_history, counts
+
+
+def train_negatives_text(mode: str, selection: str, counts: dict) -> str:
+    """What a map of `mode` and `selection` trained on, for its metadata and every table row built from it."""
+    same, total = counts["train_same_negative"], counts["train_items"]
+    if mode == "SB":
+        return "unused (SB)"
+    if selection == "best_val":
+        return f"{DISTINCT_ONLY} ({same} of {total} dropped)"
+    return f"{AS_DRAWN} ({same} of {total} equal their caption)"
+
+
+def map_metadata(mode: str, selection: str, counts: dict) -> dict:
+    """The training-negative keys of a map's provenance: train_items, train_same_negative, train_negatives."""
+    return {**counts, "train_negatives": train_negatives_text(mode, selection, counts)}
 
 
 @torch.no_grad()
@@ -254,16 +325,23 @@ def published_maps(maps: dict, dim: int, model_id: str, logger) -> list[tuple[st
     return fitting
 
 
-def text_maps(ours: dict, published: dict, dim: int, model_id: str, logger) -> list[tuple[str, str, int | None, LabClip]]:
-    """(variant name, selection, epoch, map) of every LABCLIP map an analysis applies beside CLIP: our maps (`ours`:
-    map file -> the suffix of its variant name, '' for a map of the dataset itself, ' (coco)' for one trained on
-    COCO), 'LABCLIP-<mode><suffix>' with their selection and epoch, then the published maps that fit the model
-    (`published`: paper_a.published_maps), 'published:<name>', released."""
+NOT_RECORDED = "not recorded"  # the training negatives of a map file written before they were recorded
+PUBLISHED_NEGATIVES = "not counted (released)"  # those of a published map
+
+
+def text_maps(ours: dict, published: dict, dim: int, model_id: str,
+              logger) -> list[tuple[str, str, int | None, str, LabClip]]:
+    """(variant name, selection, epoch, training negatives, map) of every LABCLIP map an analysis applies beside
+    CLIP: our maps (`ours`: map file -> the suffix of its variant name, '' for a map of the dataset itself,
+    ' (coco)' for one trained on COCO), 'LABCLIP-<mode><suffix>' with their selection, epoch and the
+    `train_negatives` text of their metadata, then the published maps that fit the model (`published`:
+    paper_a.published_maps), 'published:<name>', released, their negatives not counted."""
     maps = []
     for path, suffix in ours.items():
         model, saved = load_labclip(path)
-        maps.append((f"LABCLIP-{saved['mode']}{suffix}", saved["selection"], saved["epoch"], model))
-    return maps + [(f"published:{name}", "released", None, model)
+        maps.append((f"LABCLIP-{saved['mode']}{suffix}", saved["selection"], saved["epoch"],
+                     saved.get("train_negatives", NOT_RECORDED), model))
+    return maps + [(f"published:{name}", "released", None, PUBLISHED_NEGATIVES, model)
                    for name, model in published_maps(published, dim, model_id, logger)]
 
 
@@ -273,11 +351,13 @@ def export_authors_weights(model: LabClip, path) -> None:
 
 
 def map_files(models: dict, history: list[dict]) -> list[tuple[str, LabClip, int]]:
-    """(selection, map, epoch) for the rule's two map files, from train_labclip's result: the last map (selection
-    last_epoch, or early_stopped after early stopping), then the best validation epoch's."""
+    """(selection, map, epoch) for the rule's two map files, from train_labclip's or train_labclip_maps' result:
+    the last map of the run as drawn (selection last_epoch, or early_stopped after early stopping), then the best
+    validation epoch's (the epoch marked `best`, in whichever run gave that map)."""
     last = "last_epoch" if "last_epoch" in models else "early_stopped"
     best = next(h["epoch"] for h in history if h["best"])
-    return [(last, models[last], history[-1]["epoch"]), ("best_val", models["best_val"], best)]
+    last_epoch = [h["epoch"] for h in history if h.get("negatives", AS_DRAWN) == AS_DRAWN][-1]
+    return [(last, models[last], last_epoch), ("best_val", models["best_val"], best)]
 
 
 def main(snakemake) -> None:
@@ -292,21 +372,26 @@ def main(snakemake) -> None:
     data, provenance = embedded_for_rule(snakemake)
     settings, mode = snakemake.params.labclip, snakemake.wildcards.mode
     torch.set_num_threads(max(1, snakemake.threads))
-    models, history = train_labclip(
+    models, history, counts = train_labclip_maps(
         data.subset(data.split == "train"), data.subset(data.split == "val"), mode,
         lr=settings["lr"], epochs=settings["epochs"], batch_size=settings["batch_size"],
         seed=snakemake.params.seed, device=resolve_device(settings["device"]), patience=settings["patience"],
         progress=True,
     )
     best = next(h for h in history if h["best"])
-    logger.info("LABCLIP %s: best epoch %d, val binding accuracy %.3f; trained %d epochs, last %.3f", mode,
-                best["epoch"], best["val_binding_accuracy"], history[-1]["epoch"], history[-1]["val_binding_accuracy"])
+    last = [h for h in history if h["negatives"] == AS_DRAWN][-1]
+    logger.info("LABCLIP %s: best_val epoch %d (%s), val binding accuracy %.3f; as drawn trained %d epochs, last "
+                "%.3f", mode, best["epoch"], best["negatives"], best["val_binding_accuracy"], last["epoch"],
+                last["val_binding_accuracy"])
     provenance = {**provenance, "mode": mode}
-    write_table(pa.Table.from_pylist(history), snakemake.output.history, provenance)
+    write_table(pa.Table.from_pylist(history), snakemake.output.history, {**provenance, **counts})
     for path, (selection, model, epoch) in zip((snakemake.output.weights, snakemake.output.best_val),
                                                map_files(models, history)):
+        metadata = map_metadata(mode, selection, counts)
+        logger.info("LABCLIP %s %s map (epoch %d): training negatives %s", mode, selection, epoch,
+                    metadata["train_negatives"])
         save_labclip(model, path, {**provenance, "settings": settings, "selection": selection, "epoch": epoch,
-                                   "best_epoch": best["epoch"]})
+                                   "best_epoch": best["epoch"], **metadata})
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -1,7 +1,8 @@
 """Rule `matching`: image-text matching under reordering and resizing (paper B): is an image more similar to its
 caption than to a distractor naming one other object, when the large or a small object moves to the caption's
 first or last slot? 'split-<how>' rows embed each object's name alone and aggregate (the mitigation). Beside this
-workflow's conditions, the authors' two scenarios as their code builds them (protocol "authors")."""
+workflow's conditions, the authors' two scenarios as their code builds them (protocol "authors"), per position of
+the large object as the authors report them and pooled over positions (column large_position)."""
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -85,20 +86,37 @@ def condition_rank(condition: str) -> tuple:
     return 1, int(condition.rsplit(" ", 1)[1])
 
 
-def _grouped(protocol: str, method: str, correct: np.ndarray, counts: np.ndarray, conditions: np.ndarray) -> list:
-    """Accuracy rows per object count and condition of per-pair scores."""
+def position_label(condition: str) -> str:
+    """The large_position of a row of `condition` over all its scenes: p for "large named <p>" (scenes whose large
+    object is the p-th of their object list), else "pooled" (every position)."""
+    return condition.rsplit(" ", 1)[1] if condition.startswith("large named ") else "pooled"
+
+
+def _grouped(protocol: str, method: str, correct: np.ndarray, counts: np.ndarray, conditions: np.ndarray,
+             images: np.ndarray, positions: np.ndarray | None = None) -> list:
+    """Accuracy rows per object count and condition of per-pair scores (`images`: each pair's image index), each
+    over all its scenes (large_position: position_label) and, where `positions` gives each pair's large-object
+    position (0-based), first one row per position ("1", "2", ...: the scenes whose large object stands there).
+    n_scenes counts the distinct images behind a row."""
     rows = []
     for n in sorted(set(counts)):
         for condition in sorted(set(conditions[counts == n]), key=condition_rank):
             mask = (counts == n) & (conditions == condition)
-            rows.append({"protocol": protocol, "n_objects": int(n), "condition": str(condition), "method": method,
-                         "accuracy": float(correct[mask].mean()), "n_pairs": int(mask.sum())})
+            groups = [] if positions is None else [(str(p + 1), mask & (positions == p))
+                                                   for p in sorted(set(positions[mask]))]
+            for position, subset in groups + [(position_label(str(condition)), mask)]:
+                rows.append({"protocol": protocol, "n_objects": int(n), "condition": str(condition),
+                             "large_position": position, "method": method,
+                             "accuracy": float(correct[subset].mean()), "n_pairs": int(subset.sum()),
+                             "n_scenes": len(set(images[subset].tolist()))})
     return rows
 
 
 def authors_matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text, vocabulary: Vocabulary) -> list:
     """The authors' image-text matching (authors_scenarios): whole captions, correct only when the caption is
-    strictly more similar (cosine) to the image than the distractor, a tie counting as wrong."""
+    strictly more similar (cosine) to the image than the distractor, a tie counting as wrong. The authors report
+    one accuracy per position of the large object (one folder of scenes each): rows per position, and a "pooled"
+    row over all positions beside them."""
     variants = [(i, scene["n_objects"], *variant) for i, scene in enumerate(scenes)
                 for variant in authors_scenarios(scene, vocabulary)]
     if not variants:
@@ -108,7 +126,8 @@ def authors_matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text
     caption = encode_text([vocabulary.caption(o) for o in orders])
     distractor = encode_text([vocabulary.caption(d) for d in distractors])
     correct = (rowwise_cosine(images, caption) > rowwise_cosine(images, distractor)).astype(float)
-    return _grouped("authors", "caption", correct, np.array(counts), np.array(conditions))
+    positions = np.array([large_position(scenes[i]) for i in index])
+    return _grouped("authors", "caption", correct, np.array(counts), np.array(conditions), np.array(index), positions)
 
 
 def matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text: Callable[[list[str]], np.ndarray],
@@ -116,7 +135,8 @@ def matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text: Callab
     """Image-text matching as this workflow builds it (protocol "workflow"), caption vs the item's distractor, ties
     counting half, per object count, condition (matching_variants) and method:
     'caption' embeds each (reordered) caption whole; 'split-<how>' embeds each object's name alone and
-    aggregates (the mitigation, blind to order by construction). Captions follow the vocabulary's grammar."""
+    aggregates (the mitigation, blind to order by construction). Captions follow the vocabulary's grammar.
+    large_position: "pooled" (scenes of every layout), except p for the "large named <p>" rows."""
     variants = []
     for i, scene in enumerate(scenes):
         variants += [(i, scene["n_objects"], condition, order, distractor)
@@ -135,7 +155,7 @@ def matching_rows(scenes: list[dict], image_emb: np.ndarray, encode_text: Callab
     rows = []
     for method, (caption_emb, distractor_emb) in methods.items():
         correct = image_to_text_preference(images, caption_emb, distractor_emb)
-        rows += _grouped("workflow", method, correct, counts, conditions)
+        rows += _grouped("workflow", method, correct, counts, conditions, index)
     return rows
 
 

@@ -81,12 +81,12 @@ def main(snakemake) -> None:
     logger.info("%d test captions of %d images", len(test.items), len(images))
     maps = text_maps({path: "" for path in snakemake.input.labclip}, snakemake.params.published_maps,
                      test.caption.shape[1], snakemake.wildcards.model, logger)
-    variants = [("CLIP", "none", test.caption)] + [(name, selection, map_text(model, test.caption))
-                                                   for name, selection, _, model in maps]
+    variants = [("CLIP", "none", None, test.caption)] + [(name, selection, negatives, map_text(model, test.caption))
+                                                         for name, selection, _, negatives, model in maps]
     rows = []
-    for variant, selection, captions in variants:
+    for variant, selection, negatives, captions in variants:
         for row in recall_rows(captions, images, image_of_caption):
-            rows.append({"variant": variant, "selection": selection, **row})
+            rows.append({"variant": variant, "selection": selection, "train_negatives": negatives, **row})
             logger.info("%s %s R@%d: %.3f of %d", variant, row["direction"], row["k"], row["recall"],
                         row["n_queries"])
     write_table(pa.Table.from_pylist(rows), snakemake.output.recall, provenance)

@@ -5,7 +5,7 @@ import numpy as np
 from workflow_scripts.analyses.similarity import normalise
 
 MAX_OBJECTS = 5
-AGGREGATIONS = ("mean", "sum", "max")
+AGGREGATIONS = ("authors_sum", "max")
 
 
 def retrieve(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -56,13 +56,13 @@ def replace_object(order: tuple, k: int, new) -> tuple:
 
 
 def aggregate_object_embeddings(per_object: np.ndarray, how: str) -> np.ndarray:
-    """(m, d) caption embeddings from (m, n, d) embeddings of each object phrase embedded alone:
-    "mean" of the L2-normalised ones, "sum" of the raw ones, or elementwise "max" of the normalised ones."""
-    per_object = np.asarray(per_object, float)
-    if how == "mean":
-        return normalise(per_object).mean(axis=1)
-    if how == "sum":
+    """(m, d) caption embeddings from (m, n, d) embeddings of each object phrase embedded alone: "authors_sum",
+    the sum of the L2-normalised ones (paper B's Sum, as the authors' code adds them), or the elementwise "max" of
+    the normalised ones. (A sum of raw, unnormalised embeddings is another method, which weights each name by its
+    embedding's norm; it is not offered, so that no row named "sum" differs from the authors'.)"""
+    per_object = normalise(np.asarray(per_object, float))
+    if how == "authors_sum":
         return per_object.sum(axis=1)
     if how == "max":
-        return normalise(per_object).max(axis=1)
+        return per_object.max(axis=1)
     raise ValueError(f"unknown aggregation {how!r}; expected one of {AGGREGATIONS}")

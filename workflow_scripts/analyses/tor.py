@@ -11,8 +11,12 @@ Two protocols, both with the short template (names joined by " and ") and the au
   n - 1 small names, each in two orders, "large first" and "large last" (rows "size_order, large first|last"), top-n
   correct as in "clean": does the first slot win whatever is named there, or does the large object?
 All report the slot shares over all captions and among the top-n-correct ones.
-'split-<how>' rows embed each bare name alone and aggregate them (the mitigation; "sum" of the raw embeddings,
-"mean" of the L2-normalised ones, whose ranking is the authors' sum of L2-normalised embeddings).
+'split-<how>' rows embed each bare name alone and aggregate them (the mitigation; "authors_sum" is the authors' Sum,
+the sum of the L2-normalised embeddings).
+
+By default every caption a protocol defines is embedded, as the authors' code does (C(18,4) = 3,060 and C(18,5) =
+8,568 SIMCO captions; C(90,3) = 117,480 COCO ones); `captions_per_count` makes sampling an explicit choice, and each
+row says whether it was sampled ('sampled', 'n_possible'). Each distinct text is embedded once per object count.
 """
 import sys
 from collections.abc import Callable, Sequence
@@ -39,6 +43,7 @@ LONG_TEMPLATE = (
     ", and an alluring {} that completes the ensemble with its seamless fusion and distinct shape",
 )
 ENUMERATE_UP_TO = 2_000_000  # combinations listed in full below this count, sampled by rejection above it
+MAX_CAPTIONS = 5_000_000  # captions per job beyond which a full enumeration is refused (hours even on a GPU)
 
 
 def render_caption(names: Sequence[str], template: str = "short") -> str:
@@ -87,6 +92,43 @@ def protocol_tuples(protocol: str, k: int, n: int, limit: int | None, seed: int)
     return [c[r:] + c[:r] for c in chosen for r in range(n)]
 
 
+def possible_captions(protocol: str, k: int, n: int, sizes: Sequence[str] = ()) -> int:
+    """How many captions `protocol` defines for n of k names: every combination (authors), each in its n cyclic
+    orders (clean), or, per order of size_order, every set of one large and n - 1 small names."""
+    if protocol == "authors":
+        return comb(k, n)
+    if protocol == "clean":
+        return n * comb(k, n)
+    if protocol == "size_order":
+        return sizes.count("large") * comb(sizes.count("small"), n - 1)
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+
+
+def planned_captions(protocol: str, k: int, n: int, sizes: Sequence[str], limit: int | None) -> int:
+    """How many captions tor_rows embeds per template for `protocol` (size_order: both orders together), as
+    protocol_tuples and size_order_tuples draw them under `limit`."""
+    if protocol == "authors":
+        return possible_captions(protocol, k, n) if limit is None else min(comb(k, n), limit)
+    if protocol == "clean":
+        return n * (comb(k, n) if limit is None else min(comb(k, n), -(-limit // n)))
+    sets = possible_captions(protocol, k, n, sizes)
+    return len(SIZE_ORDERS) * (sets if limit is None else min(sets, -(-limit // 2)))
+
+
+def check_caption_budget(tor_cfg: dict, k: int, sizes: Sequence[str], where: str) -> int:
+    """The number of captions the settings ask for over k names (per template); ValueError naming
+    paper_b.tor.captions_per_count when a full enumeration would exceed MAX_CAPTIONS."""
+    limit, sizes = tor_cfg["captions_per_count"], list(sizes)
+    total = sum(planned_captions(protocol, k, n, sizes, limit) for protocol in tor_cfg["protocols"]
+                for n in tor_cfg["objects_per_caption"] if n <= k)
+    if limit is None and total > MAX_CAPTIONS:
+        raise ValueError(f"{where}: every TOR caption over {k} names is {total:,} captions per template (more than "
+                         f"{MAX_CAPTIONS:,}); set paper_b.tor.captions_per_count to sample that many per protocol "
+                         "and name count (the table then marks those rows as sampled), or list fewer "
+                         "objects_per_caption")
+    return total
+
+
 def size_order_tuples(sizes: Sequence[str], n: int, limit: int | None, seed: int) -> dict[str, list[tuple]]:
     """{"large first": tuples, "large last": the same names with the large one moved to the end}: name-index tuples
     of one "large" and n - 1 "small" names (`sizes` aligned with the names), at most ceil(limit / 2) distinct sets
@@ -129,20 +171,39 @@ def tor_rows(encode_text: Callable[[list[str]], np.ndarray], names: Sequence[str
     """One row per (protocol, template, name count, method) over the names `names`: 'caption' embeds the whole
     caption; 'split-<how>' embeds each bare name alone and aggregates (the mitigation, the same for every
     template, so it is given once, with the short template). `sizes`: each name's size category ("large",
-    "small" or ""), for the size_order protocol, which gives no rows without them."""
-    names = list(names)
+    "small" or ""), for the size_order protocol, which gives no rows without them. Each row says how many captions
+    the protocol defines ('n_possible') and whether its captions are a sample of them ('sampled')."""
+    names, sizes = list(names), list(sizes)
     name_emb = encode_text(names)
+    limit = tor_cfg["captions_per_count"]
     rows = []
-    for protocol in tor_cfg["protocols"]:
-        for n in tor_cfg["objects_per_caption"]:
+    for n in tor_cfg["objects_per_caption"]:
+        encode = memoised(encode_text)  # the clean protocol's first rotation is the authors' caption: embed it once
+        for protocol in tor_cfg["protocols"]:
             if protocol == "size_order":
                 orders = {f"size_order, {order}": tuples for order, tuples in
-                          size_order_tuples(sizes, n, tor_cfg["captions_per_count"], seed).items() if tuples}
+                          size_order_tuples(sizes, n, limit, seed).items() if tuples}
             else:
-                orders = {protocol: protocol_tuples(protocol, len(names), n, tor_cfg["captions_per_count"], seed)}
+                orders = {protocol: protocol_tuples(protocol, len(names), n, limit, seed)}
+            possible = possible_captions(protocol, len(names), n, sizes)
             for label, tuples in orders.items():
-                rows += protocol_rows(encode_text, names, name_emb, np.array(tuples), protocol, label, tor_cfg)
+                sample = {"n_possible": possible, "sampled": len(tuples) < possible}
+                rows += [{**row, **sample} for row in
+                         protocol_rows(encode, names, name_emb, np.array(tuples), protocol, label, tor_cfg)]
     return rows
+
+
+def memoised(encode_text: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], np.ndarray]:
+    """`encode_text` that embeds each distinct text once over all its calls (the vectors are kept)."""
+    known: dict[str, np.ndarray] = {}
+
+    def encode(texts: list[str]) -> np.ndarray:
+        new = sorted(set(texts) - known.keys())
+        if new:
+            known.update(zip(new, encode_text(new)))
+        return np.stack([known[text] for text in texts])
+
+    return encode
 
 
 def protocol_rows(encode_text, names, name_emb, tuples, protocol, label, tor_cfg) -> list[dict]:
@@ -188,10 +249,12 @@ def main(snakemake) -> None:
     from workflow_scripts.models.embed import configured_text_encoder
 
     logger = start_job(snakemake)
-    encode_text, provenance = configured_text_encoder(snakemake)
-
     vocabulary = read_vocabulary(snakemake.input.item_table)
     names = vocabulary.objects
+    total = check_caption_budget(snakemake.params.tor, len(names), vocabulary.sizes,
+                                 f"datasets.{snakemake.wildcards.dataset}")
+    logger.info("TOR over %d names: %d captions per template", len(names), total)
+    encode_text, provenance = configured_text_encoder(snakemake, progress=True)
     rows = tor_rows(encode_text, names, snakemake.params.tor, snakemake.params.seed, vocabulary.sizes)
     provenance = {**provenance, "dataset": snakemake.wildcards.dataset, "tor": snakemake.params.tor}
     write_table(pa.Table.from_pylist(rows), snakemake.output.tor, provenance)

@@ -35,7 +35,9 @@ COLORS = {
     "cyan": (41, 208, 208),
     "yellow": (255, 238, 51),
 }
-VOCABULARY = Vocabulary(objects=SHAPES, attributes=tuple(COLORS), phrase="{attribute} {object}")
+# pair_labels: the authors' Recall@K candidates, every two colour-shape pairs with two shapes, one wording each
+VOCABULARY = Vocabulary(objects=SHAPES, attributes=tuple(COLORS), phrase="{attribute} {object}",
+                        pair_labels="unordered")
 
 
 def caption(pairs) -> str:

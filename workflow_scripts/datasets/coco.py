@@ -10,7 +10,12 @@ for test and val (not Karpathy's 5k: the tables say which).
 One item per image and caption (the first `captions_per_image` of each image, in file order), sharing the image's
 `image_group`: the caption cut to `max_words` words (40, as the authors cut them) and, as its one negative, the
 same words with nouns and adjectives shuffled by ARO's text shuffler (perturbations.nouns_and_adjectives),
-seeded by the config's seed and the item's place.
+seeded by the config's seed and the item's place. Where the shuffle leaves every token in place (it drew the
+identity, or swapped equal words, as ARO's shuffler does: 2,733 of the 24,000 captions of the real COCO val2014
+subset in ../shared with seed 0), the negative is the caption
+itself, written as the caption is: ARO's tokens joined by spaces would differ from it in spacing only
+("couch." -> "couch ."), which hid that the negative is no negative (similarity.has_distinct_negative compares
+the texts). The item keeps it, as the authors' protocol trains on it; the clean LABCLIP map drops such items.
 With analysis `mention_order` listed, COCO's instance annotations (`<root>/annotations/instances_{train,val}2014.json`)
 give every item its image's `annotated_objects`: each instance's category and its mask and box areas as fractions
 of the image (crowd regions, iscrowd 1, are not one object and are left out): the ground truth of paper B's
@@ -131,6 +136,13 @@ def official_split_images(spec: dict, inputs: dict, seed: int, dataset: str) -> 
     return rows
 
 
+def hard_negative(caption: str, tokens, rng) -> str:
+    """ARO's shuffle of the caption's nouns and adjectives (`tokens`: its (text, tag) pairs); the caption itself
+    where the shuffle leaves every token in place, so that a negative equal to its caption reads as equal."""
+    negative = nouns_and_adjectives(tokens, rng)
+    return caption if negative == " ".join(text for text, _ in tokens) else negative
+
+
 def items(dataset: str, spec: dict, context):
     root = Path(spec["root"]).expanduser().resolve()
     images = (read_karpathy(context.inputs["karpathy"]) if spec.get("karpathy")
@@ -147,7 +159,7 @@ def items(dataset: str, spec: dict, context):
     annotated = {"annotated_objects": lambda image: instances.get(image["cocoid"], [])} if instances else {}
     rows = [{"item_id": f"{dataset}-{image['cocoid']}-{k}", "dataset": dataset, "split": image["split"],
              "caption": caption, "image": str(root / image["image"]), "image_group": str(image["cocoid"]),
-             "negative_captions": [nouns_and_adjectives(tokens_of, seeded(context.seed, image["cocoid"], k))],
+             "negative_captions": [hard_negative(caption, tokens_of, seeded(context.seed, image["cocoid"], k))],
              **{column: values(image) for column, values in annotated.items()}}
             for (image, k, caption), tokens_of in zip(captions, tokens)]
     check_images_exist(sorted({row["image"] for row in rows}), f"datasets.{dataset}.root ({root})",

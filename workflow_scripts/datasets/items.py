@@ -82,6 +82,7 @@ OPTIONAL_COLUMNS = {
 }
 RENDER_COLUMNS = ("n_objects", "objects", "shard", "render_seed", "camera", "image_width", "image_height")
 SPLITS = ("train", "val", "test")
+PAIR_LABELS = ("unordered", "ordered", "attribute_pairs")  # Vocabulary.pair_labels
 VOCABULARY_KEY = b"vocabulary"
 
 
@@ -90,13 +91,19 @@ class Vocabulary:
     """What a dataset's captions are made of: object names, attribute values, and the caption grammar (each
     object's `phrase`, joined in object order by `joiner`). `phrase` None: free text, not parseable. `sizes`, where
     given, is each object's size category in the world ("large", "small", or "" for neither), aligned with
-    `objects` (TOR's size_order protocol)."""
+    `objects` (TOR's size_order protocol). `pair_labels` names the authors' Recall@K candidates over two-object
+    captions, their "pair labels" (PAIR_LABELS; analyses/binding.py builds them): "unordered", every two
+    attribute-object pairs with different objects, one wording per set of pairs (their CLEVR code); "ordered", every
+    ordered such pair with different attributes too, both word orders (their PUG:SPARE loader); "attribute_pairs",
+    every ordered pair of different objects with each (first, second) of `attribute_pairs` (their PUG:SPAR loader)."""
 
     objects: tuple[str, ...]
     attributes: tuple[str, ...] = ()
     phrase: str | None = "{object}"
     joiner: str = " and "
     sizes: tuple[str, ...] = ()
+    pair_labels: str = "unordered"
+    attribute_pairs: tuple[tuple[str, str], ...] = ()
 
     def caption(self, objects, attributes=None) -> str:
         """The caption naming `objects` in order, each with its attribute where the phrase has one."""
@@ -134,7 +141,8 @@ class Vocabulary:
     def from_json(cls, text: bytes) -> "Vocabulary":
         fields = json.loads(text)
         return cls(tuple(fields["objects"]), tuple(fields["attributes"]), fields["phrase"], fields["joiner"],
-                   tuple(fields.get("sizes", ())))
+                   tuple(fields.get("sizes", ())), fields.get("pair_labels", "unordered"),
+                   tuple(tuple(pair) for pair in fields.get("attribute_pairs", ())))
 
 
 def binding_key(pairs) -> tuple:

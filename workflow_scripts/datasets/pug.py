@@ -37,6 +37,11 @@ LABEL_FILES = {"spar": "labels.csv", "spare": "PUG_SPARE.csv"}
 COLUMNS = ("filename", "world_name", "character_name", "character2_name", "character_texture", "character2_texture")
 BLANK, DEFAULT_TEXTURE = "blank", "Default"
 PHRASE = "{attribute} {object}"
+# The authors' Recall@K candidates (Vocabulary.pair_labels) per variant: their SPAR loader pairs every ordered pair
+# of animals with (Blue, Red) and (Grass, Stone), the first texture on the first animal; their SPARE loader takes
+# every ordered pair label with two animals and two textures (both word orders).
+SPAR_TEXTURE_PAIRS = (("Blue", "Red"), ("Grass", "Stone"))
+PAIR_LABELS = {"spar": "attribute_pairs", "spare": "ordered"}
 
 
 def labels_file(spec: dict) -> Path:
@@ -99,7 +104,9 @@ def items(dataset: str, spec: dict, context: ItemContext):
     check_images_exist([image_of(root, variant, row) for row in kept], str(path), "it lists for paper A's pairs")
     vocabulary = Vocabulary(objects=tuple(sorted({w for row in kept for w in pair_label(row)[1::2]})),
                             attributes=tuple(sorted({w for row in kept for w in pair_label(row)[0::2]})),
-                            phrase=PHRASE)
+                            phrase=PHRASE, pair_labels=PAIR_LABELS[variant],
+                            attribute_pairs=tuple((word(a), word(b)) for a, b in SPAR_TEXTURE_PAIRS)
+                            if variant == "spar" else ())
     scenes = []
     for row in kept:
         t1, a1, t2, a2 = pair_label(row)

@@ -10,7 +10,10 @@ Two objects of 12 categories (SIMCO's procedural shapes), each covered whole by 
   order and placed independently of their textures: PUG:SPARE's de-correlated design.
 Captions "{texture} {object} and {texture} {object}", the hard negative swaps the textures; splits are grouped
 by the scene's textures and categories (a caption and its swap share a split), as for CLEVR.
+The vocabulary declares the authors' Recall@K candidates of the style's PUG setting (Vocabulary.pair_labels).
 """
+from dataclasses import replace
+
 from workflow_scripts.common.camera import project
 from workflow_scripts.datasets.clevr import split_group_key
 from workflow_scripts.datasets.items import Vocabulary, rendered_items
@@ -34,6 +37,10 @@ STYLES = ("spar", "spare")
 MATERIAL = "textured"  # the renderer covers the object with its attribute's procedural texture
 MIN_SEPARATION = 0.15  # of the image width between the two objects' centres, so that left and right are clear
 VOCABULARY = Vocabulary(objects=CATEGORIES, attributes=TEXTURES, phrase="{attribute} {object}")
+# Per style, with the authors' Recall@K candidates of its setting: PUG:SPAR's loader pairs every ordered pair of
+# objects with each texture pair, PUG:SPARE's takes every ordered pair label (both word orders).
+VOCABULARIES = {"spar": replace(VOCABULARY, pair_labels="attribute_pairs", attribute_pairs=SPAR_PAIRS),
+                "spare": replace(VOCABULARY, pair_labels="ordered")}
 
 
 def image_x(placed: dict, camera: dict, width: int, height: int) -> float:
@@ -85,7 +92,7 @@ def items(dataset: str, spec: dict, context: ItemContext):
     rng = dataset_rng(context.seed, dataset)
     scenes = [sample_scene(rng, spec["style"], width, height) for _ in range(spec["scenes_per_count"])]
     splits = splits_per_count(rng, scenes, [2], spec["splits"])
-    return rendered_items(dataset, scenes, splits, spec["shards"], width, height), VOCABULARY
+    return rendered_items(dataset, scenes, splits, spec["shards"], width, height), VOCABULARIES[spec["style"]]
 
 
 def check(dataset: str, spec: dict) -> list[str]:

@@ -190,14 +190,15 @@ def embed_texts(model, tokenizer, texts, device, batch_size, precision, progress
     return vectors[[row_of[t] for t in texts]]
 
 
-def configured_text_encoder(snakemake):
+def configured_text_encoder(snakemake, progress: bool = False):
     """(texts -> (n, d) embeddings, provenance) of the model a rule's params configure (load_configured_model),
-    for analyses that embed texts of their own."""
+    for analyses that embed texts of their own; `progress` shows a bar per call."""
     settings = snakemake.params.embedding
     model, _, tokenizer, provenance, device = load_configured_model(snakemake)
 
     def encode_text(texts):
-        return embed_texts(model, tokenizer, texts, device, settings["batch_size"], settings["precision"])
+        return embed_texts(model, tokenizer, texts, device, settings["batch_size"], settings["precision"],
+                           progress=progress)
 
     return encode_text, {**provenance, "precision": precision_used(device, settings["precision"])}
 

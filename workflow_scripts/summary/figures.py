@@ -206,15 +206,18 @@ def tor_position_bias(tables):
     grid = bar_grid(data, "position", "share", "method", col="n_objects", row="panel", height=2.8, aspect=1.1)
     grid.set_titles("{row_name}\n{col_name} objects")
     positions = sorted(reference.TOR_FIRST_RETRIEVED_SHARE)
+    enumerated = tor[(tor["protocol"] == "authors") & (tor["n_objects"] == 4) & (tor["method"] == "caption")
+                     & ~tor.get("sampled", pd.Series(True, index=tor.index)).astype(bool)]
+    marked = {f"{panel}\n4 objects" for panel in enumerated["panel"]}  # the paper's setting, every caption embedded
     for ax in grid.axes.flat:
-        if ax.get_title().startswith("authors protocol") and ax.get_title().endswith("\n4 objects"):
+        if ax.get_title() in marked:
             ax.scatter([p - 1 for p in positions], [reference.TOR_FIRST_RETRIEVED_SHARE[p] for p in positions],
                        marker="x", color="black", zorder=3)
     grid.set_axis_labels("caption slot", "share retrieved first")
     return grid.figure, ("Text-based object retrieval by caption slot, short captions (authors: combinations in "
                          "vocabulary order; clean: every order balanced, no bias gives 1/n; size_order: one large "
                          "name among small ones, named first or last; x: paper, 4 objects, "
-                         f"setting uncertain; {INTERVAL_NOTE}); {weights_note(tor)}")
+                         f"setting uncertain, beside enumerated rows only; {INTERVAL_NOTE}); {weights_note(tor)}")
 
 
 def caption_tor_position(tables):
@@ -273,17 +276,57 @@ def ior_large_object(tables):
 
 
 def matching_conditions(tables):
+    """Per dataset and model, one row of panels per protocol, one column per object count: this workflow's
+    conditions (x) per method, and the authors' two scenarios per position of the large object in the scene's
+    object list (x: "1".."n", one folder of scenes each as the authors report them, and "pooled"); chance dashed.
+    Drawn bar by bar (the two rows differ in x and hue), each bar with its 95% interval whisker."""
     matching = tables["matching"].copy()
     matching["panel"] = matching["dataset"] + " / " + matching["model_id"]
-    grid = bar_grid(matching, "condition", "accuracy", "method", col="n_objects", row="panel", height=4.2, aspect=1.2,
-                    sharex=False)
-    chance_line(grid, 0.5)
-    for ax in grid.axes.flat:
-        ax.tick_params(axis="x", labelrotation=60)
-    grid.set_titles("{row_name}\n{col_name} objects")
-    grid.set_axis_labels("", "caption vs distractor accuracy")
-    return grid.figure, (f"Image-text matching under reordering and resizing ({INTERVAL_NOTE}); "
-                         f"{weights_note(matching)}")
+    kinds = {"workflow": ("condition", "method", "workflow conditions"),
+             "authors": ("large_position", "condition", "authors' scenarios by large-object position")}
+    lines = [(panel, protocol) for panel in dict.fromkeys(matching["panel"]) for protocol in kinds
+             if ((matching["panel"] == panel) & (matching["protocol"] == protocol)).any()]
+    counts = sorted(set(matching["n_objects"]))
+    figure, axes = plt.subplots(len(lines), len(counts), figsize=(4.8 * len(counts), 3.8 * len(lines)),
+                                squeeze=False, sharey=True)
+    for (panel, protocol), line in zip(lines, axes):
+        x, hue, what = kinds[protocol]
+        section = matching[(matching["panel"] == panel) & (matching["protocol"] == protocol)]
+        hue_order = list(dict.fromkeys(section[hue]))
+        colours = dict(zip(hue_order, sns.color_palette(n_colors=len(hue_order))))
+        width = 0.8 / len(hue_order)
+        drawn = []
+        for n, ax in zip(counts, line):
+            data = section[section["n_objects"] == n]
+            ax.set_title(f"{panel}, {n} objects\n{what}", fontsize=9)
+            if data.empty:
+                ax.set_axis_off()
+                continue
+            order = list(dict.fromkeys(data[x]))  # the table's order: conditions ranked, positions then "pooled"
+            for h, level in enumerate(hue_order):
+                bars = data[data[hue] == level].set_index(x).reindex(order)
+                bars["centre"] = [i - 0.4 + width * (h + 0.5) for i in range(len(order))]
+                bars = bars.dropna(subset=["accuracy"])
+                value, low, high = (bars["accuracy" + suffix] for suffix in ("", LOW, HIGH))
+                ax.bar(bars["centre"], value, width, color=colours[level], label=level)
+                ax.errorbar(bars["centre"], value, yerr=[value - low, high - value], fmt="none", color="black",
+                            capsize=2, linewidth=0.8, zorder=4)
+            ax.axhline(0.5, color="gray", linestyle="--", linewidth=1)
+            if protocol == "workflow":
+                ax.set_xticks(range(len(order)), order, rotation=60, ha="right", rotation_mode="anchor")
+            else:
+                ax.set_xticks(range(len(order)), order)
+                ax.axvline(len(order) - 1.5, color="gray", linestyle=":", linewidth=1)  # positions | pooled
+                ax.set_xlabel("position of the large object")
+            ax.set_ylim(0, 1.02)
+            drawn.append(ax)
+        line[0].set_ylabel("caption vs distractor accuracy")
+        drawn[-1].legend(title="method" if protocol == "workflow" else "scenario", loc="upper left",
+                         bbox_to_anchor=(1.02, 1), fontsize=8, title_fontsize=8)
+    return figure, ("Image-text matching under reordering and resizing: this workflow's conditions per method, and "
+                    "the authors' two scenarios per position of the large object in the scene (one folder of scenes "
+                    "each, as the authors report them) beside 'pooled' over all positions (dashed: chance; "
+                    f"{INTERVAL_NOTE}, pairs taken as independent); {weights_note(matching)}")
 
 
 def read_training_curves(run_dirs) -> pd.DataFrame:

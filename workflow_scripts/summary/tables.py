@@ -237,20 +237,36 @@ def probe_settings_markdown(table: pd.DataFrame) -> str:
             "number for it.\n\n" + markdown_table(rows, columns))
 
 
+TRAIN_NEGATIVES_NOTE = (
+    "'train negatives' says what a LABCLIP map trained on: the authors' map ('last_epoch') on every training item's "
+    "hard negative as drawn, 'as drawn (k of N equal their caption)' counting the k 'negatives' that are the caption "
+    "itself (CLEVR scenes with two equal colours, COCO captions whose noun and adjective shuffle drew the identity); "
+    "the clean map ('best_val') from a second run, same seed and settings, without those items, 'distinct only (k of "
+    "N dropped)' (with k = 0 one run gives both maps); SB uses no negatives, 'unused (SB)', and one run gives both "
+    "its maps. Published maps: 'not counted (released)'.")
+
+
 BINDING_PROTOCOLS = (
     "Protocol 'authors' is the authors' binding rule: on CLEVR-kind datasets the score is the L2-normalised image "
     "embedding . the raw (unnormalised) text embedding, a tie counts as correct and scenes whose hard negative binds "
     "as the caption (two equal colours) are left out; on other kinds (the authors' PUG rule) cosine, a tie counts "
     "as wrong, nothing left out. Protocol 'clean' scores by cosine, counts a tie half and leaves out items without "
     "a distinct negative. LABCLIP's text is L2-normalised, so for its rows the two scores coincide. Epoch selection "
-    "of a LABCLIP map: 'last_epoch' (the authors') or 'best_val' (the epoch of best validation binding accuracy), "
-    "from one training run ('early_stopped' in place of 'last_epoch' where early stopping was configured). Recall@k ranks, for each test image, the distinct captions of the test split (hard "
-    "negatives only where they are another scene's caption) by the protocol's score; ties as in its accuracy "
-    "('clean': at random). Probe-weight cosine: mean over probes and classes of the cosine between the image and "
-    "the text probe's weight rows; 'authors' uses the probe rule's solver (SGD: last epoch, image and text probes "
-    "from one seeded initialisation), 'clean' the unique minimiser of the l2-regularised multinomial logistic "
-    "regression on raw embeddings, fitted on the training items and on seeded bootstrap resamples of them "
-    "(mean +- sd over n_bootstrap resamples).")
+    "of a LABCLIP map: 'last_epoch' (the authors') or 'best_val' (the epoch of best validation binding accuracy; "
+    "'early_stopped' in place of 'last_epoch' where early stopping was configured). " + TRAIN_NEGATIVES_NOTE + " "
+    "Recall@k ranks candidate captions for each test image by the protocol's score, ties as in its accuracy "
+    "('clean': at random); 'recall candidates' names the set, n its size. 'authors': the authors' pair labels of "
+    "the whole vocabulary, not only the test split, ranking the two-object test images: on CLEVR every binding of "
+    "two colour-shape pairs, one wording each (192 for 8 colours x 3 shapes; our wording follows the vocabulary's "
+    "order, theirs the order of Python sets); on PUG:SPAR every ordered pair of objects with blue/red and "
+    "grass/stone; on PUG:SPARE every ordered pair label, both word orders, the right one the caption's own, as "
+    "their loader has it. 'clean': the test split's bindings, one wording each, so that a caption's two word orders "
+    "never compete. Free-text captions (and, for 'authors', captions without attributes): the test split's "
+    "distinct caption strings. Probe-weight cosine: mean over "
+    "probes and classes of the cosine between the image and the text probe's weight rows; 'authors' uses the probe "
+    "rule's solver (SGD: last epoch, image and text probes from one seeded initialisation), 'clean' the unique "
+    "minimiser of the l2-regularised multinomial logistic regression on raw embeddings, fitted on the training "
+    "items and on seeded bootstrap resamples of them (mean +- sd over n_bootstrap resamples).")
 
 
 def fine_tuned_with_hard_negatives(table: pd.DataFrame) -> pd.Series:
@@ -294,6 +310,13 @@ def binding_markdown(table: pd.DataFrame) -> str:
         return (f"{row['probe_weight_cosine']:.3f} (bootstrap {row['probe_weight_cosine_boot_mean']:.3f} +- "
                 f"{row['probe_weight_cosine_boot_sd']:.3f}, n={int(row['n_bootstrap'])})")
 
+    def candidates(row) -> str:
+        if not row:
+            return ""
+        if not isinstance(row.get("recall_candidates"), str):  # results of an older binding rule
+            return "not recorded"
+        return f"{row['recall_candidates']} (n={int(row['n_recall_captions'])})"
+
     accuracy, recall = [], []
     for key, group in table.groupby(keys, sort=False, dropna=False):
         by = {r["protocol"]: r for r in group.to_dict("records")}
@@ -305,9 +328,12 @@ def binding_markdown(table: pd.DataFrame) -> str:
                          "binding (clean)": share(clean, "image_to_text_accuracy", "n_scored"),
                          "text-to-image (authors)": share(authors, "text_to_image_accuracy", "n_twin_pairs"),
                          "text-to-image (clean)": share(clean, "text_to_image_accuracy", "n_twin_pairs"),
-                         "same-binding test items": group["n_same_binding"].iloc[0]})
+                         "same-binding test items": group["n_same_binding"].iloc[0],
+                         "train negatives": group["train_negatives"].iloc[0] if "train_negatives" in group else None})
         recall.append({**head, **{f"R@{k} ({p})": share(r, f"recall_at_{k}", "n_recall_images")
                                   for k in (1, 5, 10) for p, r in (("authors", authors), ("clean", clean))},
+                       **{f"recall candidates ({p})": candidates(r) for p, r in (("authors", authors),
+                                                                                 ("clean", clean))},
                        "probe cosine (authors)": authors.get("probe_weight_cosine"),
                        "paper": authors.get("reference_probe_weight_cosine"),
                        "probe cosine (clean)": spread(clean),
@@ -341,17 +367,29 @@ def tor_table(tor: pd.DataFrame) -> pd.DataFrame:
     """TOR rows, with the paper's shares beside the rows of the authors' protocol whose setting is closest to the
     published one (4 names, whole short captions); which name list and which denominator they used is not known."""
     table = tor.copy()
+    if "sampled" not in table.columns:  # results of an older TOR rule, which did not record it: not known complete
+        table["sampled"], table["n_possible"] = True, np.nan
+    table["captions"] = [caption_sample_text(n, possible, sampled) for n, possible, sampled
+                         in zip(table["n_captions"], table["n_possible"], table["sampled"])]
     reported = ((table["protocol"] == "authors") & (table["n_objects"] == 4) & (table["method"] == "caption")
-                & (table["template"] == "short"))
+                & (table["template"] == "short") & ~table["sampled"].astype(bool))
     for position, share in reference.TOR_FIRST_RETRIEVED_SHARE.items():
         table[f"reference_first_retrieved_share_{position}"] = np.where(reported, share, np.nan)
     table["reference_source"] = np.where(reported, reference.PAPER_B_SOURCE, "")
     return with_intervals(table, "tor")
 
 
+def caption_sample_text(n_captions, n_possible, sampled) -> str:
+    """'all 3060' for an enumerated row, 'sampled 2000 of 8568' for a sampled one, '2000 (of how many not
+    recorded)' for results that did not record it."""
+    if n_possible != n_possible:  # NaN
+        return f"{int(n_captions)} (of how many not recorded)"
+    return f"sampled {int(n_captions)} of {int(n_possible)}" if sampled else f"all {int(n_captions)}"
+
+
 def tor_markdown(table: pd.DataFrame) -> str:
     columns = (["dataset", "model_id", "weights", "precision", "protocol", "template", "n_objects", "method", "n_names",
-                "n_captions", "top_n_accuracy"] + share_columns(table, "first_retrieved_share_")
+                "captions", "top_n_accuracy"] + share_columns(table, "first_retrieved_share_")
                + ["reference_first_retrieved_share_1", "reference_first_retrieved_share_4", "n_top_n_correct"]
                + share_columns(table, "correct_first_retrieved_share_"))
     return ("# Text-based object retrieval\n\nOver each dataset's object names: share of captions whose most "
@@ -366,7 +404,10 @@ def tor_markdown(table: pd.DataFrame) -> str:
             "one large and n - 1 small names, the same sets named with the large one first and last (top-n as "
             "'clean'); a first-slot share that stays high under 'large last' is an order bias, a share that follows "
             "the large name a size bias. 'long': the authors' long template. 'split-<how>' embeds each bare name "
-            "alone and aggregates (the mitigation). References: "
+            "alone and aggregates (the mitigation); 'split-authors_sum' is the authors' Sum (the L2-normalised "
+            "single-name embeddings added). 'captions': 'all N' where every caption the protocol defines was "
+            "embedded, as the authors' code does; 'sampled k of N' where paper_b.tor.captions_per_count sampled "
+            "them (no published number stands beside a sampled row). References: "
             f"{reference.PAPER_B_SOURCE}; they stand beside the authors'-protocol rows, but which name list "
             "and which denominator (all or top-n-correct captions) they come from is not known."
             f"\n{INTERVAL_NOTE}\n{RANDOM_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
@@ -402,8 +443,8 @@ def ior_markdown(table: pd.DataFrame) -> str:
 
 
 def matching_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "precision", "protocol", "n_objects", "condition", "method",
-               "accuracy", "n_pairs"]
+    columns = ["dataset", "model_id", "weights", "precision", "protocol", "n_objects", "condition",
+               "large_position", "method", "accuracy", "n_pairs", "n_scenes"]
     return ("# Image-text matching under reordering and resizing\n\nShare of images more similar to their "
             "caption than to a distractor naming one other object (ties count half). 'original': the scene's "
             "caption; '<size> to first|last': the large or a small object moved to the caption's first or last "
@@ -412,7 +453,12 @@ def matching_markdown(table: pd.DataFrame) -> str:
             "'authors': the authors' scenarios, one distractor per absent object, a tie counting as wrong: "
             "'authors 1: large first' (the large object swapped into the first slot, the distractor replacing it), "
             "'authors 2: large last' (the large object swapped into the last slot, the distractor naming it first "
-            "and replacing the last object). "
+            "and replacing the last object). The authors report one accuracy per position of the large object "
+            "(one folder of scenes per position): 'large_position' p keeps the scenes whose large object is the "
+            "p-th of the scene's object list; 'pooled' rows pool all positions (and, in protocol 'workflow', "
+            "scenes of any layout; its 'large named <p>' rows are position p). 'n_scenes': the images behind a "
+            "row. The intervals treat pairs as independent, although in the authors' scenarios each scene "
+            "contributes one pair per absent class, so they are likely too narrow. "
             "REFERENCE.md gives no number for this measure.\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
             + markdown_table(table.to_dict("records"), columns))
 
@@ -486,13 +532,15 @@ def recall_table(recall: pd.DataFrame) -> pd.DataFrame:
 
 
 def recall_markdown(table: pd.DataFrame) -> str:
-    columns = ["dataset", "model_id", "weights", "precision", "activation", "variant", "selection", "direction", "k",
-               "recall", "n_queries", "reference_recall"]
+    columns = ["dataset", "model_id", "weights", "precision", "activation", "variant", "selection", "train_negatives",
+               "direction", "k", "recall", "n_queries", "reference_recall"]
     return ("# Retrieval: Recall@K on the test split\n\ntext-to-image: share of captions whose image is among the K "
             "images most similar to it; image-to-text: share of images with one of their captions among the K "
             "captions most similar to it (cosine; a tie is broken in the right one's favour). Variants: CLIP, CLIP "
             "with this dataset's LABCLIP maps (last epoch, the authors' choice, and best validation epoch), and "
-            "with each published map that fits the model. 'reference_recall': "
+            "with each published map that fits the model. " + TRAIN_NEGATIVES_NOTE.replace("'train negatives'",
+                                                                                        "'train_negatives'")
+            + " 'reference_recall': "
             f"{reference.REAL_WORLD_SOURCE}, on Karpathy's 5k test images; a COCO dataset without `karpathy` is "
             f"tested on images drawn from val2014 instead; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n"
             + RANDOM_NOTE + "\n\n" + markdown_table(table.to_dict("records"), [c for c in columns if c in table.columns]))
@@ -512,6 +560,7 @@ REAL_WORLD_MEASURES = {
     "COCO text-to-image R@1": ("recall", {"direction": "text-to-image", "k": 1}, "recall", "n_queries"),
 }
 REAL_WORLD_COLUMNS = ["benchmark", "dataset", "model_id", "weights", "precision", "activation", "variant", "selection",
+                      "train_negatives",
                       "share", "share_low95", "share_high95", "n", "paper_model", "reference"]
 
 
@@ -545,10 +594,11 @@ def real_world_table(tables: dict[str, pd.DataFrame], paper_models: dict[str, st
     if not frames:
         return pd.DataFrame(columns=REAL_WORLD_COLUMNS)
     table = pd.concat(frames, ignore_index=True)
-    for column in ("selection", "activation", "precision"):
+    for column in ("selection", "activation", "precision", "train_negatives"):
         if column not in table.columns:
             table[column] = ""
     table["selection"] = table["selection"].fillna("none")
+    table["train_negatives"] = table["train_negatives"].fillna("")
     table["paper_model"] = [paper_model_of(m, v, s, paper_models)
                             for m, v, s in zip(table["model_id"], table["variant"], table["selection"])]
     table["reference"] = [reference.REAL_WORLD_TABLE[b].get(p, np.nan)
@@ -558,13 +608,14 @@ def real_world_table(tables: dict[str, pd.DataFrame], paper_models: dict[str, st
 
 def real_world_markdown(table: pd.DataFrame) -> str:
     columns = ["benchmark", "dataset", "model_id", "weights", "precision", "activation", "variant", "selection",
-               "share", "n", "paper_model", "reference"]
+               "train_negatives", "share", "n", "paper_model", "reference"]
     return ("# Paper A's real-world table\n\nEach benchmark as its authors score it (protocol 'authors'): ARO's "
             "VG-Attribution and VG-Relation macro-averages, SugarCrepe's replace-att and swap-att image-to-text "
             "accuracy, COCO's text-to-image Recall@1 (compositional.md and recall.md have every subset, protocol "
             "and variant). 'reference': " + reference.REAL_WORLD_SOURCE + ", for 'paper_model': a model's CLIP "
             "rows stand beside paper A's CLIP (or the model entry's paper_model, e.g. NegCLIP), an HNB map "
             "trained here and kept at its last epoch, and a published COCO map, beside its LABCLIP; "
+            "'train_negatives': what a map trained on (recall.md says more); "
             f"{reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n" + RANDOM_NOTE + "\n\n"
             + markdown_table(table.to_dict("records"), columns))
 
