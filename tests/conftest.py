@@ -100,3 +100,15 @@ def tiny_run(tmp_path_factory):
     run = snakemake("--cores", 2, "--directory", workdir, "--configfile", config)
     assert run.returncode == 0, run.stderr[-3000:]
     return workdir, config
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny matrices: threads gain nothing (on a shared 2-core machine they wait on each other), and one thread keeps
+    the runs bitwise reproducible. Modules ask for it with `pytestmark = pytest.mark.usefixtures(...)`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

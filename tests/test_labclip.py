@@ -33,13 +33,7 @@ def synthetic_splits(scenes_per_count: int, sampling: str = "distinct"):
     return tuple(data.subset(data.split == split) for split in ("train", "val", "test"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The matrices are tiny: threads gain nothing, and on a shared 2-core machine they wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,7 @@ SETTINGS = dict(lr=0.01, epochs=3, batch_size=64, seed=3)
 N_TRAIN, PLANTED = 240, (0, 5, 17, 100, 101, 239)  # training items whose negative is their caption
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: threads gain nothing, and one thread keeps the runs bitwise reproducible."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def free_text_set(n: int, same=(), dim: int = 16, seed: int = 0, split: str = "train") -> Embedded:

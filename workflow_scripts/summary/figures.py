@@ -473,11 +473,14 @@ def draw(name: str, tables: dict[str, pd.DataFrame], png, pdf) -> None:
     figure, title = FIGURES[name](tables)
     # Wrapped to the figure's width (about 15 characters of 9-point text per inch), which narrow grids need;
     # matplotlib's own wrap=True lets a centred title's first line run past the edge.
-    figure.suptitle(textwrap.fill(title, int(figure.get_figwidth() * 15)), fontsize=9)
+    suptitle = figure.suptitle(textwrap.fill(title, int(figure.get_figwidth() * 15)), fontsize=9)
+    renderer = figure.canvas.get_renderer()
     legend_width = 0.0  # seaborn's figure legend stands at the right edge: keep the panels clear of it
     if figure.legends:
-        legend_width = figure.legends[0].get_window_extent(figure.canvas.get_renderer()).width / figure.bbox.width
-    figure.tight_layout(rect=(0, 0, 1 - legend_width, 1))
+        legend_width = figure.legends[0].get_window_extent(renderer).width / figure.bbox.width
+    # tight_layout leaves a title of several lines over the first row's panel titles: keep the panels below it
+    title_height = suptitle.get_window_extent(renderer).height / figure.bbox.height
+    figure.tight_layout(rect=(0, 0, 1 - legend_width, 1 - title_height - 0.005))
     for path in (png, pdf):
         write_atomically(path, lambda partial: figure.savefig(partial, dpi=150))
     plt.close(figure)
