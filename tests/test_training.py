@@ -195,11 +195,17 @@ def test_large_first_names_the_large_object_first_and_keeps_the_rest_in_order():
     assert captions == ["sphere and cube and cone", "cube and torus", "cone and sphere and cube and torus"]
 
 
+def test_large_last_names_the_large_object_last_and_keeps_the_rest_in_order():
+    captions = training.training_captions(ROWS, SHAPES, "large_last", seed=0)
+    assert captions == ["cube and cone and sphere", "torus and cube", "sphere and cube and torus and cone"]
+
+
 def test_caption_orders_change_only_the_order():
     for order in training.CAPTION_ORDERS:
         captions = training.training_captions(ROWS, SHAPES, order, seed=1)
         for row, caption in zip(ROWS, captions):
             assert sorted(SHAPES.parse(caption)) == sorted(SHAPES.parse(row["caption"]))
+            assert sorted(caption.split()) == sorted(row["caption"].split())  # the same words, only reordered
     assert training.training_captions(ROWS, SHAPES, "as_generated", seed=1) == [r["caption"] for r in ROWS]
     randomised = [training.training_captions(ROWS * 10, SHAPES, "random", seed=s) for s in (1, 2)]
     assert randomised[0] != randomised[1]  # seeded, and the seed matters

@@ -11,8 +11,9 @@ open_clip_model.safetensors), so open_clip loads it like any published model:
 the data the run saw and the loss curve.
 
 `caption_order` changes only the order in which each training caption names its objects (paper B's data-order
-hypothesis): "as_generated" keeps the dataset's captions, "large_first" names the largest object first (ties
-keep their order), "random" a seeded random order per item.
+hypothesis): "as_generated" keeps the dataset's captions, "large_first" names the largest object first and
+"large_last" last (the others keeping their order in both), "random" a seeded random order per item. large_last
+tells "named first" from "not named last" beside large_first.
 
 A run with `init: <model id>` fine-tunes that model's towers and temperature instead of training from scratch
 (paper A's "CLIP fine-tuned" baseline); with `hard_negatives: true` each batch's text side is its B captions and
@@ -36,7 +37,7 @@ import torch
 from workflow_scripts.models.catalogue import checkpoint_steps, local_dir_folder, model_config
 from workflow_scripts.models.losses import clip_loss, hnb_loss
 
-CAPTION_ORDERS = ("as_generated", "large_first", "random")
+CAPTION_ORDERS = ("as_generated", "large_first", "large_last", "random")
 SIZE_RANK = {"large": 0, "small": 1}  # the sizes of rendered objects, largest first
 
 
@@ -52,12 +53,13 @@ def reorder_caption(row: dict, vocabulary, order: str, rng) -> str:
     if vocabulary.caption(names, attributes) != row["caption"]:
         raise ValueError(f"item {row['item_id']}: caption {row['caption']!r} does not name its objects in object "
                          f"order, so caption_order {order!r} cannot reorder it")
-    if order == "large_first":
+    if order in ("large_first", "large_last"):
         sizes = [o.get("size") for o in objects]
         if any(size not in SIZE_RANK for size in sizes):
-            raise ValueError(f"item {row['item_id']}: object sizes {sizes}; caption_order 'large_first' needs "
+            raise ValueError(f"item {row['item_id']}: object sizes {sizes}; caption_order {order!r} needs "
                              f"every object's size to be one of {list(SIZE_RANK)}")
-        permutation = sorted(range(len(objects)), key=lambda i: SIZE_RANK[sizes[i]])
+        sign = 1 if order == "large_first" else -1  # a stable sort: objects of one size keep their order
+        permutation = sorted(range(len(objects)), key=lambda i: sign * SIZE_RANK[sizes[i]])
     else:
         permutation = [int(i) for i in rng.permutation(len(objects))]
     return vocabulary.caption([names[i] for i in permutation], [attributes[i] for i in permutation])
