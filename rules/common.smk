@@ -191,13 +191,16 @@ def training_dirs() -> list[str]:
 
 
 def table_inputs(wildcards) -> dict:
-    """An analysis table's results ("results"), or the CSVs of the tables a training table reads (by name)."""
+    """An analysis table's results ("results"), or the CSVs of the tables a derived table reads (by name) and, for
+    the training progression, the run folders ("runs")."""
     table = wildcards.table
     paper = table_folder(table)
     if paper != wildcards.paper:
         raise WorkflowError(f"table {table} belongs to {paper}: {table_path(table, 'csv')}")
     if table in DERIVED_TABLES:
-        return {source: table_path(source, "csv") for source in DERIVED_TABLES[table][1] if source_available(source)}
+        return {("runs" if source == TRAINING_RUNS else source):
+                (training_dirs() if source == TRAINING_RUNS else table_path(source, "csv"))
+                for source in DERIVED_TABLES[table][1] if source_available(source)}
     return {"results": analysis_results(*TABLES[table][1:])}
 
 
@@ -237,7 +240,8 @@ def source_available(source) -> bool:
     if source == TRAINING_RUNS:
         return bool(config["clip_training"])
     if source in DERIVED_TABLES:
-        return derived_table_due(source) and any(source_available(s) for s in DERIVED_TABLES[source][1])
+        return derived_table_due(source) and any(source_available(s) for s in DERIVED_TABLES[source][1]
+                                                 if s != TRAINING_RUNS)
     analysis = TABLES[source][1] if isinstance(source, str) else source[0]
     return bool(datasets_for(analysis))
 

@@ -71,7 +71,7 @@ def test_progression_keeps_one_row_per_checkpoint_measure_and_count(progression)
     assert row["share_low95"] == pytest.approx(0.4314, abs=1e-4) and row["share_high95"] == pytest.approx(0.5686,
                                                                                                       abs=1e-4)
     text = progression_markdown(progression)
-    assert "| TOR first-named share (clean) | eval | 2 | large_first_0 | large_first | 0 | 10 | 10 |" in text
+    assert "| TOR first-named share (clean) | eval | 2 | large_first_0 | large_first | 0 | not recorded | 10 | 10 |" in text
     assert "0.600 [0.531, 0.665]" in text
 
 
@@ -87,7 +87,7 @@ def test_caption_order_gives_each_orders_mean_spread_and_runs(progression):
     assert large_first["runs"].startswith("seed 0: 0.600 [0.531, 0.665], n=200; seed 1: 0.700")
     assert clean.loc["random", "sd_over_seeds"] == 0 and clean.loc["random", "mean_share"] == 0.5
     assert len(table) == 2 * 3  # two orders, three measures: the step-0 checkpoints are left out
-    assert "| TOR first-named share (clean) | eval | 2 | large_first | train | 10 | fp32 | 3 | 0.700 [0.452, 0.948] |" in (
+    assert "| TOR first-named share (clean) | eval | 2 | large_first | train | 10 | fp32 | 3 | none | 0.700 [0.452, 0.948] |" in (
         caption_order_markdown(table))
 
 
@@ -103,3 +103,40 @@ def test_progression_figure_draws_every_measure(progression, tmp_path):
 def test_t_quantile_matches_the_exact_values(df, exact):
     """Student's t 97.5% quantiles (exact values from the t distribution) on both sides of the table's end."""
     assert t975(df) == pytest.approx(exact, abs=1e-3)
+
+
+# --- each run's convergence, from its loss curve -------------------------------------------------------------------
+def curves(losses_by_run: dict) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"run": run, "step": range(1, len(losses) + 1), "loss": losses, "batch_size": 8,
+                                    "checkpoint": False}) for run, losses in losses_by_run.items()], ignore_index=True)
+
+
+def test_training_status_on_planted_loss_curves():
+    from workflow_scripts.summary.runs import training_status
+
+    falling = [4.0] * 10 + [3.0] * 80 + [1.0] * 10
+    assert training_status(falling) == {"training": "converged", "start_loss": 4.0, "final_loss": 1.0,
+                                        "lowest_loss": 1.0}
+    rising = [2.0] * 10 + [1.0] * 80 + [2.5] * 10  # fell, then ended above where it started
+    assert training_status(rising)["training"] == "diverged" and training_status(rising)["lowest_loss"] == 1.0
+    assert training_status([2.0] * 50 + [float("nan")] * 50)["training"] == "diverged"
+    assert training_status([3.0, 2.0])["training"] == "converged"  # one step per window on a short run
+
+
+def test_a_diverged_run_is_flagged_in_both_tables_and_kept():
+    losses = {f"{order}_{seed}": [4.0] * 10 + [2.0] * 10 for order, seed in FINAL}
+    losses["random_1"] = [4.0] * 10 + [float("inf")] * 10
+    tables = {**source_tables(), "runs": curves(losses)}
+    progression = progression_table(tables, trained())
+    flags = progression.drop_duplicates("run").set_index("run")["training"]
+    assert flags["random_1"] == "diverged" and (flags.drop("random_1") == "converged").all()
+    assert "| random_1 | random | 1 | diverged |" in progression_markdown(progression)
+    table = caption_order_table({"training_progression": as_read_back(progression)})
+    clean = table[table["measure"] == "TOR first-named share (clean)"].set_index("caption_order")
+    assert clean.loc["random", "diverged_runs"] == "seed 1" and clean.loc["large_first", "diverged_runs"] == "none"
+    assert clean.loc["random", "n_runs"] == 3  # reported, not dropped
+    assert "seed 1" in caption_order_markdown(table)
+
+
+def test_progression_without_loss_curves_says_so(progression):
+    assert (progression["training"] == "not recorded").all()

@@ -316,6 +316,8 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     assert sorted(set(zip(table["model_id"], table["step"]))) == [("scenes", 4), ("scenes-init", 0), ("tuned", 2)]
     assert set(table["measure"]) == {"TOR first-named share (clean)", "TOR first-named share (authors)"}
     assert (table["dataset"] == "names").all() and (table["n"] > 0).all()
+    assert set(table["training"]) <= {"converged", "diverged"}  # each run's flag, read from its loss curve
+    assert table["final_loss"].notna().all()
     assert not (tmp_path / "results/clip_training/tables/caption_order.csv").exists()
 
     images = tmp_path / "results/toy/embeddings/scenes/images.parquet"

@@ -1,5 +1,4 @@
 """Rule `figure`: the papers' figures (seaborn), each drawn from the tables and saved as PNG and PDF."""
-import json
 import math
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import seaborn as sns  # noqa: E402
 
 from workflow_scripts.common.files import write_atomically  # noqa: E402
 from workflow_scripts.summary import reference  # noqa: E402
+from workflow_scripts.summary.runs import read_training_curves  # noqa: E402
 from workflow_scripts.summary.tables import HIGH, LOW, share_columns, short_weights  # noqa: E402
 
 INTERVAL_NOTE = "whiskers: 95% intervals"
@@ -327,21 +327,6 @@ def matching_conditions(tables):
                     "the authors' two scenarios per position of the large object in the scene (one folder of scenes "
                     "each, as the authors report them) beside 'pooled' over all positions (dashed: chance; "
                     f"{INTERVAL_NOTE}, pairs taken as independent); {weights_note(matching)}")
-
-
-def read_training_curves(run_dirs) -> pd.DataFrame:
-    """(run, step, loss, batch_size, checkpoint) per training step, from each run's last checkpoint's
-    training.json (rule train_clip)."""
-    frames = []
-    for run_dir in run_dirs:
-        last = sorted(Path(run_dir).glob("step-*"))[-1]
-        record = json.loads((last / "training.json").read_text())
-        saved = {int(p.name.split("-")[1]) for p in Path(run_dir).glob("step-*")}
-        steps = range(1, len(record["loss"]) + 1)
-        frames.append(pd.DataFrame({"run": record["run"], "step": steps, "loss": record["loss"],
-                                    "batch_size": record["settings"]["batch_size"],
-                                    "checkpoint": [step in saved for step in steps]}))
-    return pd.concat(frames, ignore_index=True)
 
 
 def training_curve(tables: dict[str, pd.DataFrame]):
