@@ -107,12 +107,14 @@ def possible_captions(protocol: str, k: int, n: int, sizes: Sequence[str] = ()) 
 def planned_captions(protocol: str, k: int, n: int, sizes: Sequence[str], limit: int | None) -> int:
     """How many captions tor_rows embeds per template for `protocol` (size_order: both orders together), as
     protocol_tuples and size_order_tuples draw them under `limit`."""
+    possible = possible_captions(protocol, k, n, sizes)
+    if limit is None:
+        return len(SIZE_ORDERS) * possible if protocol == "size_order" else possible
     if protocol == "authors":
-        return possible_captions(protocol, k, n) if limit is None else min(comb(k, n), limit)
+        return min(possible, limit)
     if protocol == "clean":
-        return n * (comb(k, n) if limit is None else min(comb(k, n), -(-limit // n)))
-    sets = possible_captions(protocol, k, n, sizes)
-    return len(SIZE_ORDERS) * (sets if limit is None else min(sets, -(-limit // 2)))
+        return n * min(comb(k, n), -(-limit // n))  # whole combinations, each in its n rotations
+    return len(SIZE_ORDERS) * min(possible, -(-limit // 2))
 
 
 def check_caption_budget(tor_cfg: dict, k: int, sizes: Sequence[str], where: str) -> int:

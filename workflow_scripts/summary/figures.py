@@ -207,7 +207,7 @@ def tor_position_bias(tables):
     grid.set_titles("{row_name}\n{col_name} objects")
     positions = sorted(reference.TOR_FIRST_RETRIEVED_SHARE)
     enumerated = tor[(tor["protocol"] == "authors") & (tor["n_objects"] == 4) & (tor["method"] == "caption")
-                     & ~tor.get("sampled", pd.Series(True, index=tor.index)).astype(bool)]
+                     & ~tor["sampled"].astype(bool)]  # tor_table marks results that did not record it sampled
     marked = {f"{panel}\n4 objects" for panel in enumerated["panel"]}  # the paper's setting, every caption embedded
     for ax in grid.axes.flat:
         if ax.get_title() in marked:

@@ -238,13 +238,14 @@ def probe_settings_markdown(table: pd.DataFrame) -> str:
             "number for it.\n\n" + markdown_table(rows, columns))
 
 
-TRAIN_NEGATIVES_NOTE = (
-    "'train negatives' says what a LABCLIP map trained on: the authors' map ('last_epoch') on every training item's "
-    "hard negative as drawn, 'as drawn (k of N equal their caption)' counting the k 'negatives' that are the caption "
-    "itself (CLEVR scenes with two equal colours, COCO captions whose noun and adjective shuffle drew the identity); "
-    "the clean map ('best_val') from a second run, same seed and settings, without those items, 'distinct only (k of "
-    "N dropped)' (with k = 0 one run gives both maps); SB uses no negatives, 'unused (SB)', and one run gives both "
-    "its maps. Published maps: 'not counted (released)'.")
+def train_negatives_note(column: str) -> str:
+    """What a table's column `column` (LABCLIP's train_negatives) says."""
+    return (f"'{column}' says what a LABCLIP map trained on: the authors' map ('last_epoch') on every training "
+            "item's hard negative as drawn, 'as drawn (k of N equal their caption)' counting the k 'negatives' that "
+            "are the caption itself (CLEVR scenes with two equal colours, COCO captions whose noun and adjective "
+            "shuffle drew the identity); the clean map ('best_val') from a second run, same seed and settings, "
+            "without those items, 'distinct only (k of N dropped)' (with k = 0 one run gives both maps); SB uses no "
+            "negatives, 'unused (SB)', and one run gives both its maps. Published maps: 'not counted (released)'.")
 
 
 BINDING_PROTOCOLS = (
@@ -254,7 +255,8 @@ BINDING_PROTOCOLS = (
     "as wrong, nothing left out. Protocol 'clean' scores by cosine, counts a tie half and leaves out items without "
     "a distinct negative. LABCLIP's text is L2-normalised, so for its rows the two scores coincide. Epoch selection "
     "of a LABCLIP map: 'last_epoch' (the authors') or 'best_val' (the epoch of best validation binding accuracy; "
-    "'early_stopped' in place of 'last_epoch' where early stopping was configured). " + TRAIN_NEGATIVES_NOTE + " "
+    "'early_stopped' in place of 'last_epoch' where early stopping was configured). "
+    + train_negatives_note("train negatives") + " "
     "Recall@k ranks candidate captions for each test image by the protocol's score, ties as in its accuracy "
     "('clean': at random); 'recall candidates' names the set, n its size. 'authors': the authors' pair labels of "
     "the whole vocabulary, not only the test split, ranking the two-object test images: on CLEVR every binding of "
@@ -542,8 +544,7 @@ def recall_markdown(table: pd.DataFrame) -> str:
             "images most similar to it; image-to-text: share of images with one of their captions among the K "
             "captions most similar to it (cosine; a tie is broken in the right one's favour). Variants: CLIP, CLIP "
             "with this dataset's LABCLIP maps (last epoch, the authors' choice, and best validation epoch), and "
-            "with each published map that fits the model. " + TRAIN_NEGATIVES_NOTE.replace("'train negatives'",
-                                                                                        "'train_negatives'")
+            "with each published map that fits the model. " + train_negatives_note("train_negatives")
             + " 'reference_recall': "
             f"{reference.REAL_WORLD_SOURCE}, on Karpathy's 5k test images; a COCO dataset without `karpathy` is "
             f"tested on images drawn from val2014 instead; {reference.UNCERTAIN}.\n" + INTERVAL_NOTE + "\n"
