@@ -10,7 +10,7 @@ from snakemake.logging import logger
 sys.path.insert(0, workflow.basedir)
 
 from workflow_scripts.common.sources import code_digest, imported_files
-from workflow_scripts.config import ConfigError, check_config_file, validate_config
+from workflow_scripts.config import ConfigError, check_config_file, dataset_models, validate_config
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
 from workflow_scripts.datasets.items import shard_dir
 from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings, training_datasets
@@ -51,6 +51,11 @@ def analysis_dir(analysis: str) -> str:
 def datasets_for(analysis: str) -> list[str]:
     """The datasets an analysis runs on (their kind's default analyses, or the entry's own list)."""
     return [name for name, planned in DATASETS.items() if analysis in planned.analyses]
+
+
+def models_of(dataset: str) -> list[str]:
+    """The model ids a dataset is studied with (its `models`; a references dataset: its scenes' dataset's)."""
+    return dataset_models(config["datasets"][DATASETS[dataset].of or dataset], MODELS)
 
 
 def one_of(names) -> str:
@@ -106,7 +111,7 @@ def transferred_maps(wildcards) -> dict[str, str]:
     here (a skipped one contributes nothing): each mode's last-epoch and best-validation maps of the job's model."""
     maps = {}
     for source in config["paper_a"]["labclip_transfer"]:
-        if source in DATASETS and source != wildcards.dataset:
+        if source in DATASETS and source != wildcards.dataset and wildcards.model in models_of(source):
             for path in expand([rules.labclip.output.weights, rules.labclip.output.best_val], dataset=source,
                                model=wildcards.model, mode=config["paper_a"]["labclip"]["modes"]):
                 maps[path] = source
@@ -127,10 +132,11 @@ def shard_dirs(wildcards):
 
 
 def analysis_results(analysis: str, output: str) -> list[str]:
-    """One analysis output over every dataset it runs on and every model (labclip: every mode; an analysis of the
-    data alone, per_model False: once per dataset)."""
-    paths = expand(getattr(getattr(rules, analysis).output, output), dataset=datasets_for(analysis), model=MODELS,
-                   mode=config["paper_a"]["labclip"]["modes"])
+    """One analysis output over every dataset it runs on and every model it is studied with (labclip: every mode;
+    an analysis of the data alone, per_model False: once per dataset)."""
+    paths = [path for dataset in datasets_for(analysis)
+             for path in expand(getattr(getattr(rules, analysis).output, output), dataset=dataset,
+                                model=models_of(dataset), mode=config["paper_a"]["labclip"]["modes"])]
     return paths if ANALYSES[analysis].per_model else list(dict.fromkeys(paths))
 
 
@@ -218,6 +224,9 @@ def derived_table_context(wildcards) -> dict:
     model's paper model, whose reference numbers its CLIP rows stand beside (real_world)."""
     if wildcards.table in TRAINING_TABLES:
         return trained_checkpoints()
+    if wildcards.table == "clip_selection":
+        return {**config["clip_selection"],
+                "settings": {run: run_settings(config, run) for run in config["clip_selection"]["candidates"]}}
     if wildcards.table == "real_world":
         return PAPER_MODELS
     return {}
@@ -225,6 +234,8 @@ def derived_table_context(wildcards) -> dict:
 
 def derived_table_due(table: str) -> bool:
     """Whether a derived table has what it compares: for a training table, the trained models (DERIVED_TABLES)."""
+    if table == "clip_selection":
+        return bool(config["clip_selection"].get("candidates"))
     if table not in TRAINING_TABLES:
         return True
     checkpoints = trained_checkpoints().values()
@@ -240,12 +251,13 @@ def source_available(source) -> bool:
     if source == TRAINING_RUNS:
         return bool(config["clip_training"])
     if source in DERIVED_TABLES:
-        return derived_table_due(source) and any(source_available(s) for s in DERIVED_TABLES[source][1]
-                                                 if s != TRAINING_RUNS)
+        tables = [s for s in DERIVED_TABLES[source][1] if s != TRAINING_RUNS]
+        return derived_table_due(source) and (not tables or any(source_available(s) for s in tables))
     analysis = TABLES[source][1] if isinstance(source, str) else source[0]
     return bool(datasets_for(analysis))
 
 
+BRIEF_TABLES = ("clip_selection", "probes", "binding", "caption_order_difference")  # rule brief's sources
 AVAILABLE_TABLES = [table for table in [*TABLES, *DERIVED_TABLES] if source_available(table)]
 AVAILABLE_FIGURES = [figure for figure, (_, sources) in FIGURES.items()
                      if all(source_available(source) for source in sources.values())]
@@ -258,10 +270,13 @@ def all_targets() -> list[str]:
                 and any(ANALYSES[analysis].per_model for analysis in planned.analyses if analysis in ANALYSES)]
     with_images = [name for name in datasets if DATASETS[name].has_images]
     return [
-        *expand(EMBEDDINGS["images"], dataset=with_images, model=MODELS),
-        *expand(EMBEDDINGS["texts"], dataset=datasets, model=MODELS),
+        *(path for dataset in with_images for path in expand(EMBEDDINGS["images"], dataset=dataset,
+                                                            model=models_of(dataset))),
+        *(path for dataset in datasets for path in expand(EMBEDDINGS["texts"], dataset=dataset,
+                                                         model=models_of(dataset))),
         *(table_path(table, ext) for table in AVAILABLE_TABLES for ext in ("csv", "md")),
         *(figure_path(figure, ext) for figure in AVAILABLE_FIGURES for ext in ("png", "pdf")),
+        "results/summary.txt",
     ]
 
 

@@ -60,3 +60,20 @@ rule figure:
         "../envs/plot.yaml"
     script:
         "../workflow_scripts/summary/figures.py"
+
+
+# One screen of the run's answers (workflow_scripts/summary/brief.py), from the tables it has.
+rule brief:
+    input:
+        unpack(lambda wc: {table: table_path(table, "csv") for table in BRIEF_TABLES if table in AVAILABLE_TABLES}),
+    output:
+        "results/summary.txt",
+    params:
+        trained=trained_checkpoints(),
+    log:
+        "results/logs/brief.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../workflow_scripts/summary/brief.py"

@@ -12,8 +12,9 @@ from workflow_scripts.datasets.placement import bounding_radius
 SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 
-def spec(counts=(2,), per_count=300, shards=3, negatives=1, sampling="distinct"):
+def spec(counts=(2,), per_count=300, shards=3, negatives=1, sampling="distinct", focal_length_mm=35):
     return {
+        "focal_length_mm": focal_length_mm,
         "sampling": sampling,
         "objects_per_scene": list(counts),
         "scenes_per_count": per_count,
@@ -151,3 +152,21 @@ def test_shards_are_contiguous_and_all_used(binding):
 
 def test_multi_object_counts(multi):
     assert Counter(s["n_objects"] for s in multi) == {n: 12 for n in range(3, 11)}
+
+
+def test_a_longer_lens_frames_the_objects_larger_and_still_in_frame():
+    from workflow_scripts.common.camera import sphere_bounds
+    from workflow_scripts.datasets.placement import in_frame
+
+    def widths(scenes):
+        return [np.subtract(*sphere_bounds(o["position"], o["radius"], **s["camera"], width=64, height=64)[2::-2])
+                for s in scenes for o in s["objects"]]
+
+    wide = generate_scenes("clevr_binding", spec(per_count=100), 64, 64, seed=0).to_pylist()
+    close = generate_scenes("clevr_binding", spec(per_count=100, focal_length_mm=60), 64, 64, seed=0).to_pylist()
+    assert {s["camera"]["focal_length_mm"] for s in close} == {60}
+    assert all(in_frame(o["position"], bounding_radius(o["object"], o["radius"]), s["camera"], 64, 64)
+               for s in close for o in s["objects"])
+    # the same camera position, a lens 60/35 longer: the objects' images wider by about that (1.9 for the median:
+    # placement also moves them, nearer the camera's axis)
+    assert 1.6 < np.median(widths(close)) / np.median(widths(wide)) < 2.2

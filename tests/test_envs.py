@@ -85,7 +85,7 @@ def test_every_scripted_rule_was_found():
         "items", "mesh_geometry", "render_shard", "train_clip", "prefetch_weights", "embed_images", "embed_texts",
         "probes", "labclip", "binding", "tor", "ior", "matching", "compositional", "recall", "table", "figure",
         "prefetch_hf_model", "caption_objects", "object_areas", "mention_order", "caption_objects_llm",
-        "slot_classification", "attention", "caption_tor", "generate_images", "prompt_order"}
+        "slot_classification", "attention", "caption_tor", "generate_images", "prompt_order", "brief"}
 
 
 def test_the_import_walk_sees_through_packages():

@@ -274,3 +274,29 @@ def test_a_checkpoint_given_by_path_runs_every_paper_b_analysis(tmp_path):
         assert counts[analysis] == "2", analysis  # one dataset, both models
         folder = "shapes" if analysis != "caption_tor" else "coco"
         assert f"results/{folder}/{analysis}/negclip/" in run.stdout, analysis
+
+
+def test_a_dataset_is_studied_only_with_the_models_it_names(tmp_path):
+    """datasets.<name>.models (ids or patterns) restricts the embeddings and analyses of that dataset and of its
+    references to those models; a pattern matching no model is named at parse time."""
+    import re
+
+    from conftest import TINY, snakemake, write_config
+
+    models = [{"id": f"{name}-{i}", "name": "ViT-B-32", "pretrained": "none"} for name in ("order", "other")
+              for i in (0, 1)]
+    datasets = {"shapes": {"kind": "simco", "objects_per_scene": [2], "scenes_per_count": 10, "analyses": ["tor", "ior"],
+                           "models": ["order-*"]},
+                "clevr": {"objects_per_scene": [2], "scenes_per_count": 20, "models": ["other-1"]}}
+    config = write_config(tmp_path, {**TINY, "datasets": datasets, "models": models})
+    run = snakemake("-n", "--cores", 1, "--directory", tmp_path, "--configfile", config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE))
+    assert counts["tor"] == counts["ior"] == "2" and counts["probes"] == counts["binding"] == "1"
+    planned = set(re.findall(r"results/(\S+?)/embeddings/([\w.-]+)/images.parquet", run.stdout))
+    assert planned == {("shapes", "order-0"), ("shapes", "order-1"), ("shapes-references", "order-0"),
+                       ("shapes-references", "order-1"), ("clevr", "other-1")}
+    datasets["clevr"]["models"] = ["nothing-*"]
+    run = snakemake("-n", "--cores", 1, "--directory", tmp_path, "--configfile", write_config(tmp_path, {
+        **TINY, "datasets": datasets, "models": models}))
+    assert run.returncode != 0 and "datasets.clevr.models: 'nothing-*' matches no model id" in run.stdout + run.stderr

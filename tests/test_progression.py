@@ -140,3 +140,19 @@ def test_a_diverged_run_is_flagged_in_both_tables_and_kept():
 
 def test_progression_without_loss_curves_says_so(progression):
     assert (progression["training"] == "not recorded").all()
+
+
+def test_caption_order_difference_gives_each_pair_of_orders_and_its_welch_interval(progression):
+    from workflow_scripts.summary.tables import caption_order_difference_markdown, caption_order_difference_table
+
+    table = caption_order_difference_table({"training_progression": as_read_back(progression)})
+    clean = table[table["measure"] == "TOR first-named share (clean)"].iloc[0]
+    assert clean["orders"] == "large_first - random" and clean["n_seeds"] == "3, 3"
+    assert clean["difference"] == pytest.approx(0.2)
+    # random's seeds agree, so Welch's degrees of freedom are large_first's 2 and the standard error sqrt(0.01 / 3)
+    half = 4.303 * math.sqrt(0.01 / 3)
+    assert clean["difference_low95"] == pytest.approx(0.2 - half, abs=1e-3)
+    assert clean["difference_high95"] == pytest.approx(0.2 + half, abs=1e-3)
+    assert len(table) == 3  # one pair of orders per measure
+    assert "| large_first - random | train | 10 | fp32 | 3, 3 | 0.700 | 0.500 | 0.200 [-0.048, 0.448] |" in (
+        caption_order_difference_markdown(table))

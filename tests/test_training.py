@@ -15,7 +15,7 @@ from workflow_scripts.models.losses import clip_loss, hnb_loss
 TINY_ARCHITECTURE = {"image_size": 16, "patch_size": 8, "vision_width": 32, "vision_layers": 1, "text_width": 32,
                      "text_layers": 1, "head_width": 16, "embed_dim": 16, "context_length": 16}
 SETTINGS = {"architecture": TINY_ARCHITECTURE, "steps": 60, "batch_size": 8, "lr": 2e-3, "warmup_steps": 5,
-            "weight_decay": 0.0, "checkpoints": [0.5, 1.0], "seed": 3}
+            "weight_decay": 0.0, "checkpoints": [0.5, 1.0], "seed": 3, "heldout_batch_size": 8}
 COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "yellow": (1, 1, 0), "cyan": (0, 1, 1),
            "purple": (1, 0, 1), "gray": (0.5, 0.5, 0.5), "black": (0, 0, 0)}
 
@@ -47,8 +47,46 @@ def colour_data(copies=4, seed=0):
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     images, captions = colour_data()
-    model, losses = training.train_clip(images, captions, SETTINGS, folder, {"run": "colours"})
+    model, losses = training.train_clip(images, captions, SETTINGS, folder, {"run": "colours"},
+                                        heldout=colour_data(copies=2, seed=1))
     return folder, model, losses, images, captions
+
+
+def test_the_heldout_measures_are_recorded_at_every_checkpoint_and_improve(trained):
+    folder = trained[0]
+    heldout = json.loads((folder / "step-000060" / "training.json").read_text())["heldout"]
+    assert [h["step"] for h in heldout] == [0, 30, 60]
+    assert heldout[-1]["items"] == 16 and heldout[-1]["batches"] == 2 and heldout[-1]["batch_size"] == 8
+    assert heldout[-1]["loss"] < 0.5 * heldout[0]["loss"]
+    assert heldout[-1]["image_to_text_r1"] == 1.0 and heldout[-1]["text_to_image_r1"] == 1.0
+
+
+class PlantedClip(torch.nn.Module):
+    """Returns the given image and text features whatever its inputs (one call: all items at once)."""
+
+    def __init__(self, image_features, text_features):
+        super().__init__()
+        self.image_features, self.text_features = image_features, text_features
+
+    def forward(self, images, tokens):
+        return self.image_features[: len(images)], self.text_features[: len(tokens)], torch.tensor(10.0)
+
+
+def test_heldout_retrieval_counts_a_caption_shared_by_two_scenes_as_found():
+    # items 0 and 1 share a caption and item 0's image is nearest item 1's text: still a hit; item 2's image is
+    # nearest item 3's text, another caption: a miss in image-to-text; text-to-image: item 3's text finds item 2
+    text = torch.eye(4)
+    image = torch.tensor([[0.0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1]])
+    captions = ["red cube", "red cube", "blue sphere", "gray cylinder"]
+    metrics = training.heldout_metrics(PlantedClip(image, text), torch.zeros(4, 3, 2, 2), torch.zeros(4, 2),
+                                       captions, batch_size=4)
+    assert metrics["image_to_text_r1"] == 3 / 4
+    # text 0 -> image 0 or 1 (ties: the first, image 0), text 1 -> image 0 (same caption), text 2 -> image 0
+    # (every image scores 0 against it: the first), text 3 -> image 2 (another caption)
+    assert metrics["text_to_image_r1"] == 2 / 4
+    assert metrics["loss"] == pytest.approx(float(clip_loss(image, text, torch.tensor(10.0))))
+    assert training.heldout_metrics(PlantedClip(image, text), torch.zeros(4, 3, 2, 2), torch.zeros(4, 2),
+                                    captions, batch_size=3)["batches"] == 1
 
 
 def test_the_loss_falls(trained):
@@ -266,6 +304,12 @@ def test_config_resolves_trained_models_to_their_checkpoint_folders():
                                                                 "from run 'tiny' itself"),
     (lambda c: c["clip_training"]["tuned"].update(caption_order="random"), "clip_training.tuned: hard_negatives "
                                                                            "pairs each caption with its dataset's"),
+    (lambda c: c.update(clip_selection={"candidates": ["tiny", "nope"]}), "clip_selection.candidates: 'nope' not a "
+                                                                          "run of clip_training (runs: tiny, tuned)"),
+    (lambda c: c.update(clip_selection={"candidates": ["tiny", "tuned"]}) or c["clip_training"]["tuned"].update(
+        heldout_batch_size=4), "held-out measures compare only between runs with the same heldout_batch_size; got "
+                               "tiny: 128, tuned: 4"),
+    (lambda c: c.update(clip_selection={"candidates": ["tiny"]}), "clip_selection.candidates: ['tiny'] is too short"),
 ])
 def test_bad_training_configs_are_named(change, words):
     import copy

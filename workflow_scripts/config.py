@@ -3,6 +3,7 @@ the checks a schema cannot express (the kinds' own, and which analyses each data
 Snakefile is parsed, so a bad config stops the run before any job."""
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -235,6 +236,17 @@ def training_errors(config: dict, kinds: dict) -> list[str]:
         if settings["hard_negatives"] and settings["caption_order"] != "as_generated":
             errors.append(f"{key}: hard_negatives pairs each caption with its dataset's negative, so caption_order "
                           f"must be as_generated, not {settings['caption_order']!r}")
+    candidates = config["clip_selection"].get("candidates", [])
+    unknown = [run for run in candidates if run not in config["clip_training"]]
+    if unknown:
+        errors.append(f"clip_selection.candidates: {', '.join(map(repr, unknown))} not a run of clip_training "
+                      f"(runs: {', '.join(config['clip_training']) or 'none'})")
+    else:
+        for setting in ("dataset", "heldout_batch_size"):
+            values = {run: config["clip_training"][run][setting] for run in candidates}
+            if len({json.dumps(v) for v in values.values()}) > 1:
+                errors.append(f"clip_selection.candidates: held-out measures compare only between runs with the same "
+                              f"{setting}; got {', '.join(f'{r}: {v}' for r, v in values.items())}")
     for index, model in enumerate(config["models"]):
         if "trained" not in model:
             continue
@@ -249,6 +261,25 @@ def training_errors(config: dict, kinds: dict) -> list[str]:
             errors.append(f"models[{index}] (id {model['id']!r}): checkpoint {model['checkpoint']} is not one of run "
                           f"{model['trained']!r}'s checkpoints {[0, *run['checkpoints']]}")
     return errors
+
+
+def dataset_models(spec: dict, model_ids) -> list[str]:
+    """The model ids a dataset is studied with: those its `models` names or matches (shell-style patterns), in
+    the order of `model_ids`; every model when it names none."""
+    from fnmatch import fnmatchcase
+
+    patterns = spec.get("models")
+    return [i for i in model_ids if patterns is None or any(fnmatchcase(i, p) for p in patterns)]
+
+
+def dataset_model_errors(config: dict) -> list[str]:
+    """Each pattern of a dataset's `models` that matches no model id."""
+    from fnmatch import fnmatchcase
+
+    ids = [m["id"] for m in config["models"]]
+    return [f"datasets.{name}.models: {pattern!r} matches no model id (ids: {', '.join(ids)})"
+            for name, spec in config["datasets"].items() for pattern in spec.get("models", [])
+            if not any(fnmatchcase(i, pattern) for i in ids)]
 
 
 def initial_runs(config: dict, run: str) -> set[str]:
@@ -303,7 +334,8 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
             kinds = dataset_kinds(config["kind_modules"])
         except ValueError as error:
             raise ConfigError(f"invalid config:\n  {error}") from None
-        messages = (dataset_errors(config, kinds) + model_errors(config) + training_errors(config, kinds)
+        messages = (dataset_errors(config, kinds) + model_errors(config) + dataset_model_errors(config)
+                    + training_errors(config, kinds)
                     + transfer_errors(config, kinds) + mention_order_errors(config)
                     + text_to_image_errors(config, kinds))
     if messages:

@@ -16,6 +16,7 @@ from workflow_scripts.datasets.items import Vocabulary, binding_key, rendered_it
 from workflow_scripts.datasets.kind import DatasetKind, ItemContext, scene_counts, schema_block, shard_errors
 from workflow_scripts.datasets.placement import (
     CLEVR_PRIMITIVES,
+    FOCAL_LENGTH_MM,
     MAX_SCENE_TRIES,
     object_rows,
     place_objects,
@@ -105,7 +106,7 @@ def hard_negatives(rng, shapes, colors, count: int) -> list[list[tuple[str, str]
 
 
 def sample_scene(rng, n_objects: int, negatives_per_scene: int, width: int, height: int,
-                 sampling: str = "distinct") -> dict:
+                 sampling: str = "distinct", focal_length_mm: float = FOCAL_LENGTH_MM) -> dict:
     """One scene: objects in caption order, camera, caption, hard negatives and render seed."""
     for _ in range(MAX_SCENE_TRIES):
         shapes, colors = sample_attributes(rng, n_objects, sampling)
@@ -115,7 +116,7 @@ def sample_scene(rng, n_objects: int, negatives_per_scene: int, width: int, heig
             if sampling == "distinct":
                 raise
             continue  # the authors' sampler drew a multi-object scene without a hard negative
-        camera = sample_camera(rng)
+        camera = sample_camera(rng, focal_length_mm)
         placed = place_objects(rng, shapes, camera, width, height)
         if placed is not None:
             break
@@ -141,7 +142,8 @@ def generate_scenes(dataset: str, spec: dict, width: int, height: int, seed: int
     count in `spec['objects_per_scene']`, with splits (per object count) and render shards."""
     rng = dataset_rng(seed, dataset)
     scenes = [
-        sample_scene(rng, n, spec["negatives_per_scene"], width, height, spec["sampling"])
+        sample_scene(rng, n, spec["negatives_per_scene"], width, height, spec["sampling"],
+                     spec["focal_length_mm"])
         for n in spec["objects_per_scene"]
         for _ in range(spec["scenes_per_count"])
     ]

@@ -142,14 +142,45 @@ def text_tokens(tokenizer, texts: list[str], context_length: int) -> torch.Tenso
     return tokens
 
 
+@torch.no_grad()
+def heldout_metrics(model, images: torch.Tensor, tokens: torch.Tensor, captions: list[str], batch_size: int,
+                    device: str = "cpu") -> dict:
+    """How well `model` pairs held-out images with their captions, measured without any binding test: the
+    contrastive loss (CLIP's, as in training) averaged over consecutive batches of `batch_size` items in their
+    order (the last partial batch dropped; all items in one batch when they are fewer), and recall@1 over all
+    items in both directions, a retrieval counted correct when the retrieved caption (or the retrieved image's
+    caption) is the item's caption word for word (two scenes may share a caption)."""
+    model.eval()
+    features = [model(images[i:i + 256].to(device), tokens[i:i + 256].to(device)) for i in range(0, len(images), 256)]
+    image_features = torch.cat([f[0] for f in features]).float()
+    text_features = torch.cat([f[1] for f in features]).float()
+    scale = features[0][2].float()
+    size = min(batch_size, len(images))
+    starts = range(0, len(images) - size + 1, size)
+    loss = float(np.mean([clip_loss(image_features[i:i + size], text_features[i:i + size], scale).item()
+                          for i in starts]))
+    ids = {caption: index for index, caption in enumerate(dict.fromkeys(captions))}
+    caption_ids = torch.tensor([ids[caption] for caption in captions])
+    similarity = image_features @ text_features.T
+    image_to_text = caption_ids[similarity.argmax(1).cpu()] == caption_ids
+    text_to_image = caption_ids[similarity.argmax(0).cpu()] == caption_ids
+    return {"loss": loss, "batch_size": size, "batches": len(starts), "items": len(images),
+            "image_to_text_r1": float(image_to_text.float().mean()),
+            "text_to_image_r1": float(text_to_image.float().mean())}
+
+
 def train_clip(images: torch.Tensor, captions: list[str], settings: dict, folder, record: dict,
-               device: str = "cpu", progress: bool = False, negatives: list[str] | None = None, start=None):
+               device: str = "cpu", progress: bool = False, negatives: list[str] | None = None, start=None,
+               heldout: tuple[torch.Tensor, list[str]] | None = None):
     """Train a CLIP on preprocessed `images` (n, 3, s, s) and their `captions`, writing each
     catalogue.checkpoint_steps folder under `folder` (step-NNNNNN) with `record` and the loss curve so far in its
     training.json. `start`: (model, its open_clip_config.json, tokenizer) to fine-tune; None trains a new CLIP of
     `settings["architecture"]`. With `negatives` (one hard-negative caption per item) the loss is LABCLIP-HNB's.
-    Returns (the trained model in eval mode, the loss of each step). Seeded by settings["seed"]: the same
-    settings, data, device and thread count give the same weights."""
+    `heldout`: (images, captions) of items the run does not train on, measured at every checkpoint
+    (heldout_metrics, batches of settings["heldout_batch_size"]) into training.json's "heldout". With
+    settings["grad_clip"] the gradients' global norm is clipped to it. Returns (the trained model in eval mode,
+    the loss of each step). Seeded by settings["seed"]: the same settings, data, device and thread count give the
+    same weights."""
     from tqdm import tqdm
 
     if len(captions) != len(images) or (negatives is not None and len(negatives) != len(images)):
@@ -167,15 +198,20 @@ def train_clip(images: torch.Tensor, captions: list[str], settings: dict, folder
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings["lr"], betas=(0.9, 0.98), eps=1e-6,
                                   weight_decay=settings["weight_decay"])
     generator = torch.Generator().manual_seed(settings["seed"])
-    saves, losses = checkpoint_steps(settings["steps"], settings["checkpoints"]), []
+    saves, losses, measured = checkpoint_steps(settings["steps"], settings["checkpoints"]), [], []
+    heldout_tokens = None if heldout is None else text_tokens(tokenizer, heldout[1], context)
     order = torch.empty(0, dtype=torch.long)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda")
                 else torch.autocast("cpu", enabled=False))
 
     def save(step):
+        if heldout is not None:
+            with autocast:
+                measured.append({"step": step, **heldout_metrics(model, heldout[0], heldout_tokens, heldout[1],
+                                                                 settings["heldout_batch_size"], device)})
         save_checkpoint(model, config, Path(folder) / f"step-{step:06d}",
                         {**record, "step": step, "steps": settings["steps"], "items_seen": step * batch,
-                         "loss": losses})
+                         "loss": losses, "heldout": measured})
 
     for step in tqdm(range(settings["steps"] + 1), desc="train", unit="step", disable=not progress):
         if step in saves:
@@ -197,6 +233,8 @@ def train_clip(images: torch.Tensor, captions: list[str], settings: dict, folder
                 loss = hnb_loss(image_features, text_features[:batch], text_features[batch:], model.logit_scale)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        if settings.get("grad_clip"):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
         optimiser.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))  # CLIP's cap on the temperature
@@ -211,6 +249,13 @@ def hard_negative_captions(rows: list[dict]) -> list[str]:
     if missing is not None:
         raise ValueError(f"item {missing} has no negative caption; hard_negatives needs one for every train item")
     return [row["negative_captions"][0] for row in rows]
+
+
+def items_digest(item_ids: list[str]) -> str:
+    """A short digest of an item list: runs whose held-out measures compare have the same one."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(item_ids).encode()).hexdigest()[:16]
 
 
 def training_images(rows: list[dict], items_path, transform, rendered: bool) -> torch.Tensor:
@@ -261,17 +306,28 @@ def main(snakemake) -> None:
     start, transform, init_weights = starting_point(init, settings, device,
                                                     offline_from_record(snakemake.input.get("init_weights")))
     rows, images, captions, negatives, per_dataset = [], [], [], [], {}
+    heldout_images, heldout_captions, heldout_ids = [], [], []
     for dataset, path in zip(training_datasets(settings), snakemake.input.item_tables):
         table, vocabulary = read_items(path)
         train = [row for row in table if row["split"] == "train"]
+        val = [row for row in table if row["split"] == "val"]
         rows += train
         images.append(training_images(train, path, transform, True))
+        if val:  # the held-out measure: the val split's own captions, never reordered
+            heldout_images.append(training_images(val, path, transform, True))
+            heldout_captions += [row["caption"] for row in val]
+            heldout_ids += [row["item_id"] for row in val]
         captions += training_captions(train, vocabulary, settings["caption_order"], settings["seed"])
         negatives += hard_negative_captions(train) if settings["hard_negatives"] else []
         per_dataset[dataset] = len(train)
     images, negatives = torch.cat(images), negatives or None
+    heldout = (torch.cat(heldout_images), heldout_captions) if heldout_images else None
+    if heldout is None:
+        logger.warning("run %s: no val items in %s, so no held-out loss is measured", run,
+                       ", ".join(training_datasets(settings)))
     record = {"run": run, "dataset": settings["dataset"], "caption_order": settings["caption_order"],
               "seed": settings["seed"], "train_items": len(rows), "train_items_per_dataset": per_dataset,
+              "heldout_items": len(heldout_captions), "heldout_items_digest": items_digest(heldout_ids),
               "settings": settings, "device": device,
               "precision": "bf16 autocast" if device.startswith("cuda") else "fp32",
               "init": init and init["id"], "init_weights": init_weights, "hard_negatives": settings["hard_negatives"],
@@ -285,7 +341,7 @@ def main(snakemake) -> None:
     losses = []
     write_atomically(snakemake.output[0], lambda partial: losses.extend(
         train_clip(images, captions, settings, partial, record, device, progress=True, negatives=negatives,
-                   start=start)[1]))
+                   start=start, heldout=heldout)[1]))
     logger.info("loss %.3f at step 1, %.3f at step %d", losses[0], losses[-1], len(losses))
 
 

@@ -21,15 +21,19 @@ TABLES = {
 # real-world table from compositional and recall, and is built when either is. The tables of the CLIPs trained in
 # the workflow: a run's checkpoints are the model entries that name it (models: trained, checkpoint);
 # training_progression is built when some run has two or more of them, caption_order when the runs' last
-# checkpoints have two or more caption orders. TRAINING_RUNS stands for every clip_training run's folder (rule
-# train_clip), read as input "runs": its loss curves (the training figure; each run's convergence flag).
+# checkpoints have two or more caption orders (caption_order_difference: each pair of orders' difference);
+# clip_selection when the config names candidates (clip_selection). TRAINING_RUNS stands for every clip_training
+# run's folder (rule train_clip), read as inputs "runs" (the loss curves: the training figure, each run's
+# convergence flag) and "heldout" (the held-out measures at each checkpoint).
 TRAINING_RUNS = "clip_training runs"
 DERIVED_TABLES = {
     "real_world": ("paper_a", ("compositional", "recall")),
     "training_progression": ("clip_training", ("tor", "ior", TRAINING_RUNS)),
     "caption_order": ("clip_training", ("training_progression",)),
+    "caption_order_difference": ("clip_training", ("training_progression",)),
+    "clip_selection": ("clip_training", (TRAINING_RUNS,)),
 }
-TRAINING_TABLES = ("training_progression", "caption_order")
+TRAINING_TABLES = ("training_progression", "caption_order", "caption_order_difference")
 # figure: (paper folder, {input name: a table, (analysis, output) for results read directly, or TRAINING_RUNS})
 FIGURES = {
     "probe_accuracy": ("paper_a", {"probes": "probes"}),

@@ -13,7 +13,7 @@ import pandas as pd
 from workflow_scripts.common.intervals import Z95, wilson_interval
 from workflow_scripts.common.parquet import TRAINED_HERE, read_provenance, read_table
 from workflow_scripts.summary import reference
-from workflow_scripts.summary.runs import read_training_curves, run_statuses
+from workflow_scripts.summary.runs import read_heldout, read_training_curves, run_statuses, select_run
 
 
 LOW, HIGH = "_low95", "_high95"  # suffixes of a share's interval columns
@@ -757,6 +757,102 @@ def caption_order_markdown(table: pd.DataFrame) -> str:
             + markdown_table(rows.to_dict("records"), columns))
 
 
+ORDER_PAIRS_FIRST = ["large_first", "large_last", "random", "as_generated"]  # each pair: the earlier minus the later
+
+
+def caption_order_difference_table(tables: dict[str, pd.DataFrame], trained=None) -> pd.DataFrame:
+    """Per measure, dataset and object count, each pair of caption orders whose other run settings agree: the
+    difference of their seeds' mean last-checkpoint shares with its 95% Welch t-interval (scipy's
+    ttest_ind(equal_var=False): the seeds of each order as independent samples; NaN bounds with fewer than 2 seeds
+    in an order)."""
+    from scipy.stats import ttest_ind
+
+    last = tables["training_progression"]
+    last = last[last["step"] == last["steps"]]
+    keys, rows = ["measure", "dataset", "n_objects", *[c for c in ARM_COLUMNS if c != "caption_order"]], []
+    for key, runs in last.groupby(keys, sort=False, dropna=False):
+        shares = {order: runs.loc[runs["caption_order"] == order, "share"].dropna().to_numpy()
+                  for order in sorted(set(runs["caption_order"]), key=ORDER_PAIRS_FIRST.index)}
+        orders = list(shares)
+        for i, first in enumerate(orders):
+            for second in orders[i + 1:]:
+                a, b = shares[first], shares[second]
+                low = high = np.nan
+                if len(a) > 1 and len(b) > 1:
+                    low, high = ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+                rows.append({**dict(zip(keys, key)), "orders": f"{first} - {second}", "n_seeds": f"{len(a)}, {len(b)}",
+                             "mean_first": a.mean(), "mean_second": b.mean(), "difference": a.mean() - b.mean(),
+                             "difference_low95": low, "difference_high95": high})
+    return pd.DataFrame(rows)
+
+
+def caption_order_difference_markdown(table: pd.DataFrame) -> str:
+    rows = table  # markdown_table writes each difference with its interval
+    columns = ["measure", "dataset", "n_objects", "orders", "train_dataset", "steps", "precision", "n_seeds",
+               "mean_first", "mean_second", "difference"]
+    return ("# Caption order: the difference between orders\n\nThe data-order experiment's answer: for each pair of "
+            "caption orders (runs alike in every other setting), the mean over seeds of the first order's "
+            "last-checkpoint share minus the second's (measures as in training_progression.md), with the 95% "
+            "Welch t-interval of that difference (each order's seeds an independent sample; n_seeds: the seeds "
+            "of each). Paper B's explanation predicts a TOR first-named share higher under large_first than under "
+            "random or large_last; an interval that excludes 0 is a difference the seeds resolve.\n\n"
+            + markdown_table(rows.to_dict("records"), columns))
+
+
+def architecture_text(settings: dict) -> str:
+    """A run's model in a few words: 'ViT 64px/8 192x4, text 128x4, embed 128' (or its init's for fine-tuning)."""
+    if "init" in settings:
+        return f"fine-tuned from {settings['init']}"
+    a = settings["architecture"]
+    return (f"ViT {a['image_size']}px/{a['patch_size']} {a['vision_width']}x{a['vision_layers']}, "
+            f"text {a['text_width']}x{a['text_layers']}, embed {a['embed_dim']}")
+
+
+def clip_selection_table(tables: dict[str, pd.DataFrame], selection: dict) -> pd.DataFrame:
+    """One row per candidate run of clip_selection at its last checkpoint: its recipe, its training's status, its
+    held-out loss and recall@1 both ways (with Wilson intervals over the held-out items), the criterion's value,
+    rank and whether it is the selected run (summary.runs.select_run)."""
+    candidates, settings = selection["candidates"], selection["settings"]
+    _, rows = select_run(tables["heldout"], candidates, selection["criterion"])
+    status = run_statuses(tables["runs"]).reindex(candidates)
+    rows = rows.join(status[["training", "final_loss"]], on="run")
+    recipe = pd.DataFrame([{"run": run, "model": architecture_text(settings[run]), "steps": settings[run]["steps"],
+                            "batch_size": settings[run]["batch_size"], "lr": settings[run]["lr"],
+                            "warmup_steps": settings[run]["warmup_steps"], "grad_clip": settings[run].get("grad_clip"),
+                            "seed": settings[run]["seed"], "caption_order": settings[run]["caption_order"]}
+                           for run in candidates])
+    table = recipe.merge(rows.rename(columns={"loss": "heldout_loss", "items": "heldout_items",
+                                              "batch_size": "heldout_batch_size", "final_loss": "final_train_loss"}),
+                         on="run")
+    for share in ("image_to_text_r1", "text_to_image_r1"):
+        low, high = wilson_interval(table[share], table["heldout_items"])
+        table.insert(table.columns.get_loc(share) + 1, share + LOW, low)
+        table.insert(table.columns.get_loc(share) + 2, share + HIGH, high)
+    return table.drop(columns=["mean_r1", "heldout_items_digest", "batches"])
+
+
+def clip_selection_markdown(table: pd.DataFrame) -> str:
+    rows = table.assign(**{share: [counted_interval_text(v, lo, hi, n) for v, lo, hi, n in zip(
+        table[share], table[share + LOW], table[share + HIGH], table["heldout_items"])]
+        for share in ("image_to_text_r1", "text_to_image_r1")}, selected=table["selected"].map({True: "**yes**",
+                                                                                                 False: ""}),
+        lr=table["lr"].map("{:g}".format))
+    rows = rows.drop(columns=[c for c in rows.columns if c.endswith((LOW, HIGH))])  # in the text above
+    columns = ["run", "selected", "criterion_value", "rank", "model", "steps", "batch_size", "lr", "warmup_steps",
+               "grad_clip", "seed", "training", "final_train_loss", "step", "heldout_loss", "heldout_batch_size",
+               "image_to_text_r1", "text_to_image_r1"]
+    criterion = table["criterion"].iloc[0]
+    return ("# Which CLIP trained here is studied: the selection\n\nCandidates compared at their last checkpoint on "
+            "the val split of their training datasets, which no run trains on, by a criterion that is none of the "
+            f"papers' measures: **{criterion}** (heldout_loss: the lowest contrastive loss over consecutive batches "
+            "of heldout_batch_size val items; heldout_recall: the highest mean of the two recall@1 columns). "
+            "Recall@1: the share of val images whose most similar val caption is theirs word for word (image to "
+            "text), and of val captions whose most similar val image has that caption (text to image), with the "
+            "95% Wilson interval and the count. 'training': the run's convergence flag (training_progression.md). "
+            "The binding, LABCLIP, TOR and IOR results of every candidate stay in the papers' tables; none of them "
+            "enters the choice.\n\n" + markdown_table(rows.to_dict("records"), columns))
+
+
 def mention_order_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The caption-order statistic's rows with their bootstrap intervals (the analysis gives them)."""
     return with_intervals(rows, "mention_order")
@@ -905,7 +1001,9 @@ def attention_markdown(table: pd.DataFrame) -> str:
 
 DERIVED_TABLES = {"real_world": (real_world_table, real_world_markdown),
                   "training_progression": (progression_table, progression_markdown),
-                   "caption_order": (caption_order_table, caption_order_markdown)}
+                  "caption_order": (caption_order_table, caption_order_markdown),
+                  "caption_order_difference": (caption_order_difference_table, caption_order_difference_markdown),
+                  "clip_selection": (clip_selection_table, clip_selection_markdown)}
 
 TABLES = {"probes": (probe_table, probe_markdown), "binding": (binding_table, binding_markdown),
           "tor": (tor_table, tor_markdown), "ior": (ior_table, ior_markdown),
@@ -928,8 +1026,11 @@ def main(snakemake) -> None:
     name = snakemake.wildcards.table
     if name in DERIVED_TABLES:
         make_table, make_markdown = DERIVED_TABLES[name]
-        table = make_table({source: read_training_curves(path) if source == "runs" else pd.read_csv(path)
-                            for source, path in snakemake.input.items()}, snakemake.params.context)
+        tables = {source: pd.read_csv(path) for source, path in snakemake.input.items() if source != "runs"}
+        if "runs" in snakemake.input.keys():
+            tables["runs"] = read_training_curves(snakemake.input.runs)
+            tables["heldout"] = read_heldout(snakemake.input.runs)
+        table = make_table(tables, snakemake.params.context)
     else:
         make_table, make_markdown = TABLES[name]
         table = make_table(read_results(snakemake.input.results))
