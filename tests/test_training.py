@@ -349,6 +349,9 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     assert sorted(p.name for p in folder.glob("step-*")) == ["step-000000", "step-000002", "step-000004"]
     record = json.loads((folder / "step-000004/training.json").read_text())
     assert record["train_items"] == len(record["item_ids"]) == len(record["captions"]) and len(record["loss"]) == 4
+    # the val split (4 of toy's 40 scenes) measured at every checkpoint, in one batch of all 4
+    assert [h["step"] for h in record["heldout"]] == [0, 2, 4] and record["heldout_items"] == 4
+    assert {(h["items"], h["batch_size"], h["batches"]) for h in record["heldout"]} == {(4, 4, 1)}
     from workflow_scripts.summary.figures import read_training_curves
 
     curve = read_training_curves([folder])
@@ -373,6 +376,7 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
         tmp_path / "results/toy/embeddings/scenes-init/images.parquet")["weights"]
     tuned = json.loads((tmp_path / "results/clip_training/tuned/step-000002/training.json").read_text())
     assert tuned["init"] == "scenes" and tuned["hard_negatives"] and tuned["init_weights"] == weights
+    assert tuned["heldout_items"] == 4 + 2 and len(tuned["heldout"]) == 2  # toy's and toy2's val items; steps 0, 2
     assert len(tuned["negative_captions"]) == tuned["train_items"] and tuned["negative_captions"] != tuned["captions"]
     trains = {name: [r["item_id"] for r in read_table(tmp_path / f"results/{name}/items.parquet").to_pylist()
                      if r["split"] == "train"] for name in ("toy", "toy2")}
