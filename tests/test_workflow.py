@@ -197,7 +197,7 @@ def test_finished_run_leaves_no_claim_and_no_partial_output(tiny_run):
 # What a rerun may redo. Scene specs, renders and embeddings are the expensive part and depend on none of the
 # analysis settings; everything else reads embeddings and takes seconds.
 UPSTREAM_RULES = {"prefetch_weights", "mesh_geometry", "items", "render_shard", "embed_images", "embed_texts"}
-ANALYSIS_RULES = {"probes", "labclip", "binding", "tor", "ior", "matching", "table", "figure", "all"}
+ANALYSIS_RULES = {"probes", "labclip", "binding", "tor", "ior", "matching", "table", "figure", "brief", "all"}
 
 
 def planned_after_change(tiny_run, folder: Path, key: str, value) -> dict[str, int]:

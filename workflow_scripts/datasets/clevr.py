@@ -143,7 +143,7 @@ def generate_scenes(dataset: str, spec: dict, width: int, height: int, seed: int
     rng = dataset_rng(seed, dataset)
     scenes = [
         sample_scene(rng, n, spec["negatives_per_scene"], width, height, spec["sampling"],
-                     spec["focal_length_mm"])
+                     spec.get("focal_length_mm", FOCAL_LENGTH_MM))
         for n in spec["objects_per_scene"]
         for _ in range(spec["scenes_per_count"])
     ]
