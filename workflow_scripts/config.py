@@ -274,12 +274,10 @@ def dataset_models(spec: dict, model_ids) -> list[str]:
 
 def dataset_model_errors(config: dict) -> list[str]:
     """Each pattern of a dataset's `models` that matches no model id."""
-    from fnmatch import fnmatchcase
-
     ids = [m["id"] for m in config["models"]]
     return [f"datasets.{name}.models: {pattern!r} matches no model id (ids: {', '.join(ids)})"
             for name, spec in config["datasets"].items() for pattern in spec.get("models", [])
-            if not any(fnmatchcase(i, pattern) for i in ids)]
+            if not dataset_models({"models": [pattern]}, ids)]
 
 
 def initial_runs(config: dict, run: str) -> set[str]:
