@@ -794,8 +794,10 @@ def caption_order_difference_markdown(table: pd.DataFrame) -> str:
             "caption orders (runs alike in every other setting), the mean over seeds of the first order's "
             "last-checkpoint share minus the second's (measures as in training_progression.md), with the 95% "
             "Welch t-interval of that difference (each order's seeds an independent sample; n_seeds: the seeds "
-            "of each). Paper B's explanation predicts a TOR first-named share higher under large_first than under "
-            "random or large_last; an interval that excludes 0 is a difference the seeds resolve.\n\n"
+            "of each). Weights: CLIPs trained in this workflow on synthetic scenes, each run's last checkpoint "
+            "(training_progression.md names each checkpoint's weights file); precision as in the column. Paper B's "
+            "explanation predicts a TOR first-named share higher under large_first than under random or "
+            "large_last; an interval that excludes 0 is a difference the seeds resolve.\n\n"
             + markdown_table(rows.to_dict("records"), columns))
 
 
