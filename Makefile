@@ -4,7 +4,7 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: venv demo data-order lab test bench lint
+.PHONY: venv demo data-order lab lab-gpu test bench lint
 
 $(INSTALLED): requirements.txt requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: bpy 5.0.1 needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -31,6 +31,11 @@ lab: venv
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --configfile configs/lab.yaml \
 		--directory results/lab
 	@cat results/lab/results/summary.txt
+
+lab-gpu: venv
+	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --configfile configs/lab.yaml configs/lab-gpu.yaml \
+		--directory results/lab-gpu
+	@cat results/lab-gpu/results/summary.txt
 
 test: venv
 	$(VENV)/bin/python -m pytest tests

@@ -44,8 +44,11 @@ def test_the_summary_reports_the_selected_clips_premise_paper_a_row_and_each_arm
                                  "orders": "large_first - random", "n_seeds": "5, 5", "mean_first": 0.6,
                                  "mean_second": 0.33, "difference": 0.27, "difference_low95": 0.1,
                                  "difference_high95": 0.44}])
+    caption_order = pd.DataFrame([{"caption_order": order, "n_runs": 5, "heldout_not_below_chance": flagged}
+                                  for order, flagged in (("large_first", "seed 0 seed 3"), ("random", "none"),
+                                                         ("large_first", "seed 0 seed 3"))])
     text = brief({"clip_selection": selection, "probes": probe_rows(), "binding": binding_rows(),
-                  "caption_order_difference": differences}, TRAINED)
+                  "caption_order": caption_order, "caption_order_difference": differences}, TRAINED)
     lines = text.splitlines()
     assert lines[0] == "selection: run lab_b by heldout_loss (1.200; the other candidates: lab_a 1.500)"
     assert lines[1].startswith("precondition: image probes 0.920 [0.800, 0.990], n=200, text probes 0.970 "
@@ -54,9 +57,11 @@ def test_the_summary_reports_the_selected_clips_premise_paper_a_row_and_each_arm
     assert lines[2] == ("paper A, lab_clevr (lab-b): binding CLIP 0.550 [0.500, 0.950], n=180; LABCLIP-SB 0.600 "
                         "[0.500, 0.950], n=180; LABCLIP-HNB 0.900 [0.500, 0.950], n=180; CLIP-FT 0.800 [0.500, "
                         "0.950], n=180")
-    assert lines[3] == ("data order, TOR first-named share (clean), 3 objects: large_first - random = 0.270 [0.100, "
+    assert lines[3] == ("data order, runs whose held-out loss ended not below chance (they memorised their training "
+                        "pairs): large_first seed 0 seed 3 of 5; random none of 5")
+    assert lines[4] == ("data order, TOR first-named share (clean), 3 objects: large_first - random = 0.270 [0.100, "
                         "0.440] (seeds 5, 5; 0.600 vs 0.330)")
-    assert lines[4].startswith("weights of lab-b: CLIP trained in this workflow") and len(lines) == 5
+    assert lines[5].startswith("weights of lab-b: CLIP trained in this workflow") and len(lines) == 6
 
 
 def test_without_a_selection_every_model_trained_from_scratch_is_summarised():

@@ -21,9 +21,18 @@ def invalid(changes) -> str:
     return str(error.value)
 
 
-@pytest.mark.parametrize("path", ["config.yaml", "configs/demo.yaml"])
-def test_shipped_configs_are_valid(path):
-    validate_config(yaml.safe_load((REPO / path).read_text()))
+@pytest.mark.parametrize("paths", [["config.yaml"], ["configs/demo.yaml"], ["configs/data_order.yaml"],
+                                   ["configs/lab.yaml"], ["configs/lab.yaml", "configs/lab-gpu.yaml"]])
+def test_shipped_configs_are_valid(paths):
+    from snakemake.utils import update_config
+
+    config = {}
+    for path in paths:  # stacked as `--configfile a b` stacks them
+        update_config(config, yaml.safe_load((REPO / path).read_text()))
+    config = validate_config(config)
+    if "configs/lab-gpu.yaml" in paths:  # the overlay moves the work to the GPU and changes nothing else
+        assert config["render"]["device"] == "GPU" and config["render"]["resolution"] == [64, 64]
+        assert config["embedding"] == {**config["embedding"], "device": "cuda", "precision": "bf16", "batch_size": 128}
 
 
 def test_defaults_are_filled_in():

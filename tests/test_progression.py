@@ -3,6 +3,7 @@ by run, step and caption order."""
 import io
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -71,7 +72,7 @@ def test_progression_keeps_one_row_per_checkpoint_measure_and_count(progression)
     assert row["share_low95"] == pytest.approx(0.4314, abs=1e-4) and row["share_high95"] == pytest.approx(0.5686,
                                                                                                       abs=1e-4)
     text = progression_markdown(progression)
-    assert "| TOR first-named share (clean) | eval | 2 | large_first_0 | large_first | 0 | not recorded | 10 | 10 |" in text
+    assert "| TOR first-named share (clean) | eval | 2 | large_first_0 | large_first | 0 | not recorded | not measured | 10 | 10 |" in text
     assert "0.600 [0.531, 0.665]" in text
 
 
@@ -87,7 +88,7 @@ def test_caption_order_gives_each_orders_mean_spread_and_runs(progression):
     assert large_first["runs"].startswith("seed 0: 0.600 [0.531, 0.665], n=200; seed 1: 0.700")
     assert clean.loc["random", "sd_over_seeds"] == 0 and clean.loc["random", "mean_share"] == 0.5
     assert len(table) == 2 * 3  # two orders, three measures: the step-0 checkpoints are left out
-    assert "| TOR first-named share (clean) | eval | 2 | large_first | train | 10 | fp32 | 3 | none | 0.700 [0.452, 0.948] |" in (
+    assert "| TOR first-named share (clean) | eval | 2 | large_first | train | 10 | fp32 | 3 | none | none | 0.700 [0.452, 0.948] |" in (
         caption_order_markdown(table))
 
 
@@ -156,3 +157,31 @@ def test_caption_order_difference_gives_each_pair_of_orders_and_its_welch_interv
     assert len(table) == 3  # one pair of orders per measure
     assert "| large_first - random | train | 10 | fp32 | 3, 3 | 0.700 | 0.500 | 0.200 [-0.048, 0.448] |" in (
         caption_order_difference_markdown(table))
+
+
+def test_a_run_whose_heldout_loss_ends_at_chance_is_flagged_and_kept():
+    from workflow_scripts.summary.runs import heldout_status
+
+    def measured(run, losses):
+        return pd.DataFrame({"run": run, "step": [0, 5, 10][:len(losses)], "loss": losses, "batch_size": 64})
+
+    chance = np.log(64)
+    assert heldout_status(measured("a", [4.2, 3.0]))["heldout"] == "below chance"
+    assert heldout_status(measured("a", [4.2, 3.0, chance]))["heldout"] == "not below chance"  # the last counts
+    assert heldout_status(measured("a", [4.2, float("nan")]))["heldout"] == "not below chance"
+    assert heldout_status(measured("a", []))["heldout"] == "not measured"
+    losses = {f"{order}_{seed}": [4.0] * 10 + [2.0] * 10 for order, seed in FINAL}
+    heldout = pd.concat([measured(run, [4.2, 5.0 if run == "large_first_2" else 3.0]) for run in losses])
+    tables = {**source_tables(), "runs": curves(losses), "heldout": heldout}
+    progression = progression_table(tables, trained())
+    flags = progression.drop_duplicates("run").set_index("run")
+    assert flags.loc["large_first_2", "heldout"] == "not below chance"
+    assert (flags.drop("large_first_2")["heldout"] == "below chance").all()
+    assert flags.loc["large_first_2", "heldout_chance"] == pytest.approx(chance)
+    assert "| large_first_2 | large_first | 2 | converged | not below chance |" in progression_markdown(progression)
+    table = caption_order_table({"training_progression": as_read_back(progression)})
+    clean = table[table["measure"] == "TOR first-named share (clean)"].set_index("caption_order")
+    assert clean.loc["large_first", "heldout_not_below_chance"] == "seed 2"
+    assert clean.loc["random", "heldout_not_below_chance"] == "none" and clean.loc["large_first", "n_runs"] == 3
+    without = progression_table({**source_tables(), "runs": curves(losses)}, trained())
+    assert (without["heldout"] == "not measured").all()

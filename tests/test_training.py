@@ -365,6 +365,11 @@ def test_workflow_trains_a_clip_and_embeds_with_its_checkpoints(tmp_path):
     assert (table["dataset"] == "names").all() and (table["n"] > 0).all()
     assert set(table["training"]) <= {"converged", "diverged"}  # each run's flag, read from its loss curve
     assert table["final_loss"].notna().all()
+    # and from its held-out loss at its last checkpoint against ln(held-out batch size): tiny's batch is its 4 val items
+    assert table["heldout"].isin(["below chance", "not below chance"]).all()
+    tiny = table[table["run"] == "tiny"]
+    assert np.allclose(tiny["heldout_chance"], math.log(4))
+    assert np.allclose(tiny["heldout_loss"], record["heldout"][-1]["loss"])
     assert not (tmp_path / "results/clip_training/tables/caption_order.csv").exists()
 
     images = tmp_path / "results/toy/embeddings/scenes/images.parquet"

@@ -1,7 +1,8 @@
 """Rule `brief`: one screen of a run's answers (results/summary.txt), read from its tables: which trained CLIP the
 selection chose, whether that CLIP meets paper A's premise (each modality's probes on two-object CLEVR-style test
-scenes), paper A's binding row per dataset, and each difference between caption orders of the data-order
-experiment. Every number carries its interval and count; a part whose table the run does not build is left out."""
+scenes), paper A's binding row per dataset, and, for the data-order experiment, the runs that did not learn to
+match unseen scenes and each difference between caption orders. Every number carries its interval and count; a
+part whose table the run does not build is left out."""
 import sys
 from pathlib import Path
 
@@ -86,6 +87,15 @@ def difference_lines(differences: pd.DataFrame) -> list[str]:
     return lines
 
 
+def heldout_lines(caption_order: pd.DataFrame) -> list[str]:
+    """Per caption order of the data-order experiment: the seeds whose held-out loss did not end below chance."""
+    if "heldout_not_below_chance" not in caption_order:
+        return []
+    arms = caption_order.drop_duplicates("caption_order")
+    return ["data order, runs whose held-out loss ended not below chance (they memorised their training pairs): "
+            + "; ".join(f"{r.caption_order} {r.heldout_not_below_chance} of {r.n_runs}" for r in arms.itertuples())]
+
+
 def brief(tables: dict[str, pd.DataFrame], trained: dict) -> str:
     lines, run = [], None
     if "clip_selection" in tables:
@@ -96,6 +106,8 @@ def brief(tables: dict[str, pd.DataFrame], trained: dict) -> str:
         lines += precondition_lines(tables["probes"], models)
     if "binding" in tables:
         lines += binding_lines(tables["binding"], models, trained)
+    if "caption_order" in tables:
+        lines += heldout_lines(tables["caption_order"])
     if "caption_order_difference" in tables:
         lines += difference_lines(tables["caption_order_difference"])
     weights = sorted({(m, w) for name in ("probes", "binding") if name in tables

@@ -94,7 +94,23 @@ def training_status(losses) -> dict:
             "final_loss": final, "lowest_loss": float(np.nanmin(losses)) if finite else float("nan")}
 
 
-def run_statuses(curves: pd.DataFrame) -> pd.DataFrame:
-    """training_status per run of read_training_curves' table, indexed by run."""
-    return pd.DataFrame([{"run": run, **training_status(curve.sort_values("step")["loss"])}
+def heldout_status(heldout: pd.DataFrame) -> dict:
+    """{"heldout": "below chance" | "not below chance" | "not measured", "heldout_loss", "heldout_chance"} of one
+    run's held-out measures (read_heldout's rows) at its last checkpoint. Chance is ln(batch size), the contrastive
+    loss of a CLIP whose similarities are all equal: a run not below it matches unseen images and captions no better
+    than one that has learnt nothing, however low its training loss. Reported, never used to drop a run."""
+    if heldout.empty:
+        return {"heldout": "not measured", "heldout_loss": np.nan, "heldout_chance": np.nan}
+    last = heldout.sort_values("step").iloc[-1]
+    chance = float(np.log(last["batch_size"]))
+    below = bool(np.isfinite(last["loss"]) and last["loss"] < chance)
+    return {"heldout": "below chance" if below else "not below chance", "heldout_loss": float(last["loss"]),
+            "heldout_chance": chance}
+
+
+def run_statuses(curves: pd.DataFrame, heldout: pd.DataFrame | None = None) -> pd.DataFrame:
+    """training_status and heldout_status per run of read_training_curves' table (and read_heldout's), by run."""
+    heldout = pd.DataFrame(columns=["run"]) if heldout is None else heldout
+    return pd.DataFrame([{"run": run, **training_status(curve.sort_values("step")["loss"]),
+                          **heldout_status(heldout[heldout["run"] == run])}
                          for run, curve in curves.groupby("run", sort=True)]).set_index("run")

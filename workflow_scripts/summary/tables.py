@@ -636,7 +636,8 @@ PROGRESSION_MEASURES = {
                                "large_first_share", "n_large_images", True),
 }
 RUN_COLUMNS = ["run", "train_dataset", "caption_order", "init", "hard_negatives", "seed", "step", "steps"]
-STATUS_COLUMNS = ["training", "start_loss", "final_loss", "lowest_loss"]  # summary.runs.training_status
+STATUS_COLUMNS = ["training", "start_loss", "final_loss", "lowest_loss",  # summary.runs.training_status
+                  "heldout", "heldout_loss", "heldout_chance"]  # and heldout_status
 
 
 def progression_table(tables: dict[str, pd.DataFrame], trained: dict[str, dict]) -> pd.DataFrame:
@@ -659,9 +660,11 @@ def progression_table(tables: dict[str, pd.DataFrame], trained: dict[str, dict])
     table = pd.concat(frames, ignore_index=True)
     runs = pd.DataFrame.from_dict(trained, orient="index")[RUN_COLUMNS]
     table = runs.join(table.set_index("model_id"), how="inner").rename_axis("model_id").reset_index()
-    status = run_statuses(tables["runs"]) if "runs" in tables else pd.DataFrame(columns=STATUS_COLUMNS)
+    status = (run_statuses(tables["runs"], tables.get("heldout")) if "runs" in tables
+              else pd.DataFrame(columns=STATUS_COLUMNS))
     table = table.join(status[STATUS_COLUMNS], on="run")
     table["training"] = table["training"].fillna("not recorded")
+    table["heldout"] = table["heldout"].fillna("not measured")
     order = list(PROGRESSION_MEASURES)
     table = table.sort_values(["measure", "dataset", "n_objects", "run", "step"],
                               key=lambda c: c.map(order.index) if c.name == "measure" else c, ignore_index=True)
@@ -670,8 +673,8 @@ def progression_table(tables: dict[str, pd.DataFrame], trained: dict[str, dict])
 
 
 def progression_markdown(table: pd.DataFrame) -> str:
-    columns = ["measure", "dataset", "n_objects", "run", "caption_order", "seed", "training", "step", "steps",
-               "weights", "precision", "share", "n", "chance"]
+    columns = ["measure", "dataset", "n_objects", "run", "caption_order", "seed", "training", "heldout", "step",
+               "steps", "weights", "precision", "share", "n", "chance"]
     return ("# Training progression of the CLIPs trained in the workflow\n\nPer saved checkpoint (step 0: the "
             "initialisation): 'TOR first-named share', the share of short captions (method caption) whose most "
             "similar single name is the first-named one, under the clean protocol (every name at every slot "
@@ -680,7 +683,10 @@ def progression_markdown(table: pd.DataFrame) -> str:
             "among their own objects' is the large object (large_position all; no size bias gives 1/n). n: captions "
             "or images. 'training': 'diverged' where a run's loss was not finite or its mean over the last tenth of "
             "its steps was not below the mean over the first tenth ('converged' otherwise; the CSV has both losses "
-            "and the lowest); such a run is reported, never dropped. Paper B's figure 4c draws these for one "
+            "and the lowest); 'heldout': whether the run's contrastive loss on held-out items (its training "
+            "datasets' val split) at its last checkpoint is below chance, ln(batch size), the loss of a CLIP that has "
+            "learnt nothing ('not below chance': it memorised its training pairs; the CSV has the loss and chance). "
+            "Either kind of run is reported, never dropped. Paper B's figure 4c draws these for one "
             "published CLIP; no public code computes them.\n"
             f"{INTERVAL_NOTE}\n\n" + markdown_table(table.to_dict("records"), columns))
 
@@ -727,8 +733,10 @@ def caption_order_table(tables: dict[str, pd.DataFrame], trained=None) -> pd.Dat
         n_runs, (mean, low, high) = len(runs), t_interval(runs["share"])
         sd = runs["share"].std(ddof=1) if n_runs > 1 else np.nan
         diverged = runs[runs["training"] == "diverged"] if "training" in runs else runs.iloc[:0]
+        memorised = runs[runs["heldout"] == "not below chance"] if "heldout" in runs else runs.iloc[:0]
         groups.append({**dict(zip(["measure", "dataset", "n_objects", *ARM_COLUMNS], key)), "n_runs": n_runs,
                        "diverged_runs": " ".join(f"seed {seed}" for seed in diverged["seed"]) or "none",
+                       "heldout_not_below_chance": " ".join(f"seed {seed}" for seed in memorised["seed"]) or "none",
                        "seeds": " ".join(str(s) for s in runs["seed"]), "mean_share": mean, "sd_over_seeds": sd,
                        "mean_low95": max(low, 0.0), "mean_high95": min(high, 1.0),
                        "chance": runs["chance"].iloc[0],
@@ -743,7 +751,7 @@ def caption_order_markdown(table: pd.DataFrame) -> str:
         interval_text(m, lo, hi) if n > 1 else f"{m:.3f}"
         for m, lo, hi, n in zip(table["mean_share"], table["mean_low95"], table["mean_high95"], table["n_runs"])])
     columns = ["measure", "dataset", "n_objects", "caption_order", "train_dataset", "steps", "precision", "n_runs",
-               "diverged_runs", "mean_share", "sd_over_seeds", "chance", "runs"]
+               "diverged_runs", "heldout_not_below_chance", "mean_share", "sd_over_seeds", "chance", "runs"]
     return ("# Caption order of the training captions: the last checkpoints over seeds\n\nPaper B's explanation "
             "of the biases, tested: CLIPs trained in the workflow that differ only in the order their training "
             "captions name the objects (large_first: the large object named first; large_last: named last; random: "
@@ -751,8 +759,9 @@ def caption_order_markdown(table: pd.DataFrame) -> str:
             "as in training_progression.md) with the 95% t-interval of that mean (n_runs - 1 degrees of freedom) "
             "and the standard deviation over seeds; 'runs': each seed's share with its 95% Wilson interval and its "
             "count; 'diverged_runs': the seeds whose training diverged (training_progression.md says how that is "
-            "decided), kept in the mean. Weights: CLIPs trained in this workflow on synthetic scenes, each run's last checkpoint "
-            "(training_progression.md names each checkpoint's weights file). Paper B predicts a TOR first-named "
+            "decided), kept in the mean; 'heldout_not_below_chance': the seeds whose held-out loss ended at or "
+            "above chance (training_progression.md), also kept. Weights: CLIPs trained in this workflow on "
+            "synthetic scenes, each run's last checkpoint (training_progression.md names each checkpoint's weights file). Paper B predicts a TOR first-named "
             "share above chance under large_first and not under random.\n\n"
             + markdown_table(rows.to_dict("records"), columns))
 
