@@ -24,9 +24,9 @@ data-order: venv
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --configfile configs/data_order.yaml \
 		--directory results/data-order
 
-# The lab (README, "The lab"; about an hour and a half on 2 cores today): CLIPs trained here, the one paper A is tested on
-# chosen by held-out loss, and paper B's data-order experiment in three arms of five seeds; ends by printing
-# results/summary.txt.
+# The lab (README, "The lab"; about an hour and a half on 2 cores today): CLIPs trained here, the one paper A is
+# tested on chosen by held-out loss, and paper B's data-order experiment in three arms of five seeds; ends by
+# printing results/summary.txt.
 lab: venv
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --configfile configs/lab.yaml \
 		--directory results/lab

@@ -257,7 +257,8 @@ def source_available(source) -> bool:
     return bool(datasets_for(analysis))
 
 
-BRIEF_TABLES = ("clip_selection", "probes", "binding", "caption_order", "caption_order_difference")  # rule brief's sources
+# rule brief's sources
+BRIEF_TABLES = ("clip_selection", "probes", "binding", "caption_order", "caption_order_difference")
 AVAILABLE_TABLES = [table for table in [*TABLES, *DERIVED_TABLES] if source_available(table)]
 AVAILABLE_FIGURES = [figure for figure, (_, sources) in FIGURES.items()
                      if all(source_available(source) for source in sources.values())]

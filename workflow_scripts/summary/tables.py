@@ -717,6 +717,12 @@ def t_interval(values) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def flagged_seeds(runs: pd.DataFrame, column: str, flag: str) -> str:
+    """'seed 1 seed 3': the seeds of `runs` whose `column` says `flag` ('none' when none does or no column)."""
+    flagged = runs[runs[column] == flag] if column in runs else runs.iloc[:0]
+    return " ".join(f"seed {seed}" for seed in flagged["seed"]) or "none"
+
+
 ARM_COLUMNS = ["train_dataset", "caption_order", "init", "hard_negatives", "steps", "precision"]
 
 
@@ -732,11 +738,9 @@ def caption_order_table(tables: dict[str, pd.DataFrame], trained=None) -> pd.Dat
         runs = runs.sort_values("seed")
         n_runs, (mean, low, high) = len(runs), t_interval(runs["share"])
         sd = runs["share"].std(ddof=1) if n_runs > 1 else np.nan
-        diverged = runs[runs["training"] == "diverged"] if "training" in runs else runs.iloc[:0]
-        memorised = runs[runs["heldout"] == "not below chance"] if "heldout" in runs else runs.iloc[:0]
         groups.append({**dict(zip(["measure", "dataset", "n_objects", *ARM_COLUMNS], key)), "n_runs": n_runs,
-                       "diverged_runs": " ".join(f"seed {seed}" for seed in diverged["seed"]) or "none",
-                       "heldout_not_below_chance": " ".join(f"seed {seed}" for seed in memorised["seed"]) or "none",
+                       "diverged_runs": flagged_seeds(runs, "training", "diverged"),
+                       "heldout_not_below_chance": flagged_seeds(runs, "heldout", "not below chance"),
                        "seeds": " ".join(str(s) for s in runs["seed"]), "mean_share": mean, "sd_over_seeds": sd,
                        "mean_low95": max(low, 0.0), "mean_high95": min(high, 1.0),
                        "chance": runs["chance"].iloc[0],
@@ -761,8 +765,8 @@ def caption_order_markdown(table: pd.DataFrame) -> str:
             "count; 'diverged_runs': the seeds whose training diverged (training_progression.md says how that is "
             "decided), kept in the mean; 'heldout_not_below_chance': the seeds whose held-out loss ended at or "
             "above chance (training_progression.md), also kept. Weights: CLIPs trained in this workflow on "
-            "synthetic scenes, each run's last checkpoint (training_progression.md names each checkpoint's weights file). Paper B predicts a TOR first-named "
-            "share above chance under large_first and not under random.\n\n"
+            "synthetic scenes, each run's last checkpoint (training_progression.md names each checkpoint's weights "
+            "file). Paper B predicts a TOR first-named share above chance under large_first and not under random.\n\n"
             + markdown_table(rows.to_dict("records"), columns))
 
 
