@@ -37,6 +37,11 @@ def aim(obj, target=(0.0, 0.0, 0.0)) -> None:
     obj.matrix_world = Matrix(camera_matrix_world(tuple(obj.location), target).tolist())
 
 
+STAMPS = ("use_stamp_date", "use_stamp_time", "use_stamp_render_time", "use_stamp_frame", "use_stamp_frame_range",
+          "use_stamp_camera", "use_stamp_lens", "use_stamp_scene", "use_stamp_filename", "use_stamp_memory",
+          "use_stamp_hostname", "use_stamp_marker", "use_stamp_note", "use_stamp_sequencer_strip")
+
+
 def configure_cycles(scene, render_cfg: dict, width: int, height: int, threads: int) -> None:
     scene.render.engine = "CYCLES"
     scene.render.resolution_x, scene.render.resolution_y = width, height
@@ -48,8 +53,13 @@ def configure_cycles(scene, render_cfg: dict, width: int, height: int, threads: 
     scene.render.threads_mode = "FIXED"
     scene.render.threads = max(1, threads)
     scene.view_settings.view_transform = "Standard"  # keep CLEVR's colours recognisable
+    for stamp in STAMPS:  # no render date or time in the PNG: the same scene gives the same bytes
+        setattr(scene.render, stamp, False)
     scene.cycles.samples = render_cfg["samples"]
     scene.cycles.use_adaptive_sampling = False
+    # Cycles' light tree is built differently from render to render (even on one thread), which moved a rare pixel
+    # by a few 8-bit levels between runs; without it, the same scene and seed give the same pixels.
+    scene.cycles.use_light_tree = False
     # Diffuse and glossy objects on a plane need few bounces (render.light_paths); caustics and volumes none.
     bounces = {**LIGHT_PATHS, **render_cfg.get("light_paths", {})}
     scene.cycles.max_bounces = bounces["max_bounces"]
