@@ -6,11 +6,12 @@ CORES ?= all
 
 .PHONY: venv demo data-order lab lab-gpu test bench lint
 
-$(INSTALLED): requirements.txt requirements.lock
+$(INSTALLED): requirements.txt requirements.lock requirements-hashed.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: bpy 5.0.1 needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt -c requirements.lock
+	$(VENV)/bin/pip install --quiet --no-deps --require-hashes -r requirements-hashed.txt
 	touch $(INSTALLED)
 
 venv: $(INSTALLED)

