@@ -1,6 +1,8 @@
 """Real Blender renders of tiny generated scenes: every object shows its colour where the camera sees it."""
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +131,21 @@ def test_the_same_scene_renders_to_the_same_bytes(tmp_path):
     for name in sorted(path.name for path in (tmp_path / "0").iterdir()):
         first = (tmp_path / "0" / name).read_bytes()
         assert all((tmp_path / str(attempt) / name).read_bytes() == first for attempt in (1, 2)), name
+
+
+def test_a_full_disk_fails_the_shard_naming_the_png(scenes, tmp_path):
+    """Blender logs "Saved" for a PNG it could not write: on a 24 KB filesystem the shard must fail naming the file,
+    and leave nothing that looks rendered."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        with pytest.raises(OSError, match=r"render_test-\d+(\.objects)?\.png: Blender wrote no readable PNG"):
+            render_scenes(scenes, disk / "shard-000", {**RENDER, "denoise": False}, threads=2)
+        assert not [path.name for path in disk.iterdir() if "shard-000" in path.name]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_denoised_renders_repeat_within_one_level(scenes, rendered, tmp_path):

@@ -200,3 +200,16 @@ def render_object_index(scene, path) -> None:
         finally:
             for light in lights:
                 light.hide_render = False
+    check_written(path)
+
+
+def check_written(path) -> None:
+    """Blender logs "Saved" and carries on when the disk is full, leaving an empty or truncated PNG: decode the file
+    it wrote, or raise OSError naming it, so that no such shard is marked complete."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError) as error:  # PIL raises SyntaxError for some malformed PNG chunks
+        raise OSError(f"{path}: Blender wrote no readable PNG ({error}); is the disk full?") from error

@@ -28,6 +28,7 @@ from workflow_scripts.render.blender import (
     OBJECT_TAG,
     aim,
     build_stage,
+    check_written,
     configure_cycles,
     object_material,
     render_object_index,
@@ -104,6 +105,7 @@ def _render_into(out_dir: Path, rows, render_cfg, threads, progress, mesh_files)
         image = out_dir / f"{row['item_id']}.png"
         scene.render.filepath = str(image)
         bpy.ops.render.render(write_still=True)
+        check_written(image)
         render_object_index(scene, mask_path(image))
 
 
