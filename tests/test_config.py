@@ -104,6 +104,13 @@ def test_integers_are_integers_and_model_ids_are_folder_names(change, expected):
     assert expected in invalid(change)
 
 
+@pytest.mark.parametrize("key, value, maximum", [("scenes_per_count", 10**9, 1000000), ("shards", 10**6, 10000)])
+def test_sizes_past_any_study_are_refused_before_planning(key, value, maximum):
+    """A typo such as a million shards kept the dry run building its job graph for minutes."""
+    assert f"datasets.toy.{key}: {value} is greater than the maximum of {maximum}" in invalid(
+        lambda c: c["datasets"]["toy"].update({key: value}))
+
+
 @pytest.mark.parametrize("dataset, expected", [
     ({"kind": "cc3m"}, "datasets.toy.kind: unknown kind 'cc3m'; known kinds: aro, clevr, coco, colorswap, comco, laion, names, pug, simco, spar, sugarcrepe, sugarcrepe_pp, winoground"),
     ({"analyses": ["probes", "speed"]}, "datasets.toy.analyses: unknown analysis 'speed'"),
