@@ -257,7 +257,7 @@ def test_bad_config_stops_before_any_job(tmp_path):
     config = write_config(tmp_path, {**TINY, "render": {"sampels": 4}})
     run = snakemake("--cores", 1, "--directory", tmp_path, "--configfile", config)
     assert run.returncode != 0
-    assert "render: Additional properties are not allowed ('sampels' was unexpected)" in run.stderr
+    assert "render: unknown key 'sampels'; did you mean 'samples'?" in run.stderr
     assert not (tmp_path / "results").exists()
 
 

@@ -43,6 +43,18 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def unknown_key_hint(name: str, known) -> str:
+    """'unknown key ...; did you mean ...?' when a known key is a likely typo of it (difflib ratio 0.8: 'sampels'
+    0.86, 'batchsize' 0.95; another kind's 'negatives_per_scene' against 'objects_per_scene' 0.72), else the known
+    keys."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    if close:
+        return f"unknown key {name!r}; did you mean {close[0]!r}?"
+    return f"unknown key {name!r}; known keys: {', '.join(sorted(known)) or 'none'}"
+
+
 def _explain(error, prefix=()) -> str:
     key = _key([*prefix, *error.absolute_path])
     if error.validator == "oneOf":  # say what each form lacks instead of "is not valid under any of the schemas"
@@ -54,8 +66,8 @@ def _explain(error, prefix=()) -> str:
         lacks = "; or ".join(", ".join(messages) for _, messages in sorted(forms.items()))
         return f"{key}: matches none of its forms: {lacks}"
     if error.validator == "additionalProperties":
-        known = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
-        return f"{key}: {error.message}; known keys: {known}"
+        return f"{key}: " + "; ".join(unknown_key_hint(name, error.schema.get("properties", {}))
+                                     for name in sorted(set(error.instance) - set(error.schema.get("properties", {}))))
     return f"{key}: {error.message}"
 
 
