@@ -220,3 +220,25 @@ def test_an_image_shared_by_items_is_embedded_once_and_each_crop_on_its_own(tmp_
     vectors = embed_images(CHANNEL_MEANS, to_tensor, device="cpu", batch_size=1, num_workers=0, precision="fp32",
                            **inputs)[rows]  # batches of one: the crop is another size than the whole image
     np.testing.assert_allclose(vectors, [[0.5, 0, 0], [0.5, 0, 0], [1, 0, 0], [1, 0, 0]], atol=1e-6)
+
+
+LATIN1 = '{"a": "caf\xe9"}'.encode("latin-1")  # valid JSON text, but byte 0xe9 is not UTF-8
+
+
+@pytest.mark.parametrize("reader", ["sugarcrepe", "coco", "aro", "winoground", "laion"])
+def test_a_dataset_file_that_is_not_utf8_is_named_with_its_first_bad_byte(tmp_path, reader):
+    from workflow_scripts.datasets import aro, coco, laion, sugarcrepe, winoground
+
+    path = tmp_path / "file.json"
+    path.write_bytes(LATIN1)
+    read = {"sugarcrepe": sugarcrepe.read_subset, "coco": coco.read_captions,
+            "aro": lambda p: aro.vg_items("vg", {"benchmark": "vg_relation"}, p),
+            "winoground": winoground.read_examples}.get(reader)
+    if reader == "laion":  # an img2dataset folder: the caption .txt beside the image
+        (tmp_path / "00000").mkdir()
+        Image.new("RGB", (4, 4)).save(tmp_path / "00000/000000001.jpg")
+        path = tmp_path / "00000/000000001.txt"
+        path.write_bytes(LATIN1)
+        read = lambda _: laion.folder_samples(tmp_path)  # noqa: E731
+    with pytest.raises(ValueError, match=rf"{path}: not UTF-8 text \(byte 0xe9 at offset 10\)"):
+        read(path)

@@ -92,10 +92,24 @@ def root_file_errors(dataset: str, spec: dict, path, note: str = "") -> list[str
     return []
 
 
-def read_json(path, expected: str):
-    """The JSON value in `path`; ValueError naming the file and what was `expected` when it is not JSON."""
+def decode_text(data: bytes, where) -> str:
+    """`data` as UTF-8 text; ValueError naming `where` (a file, or a member of an archive) and the first bad byte."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{where}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+                         "save it as UTF-8") from None
+
+
+def read_text(path) -> str:
+    """The UTF-8 text of the file `path`; ValueError naming it and the first byte that is not UTF-8."""
+    return decode_text(Path(path).read_bytes(), path)
+
+
+def read_json(path, expected: str):
+    """The JSON value in `path`; ValueError naming the file and what was `expected` when it is not UTF-8 JSON."""
+    try:
+        return json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not JSON ({error}); expected {expected}") from error
 

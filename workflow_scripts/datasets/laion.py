@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from workflow_scripts.common.parquet import read_table
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, schema_block
+from workflow_scripts.datasets.kind import DatasetKind, decode_text, read_text, schema_block
 from workflow_scripts.datasets.splits import dataset_rng
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -74,8 +74,8 @@ def folder_samples(root: Path) -> list[dict]:
     samples = []
     for image in sorted(p for p in root.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES):
         text, info = image.with_suffix(".txt"), image.with_suffix(".json")
-        caption, url = _sample_text(text.read_text(encoding="utf-8") if text.is_file() else None,
-                                    info.read_text(encoding="utf-8") if info.is_file() else None,
+        caption, url = _sample_text(read_text(text) if text.is_file() else None,
+                                    read_text(info) if info.is_file() else None,
                                     str(image.with_suffix("")))
         samples.append({"key": image.stem, "image": str(image.resolve()), "caption": caption, "url": url})
     return samples
@@ -118,9 +118,9 @@ def tar_samples(members: dict[str, dict], keys, folder: Path) -> list[dict]:
             image = f"images/{key}{suffix}"
             (folder / image).write_bytes(read(suffix))
             text, info = read(".txt"), read(".json")
-            caption, url = _sample_text(text.decode("utf-8") if text is not None else None,
-                                        info.decode("utf-8") if info is not None else None,
-                                        f"{files[suffix][0]}:{key}")
+            where = f"{files[suffix][0]}:{key}"
+            caption, url = _sample_text(decode_text(text, where + ".txt") if text is not None else None,
+                                        decode_text(info, where + ".json") if info is not None else None, where)
             samples.append({"key": key, "image": image, "caption": caption, "url": url})
     finally:
         for archive in archives.values():

@@ -6,11 +6,11 @@ each a JSON object {id: {"filename", "caption", "negative_caption"}}; the images
 subset (column `subset`). The captions are free text (no vocabulary to parse), so only the analyses that compare
 an image with its caption and its negative run on it (`compositional`).
 """
-import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import DatasetKind, check_images_exist, missing_folder_reason, schema_block
+from workflow_scripts.datasets.kind import (DatasetKind, check_images_exist, missing_folder_reason, read_json,
+                                           schema_block)
 
 SUBSETS = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 FIELDS = ("filename", "caption", "negative_caption")
@@ -24,11 +24,8 @@ def subset_file(spec: dict, subset: str) -> Path:
 def read_subset(path) -> list[tuple[str, dict]]:
     """(id, entry) of one SugarCrepe subset file, in file order; ValueError naming the file and the entry or
     field when it is not SugarCrepe's format."""
-    try:
-        entries = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error}); a SugarCrepe subset file is a JSON object "
-                         '{id: {"filename", "caption", "negative_caption"}}') from error
+    entries = read_json(path, 'a SugarCrepe subset file, a JSON object {id: {"filename", "caption", '
+                              '"negative_caption"}}')
     if not isinstance(entries, dict) or not entries:
         raise ValueError(f"{path}: expected a non-empty JSON object {{id: entry}}, found {type(entries).__name__}"
                          + (" (empty)" if not entries else ""))

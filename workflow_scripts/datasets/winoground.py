@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from workflow_scripts.datasets.items import Vocabulary, item_table
-from workflow_scripts.datasets.kind import (DatasetKind, check_images_exist, missing_folder_reason, root_file_errors,
-                                            schema_block)
+from workflow_scripts.datasets.kind import (DatasetKind, check_images_exist, missing_folder_reason, read_text,
+                                            root_file_errors, schema_block)
 
 EXAMPLES = "examples.jsonl"
 FIELDS = ("id", "image_0", "image_1", "caption_0", "caption_1")
@@ -22,21 +22,20 @@ def read_examples(path) -> list[dict]:
     """The examples of a Winoground examples.jsonl; ValueError naming the file, line and field when a line is
     not a JSON object with FIELDS."""
     examples = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                example = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {number}: not JSON ({error})") from error
-            if not isinstance(example, dict):
-                raise ValueError(f"{path}, line {number}: a {type(example).__name__}, not an object with "
-                                 f"{list(FIELDS)}")
-            missing = [f for f in FIELDS if example.get(f) in (None, "")]
-            if missing:
-                raise ValueError(f"{path}, line {number}: no {missing[0]!r} (an example has {list(FIELDS)})")
-            examples.append(example)
+    for number, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            example = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not JSON ({error})") from error
+        if not isinstance(example, dict):
+            raise ValueError(f"{path}, line {number}: a {type(example).__name__}, not an object with "
+                             f"{list(FIELDS)}")
+        missing = [f for f in FIELDS if example.get(f) in (None, "")]
+        if missing:
+            raise ValueError(f"{path}, line {number}: no {missing[0]!r} (an example has {list(FIELDS)})")
+        examples.append(example)
     if not examples:
         raise ValueError(f"{path}: no examples")
     return examples
