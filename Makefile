@@ -4,15 +4,23 @@ VENV := .venv
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: venv demo data-order lab lab-gpu test bench lint
+.PHONY: venv demo data-order lab lab-gpu test bench lint lock
 
-$(INSTALLED): requirements.txt requirements.lock requirements-hashed.txt
+# Every package at the version and with the hashes requirements.lock pins, pip refusing any file whose sha256
+# differs; requirements.txt lists the packages the workflow imports, requirements.lock everything they need.
+$(INSTALLED): requirements.txt requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: bpy 5.0.1 needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt -c requirements.lock
-	$(VENV)/bin/pip install --quiet --no-deps --require-hashes -r requirements-hashed.txt
+	$(VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	touch $(INSTALLED)
+
+# After changing requirements.txt and installing it into the venv (and testing it): freeze the venv into
+# requirements.lock with every file's hash from PyPI.
+lock: venv
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	( head -2 requirements.lock; $(VENV)/bin/pip freeze --all ) > requirements.lock.new
+	$(VENV)/bin/python .ci/lock_hashes.py requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 venv: $(INSTALLED)
 
@@ -25,7 +33,7 @@ data-order: venv
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --configfile configs/data_order.yaml \
 		--directory results/data-order
 
-# The lab (README, "The lab"; about an hour and a half on 2 cores today): CLIPs trained here, the one paper A is
+# The lab (README, "The lab"; 86 minutes on 2 cores on 2026-12-08): CLIPs trained here, the one paper A is
 # tested on chosen by held-out loss, and paper B's data-order experiment in three arms of five seeds; ends by
 # printing results/summary.txt.
 lab: venv

