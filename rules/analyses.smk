@@ -52,15 +52,15 @@ rule slot_classification:
 rule attention:
     input:
         item_table=ITEMS,
-        shards=shard_dirs,
-        weights=ancient(WEIGHTS_RECORD),
+        shards=shard_manifests,
+        weights=WEIGHTS_RECORD,
         trained=trained_input,
     output:
         attention=f"{analysis_dir('attention')}/attention.parquet",
     params:
         attention=config["paper_b"]["attention"],
         model=lambda wc: MODELS[wc.model],
-        embedding=config["embedding"],
+        embedding=EMBEDDING,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("attention")),
@@ -108,7 +108,7 @@ rule binding:
                        mode=config["paper_a"]["labclip"]["modes"], allow_missing=True),
         published=list(config["paper_a"]["published_maps"].values()),
         # the model embeds the authors' Recall@K candidate captions that no item has (binding.candidate_embeddings)
-        weights=ancient(WEIGHTS_RECORD),
+        weights=WEIGHTS_RECORD,
         trained=trained_input,
     output:
         binding=f"{analysis_dir('binding')}/binding.parquet",
@@ -120,7 +120,7 @@ rule binding:
         kind=lambda wc: DATASETS[wc.dataset].kind.name,
         paper_setting=lambda wc: DATASETS[wc.dataset].paper_setting,
         model=lambda wc: MODELS[wc.model],
-        embedding=config["embedding"],
+        embedding=EMBEDDING,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("binding")),
@@ -138,14 +138,14 @@ rule binding:
 rule tor:
     input:
         item_table=ITEMS,
-        weights=ancient(WEIGHTS_RECORD),
+        weights=WEIGHTS_RECORD,
         trained=trained_input,
     output:
         tor=f"{analysis_dir('tor')}/tor.parquet",
     params:
         tor=config["paper_b"]["tor"],
         model=lambda wc: MODELS[wc.model],
-        embedding=config["embedding"],
+        embedding=EMBEDDING,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("tor")),
@@ -233,14 +233,14 @@ rule matching:
     input:
         item_table=ITEMS,
         images=EMBEDDINGS["images"],
-        weights=ancient(WEIGHTS_RECORD),
+        weights=WEIGHTS_RECORD,
         trained=trained_input,
     output:
         matching=f"{analysis_dir('matching')}/matching.parquet",
     params:
         aggregations=config["paper_b"]["tor"]["aggregations"],
         model=lambda wc: MODELS[wc.model],
-        embedding=config["embedding"],
+        embedding=EMBEDDING,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("matching")),
@@ -280,7 +280,7 @@ rule caption_objects:
 rule caption_objects_llm:
     input:
         item_table=ITEMS,
-        llm=ancient(hf_record(MENTION_ORDER["llm"]["model"])),
+        llm=hf_record(MENTION_ORDER["llm"]["model"]),
     output:
         objects="results/{dataset}/mention_order/objects_{method}.parquet",
     params:
@@ -306,14 +306,14 @@ rule caption_tor:
     input:
         item_table=ITEMS,
         objects=expand(rules.caption_objects.output.objects, method="lexicon", allow_missing=True)[0],
-        weights=ancient(WEIGHTS_RECORD),
+        weights=WEIGHTS_RECORD,
         trained=trained_input,
     output:
         tor=f"{analysis_dir('caption_tor')}/caption_tor.parquet",
     params:
         caption_tor=config["paper_b"]["caption_tor"],
         model=lambda wc: MODELS[wc.model],
-        embedding=config["embedding"],
+        embedding=EMBEDDING,
         seed=config["seed"],
     wildcard_constraints:
         dataset=one_of(datasets_for("caption_tor")),
@@ -332,8 +332,8 @@ rule object_areas:
     input:
         item_table=ITEMS,
         objects=rules.caption_objects.output.objects,
-        detector=ancient(hf_record(MENTION_ORDER["detector"]["model"])),
-        segmenter=ancient(hf_record(MENTION_ORDER["segmenter"])),
+        detector=hf_record(MENTION_ORDER["detector"]["model"]),
+        segmenter=hf_record(MENTION_ORDER["segmenter"]),
     output:
         areas="results/{dataset}/mention_order/areas_{method}.parquet",
     params:
@@ -384,8 +384,8 @@ rule prompt_order:
     input:
         images_table=rules.generate_images.output.table,
         images=rules.generate_images.output.images,
-        detector=ancient(hf_record(MENTION_ORDER["detector"]["model"] if PROMPT_ORDER_DETECTOR else None)),
-        clip_weights=(ancient(WEIGHTS_RECORD.format(model=prompt_order_clip()["id"]))
+        detector=hf_record(MENTION_ORDER["detector"]["model"] if PROMPT_ORDER_DETECTOR else None),
+        clip_weights=(WEIGHTS_RECORD.format(model=prompt_order_clip()["id"])
                       if "clip" in TEXT_TO_IMAGE["measures"] else []),
         trained=trained_folders(prompt_order_clip()["id"]) if "clip" in TEXT_TO_IMAGE["measures"] else [],
     output:

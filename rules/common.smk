@@ -12,7 +12,7 @@ sys.path.insert(0, workflow.basedir)
 from workflow_scripts.common.sources import code_digest, imported_files
 from workflow_scripts.config import ConfigError, check_config_file, dataset_models, validate_config
 from workflow_scripts.datasets.registry import dataset_kinds, plan_datasets
-from workflow_scripts.datasets.items import shard_dir
+from workflow_scripts.datasets.items import shard_manifest
 from workflow_scripts.models.catalogue import TRAINING_DIR, configured_models, run_settings, training_datasets
 from workflow_scripts.analyses import ANALYSES
 from workflow_scripts.models.hf_models import model_slug
@@ -31,6 +31,9 @@ for name, reason in SKIPPED.items():
 # paper_model labels the real_world table's rows only; taken out of the entries so that a label changes no job
 PAPER_MODELS = {model["id"]: model.pop("paper_model", "CLIP") for model in config["models"]}
 MODELS = configured_models(config)  # a trained entry resolved to its checkpoint folder (models/catalogue.py)
+# The embedding settings a result can depend on, as the rules' param: num_workers (data-loading processes) changes
+# only the speed, so the jobs read it from the config and changing it reruns nothing.
+EMBEDDING = {key: value for key, value in config["embedding"].items() if key != "num_workers"}
 
 # Paths: every dataset's items and embeddings, and every analysis' results in one layout.
 ITEMS = "results/{dataset}/items.parquet"
@@ -88,10 +91,10 @@ def training_inputs(wildcards) -> dict:
     settings = config["clip_training"][wildcards.run]
     datasets = training_datasets(settings)
     inputs = {"item_tables": [ITEMS.format(dataset=dataset) for dataset in datasets],
-              "shards": [f"results/{dataset}/{shard_dir(shard)}" for dataset in datasets
+              "shards": [f"results/{dataset}/{shard_manifest(shard)}" for dataset in datasets
                          for shard in range(DATASETS[dataset].shards)]}
     if "init" in settings:
-        inputs["init_weights"] = ancient(WEIGHTS_RECORD.format(model=settings["init"]))
+        inputs["init_weights"] = WEIGHTS_RECORD.format(model=settings["init"])
         inputs["init_trained"] = trained_folders(settings["init"])
     return inputs
 
@@ -123,12 +126,13 @@ def item_inputs(wildcards) -> dict:
     return DATASETS[wildcards.dataset].inputs()
 
 
-def shard_dirs(wildcards):
-    """Every render shard folder of a rendered dataset; nothing for one whose images are files on disk."""
+def shard_manifests(wildcards):
+    """The manifest of every render shard of a rendered dataset (a rule that reads the images waits for them, and
+    a shard folder without its manifest is rendered again); nothing for one whose images are files on disk."""
     planned = DATASETS[wildcards.dataset]
     if not planned.kind.rendered:
         return []
-    return [f"results/{wildcards.dataset}/{shard_dir(shard)}" for shard in range(planned.shards)]
+    return [f"results/{wildcards.dataset}/{shard_manifest(shard)}" for shard in range(planned.shards)]
 
 
 def analysis_results(analysis: str, output: str) -> list[str]:

@@ -4,10 +4,11 @@
 # Hugging Face cache (HF_HOME) with the hub offline. `snakemake prefetch --cores 1` fetches and verifies every
 # configured model's weights ahead of a run.
 #
-# A model's prefetch record. Every rule that loads a model's weights takes it as input, as
-# `weights=ancient(WEIGHTS_RECORD)`: the rule waits for the prefetch and learns from the record that it may
-# read the cache offline, while a rewritten record (after an edit of prefetch.py, say) does not make its
-# outputs stale; a change of the model's weights reaches those rules through their `model` param.
+# A model's prefetch record. Every rule that loads a model's weights takes it as input (`weights=WEIGHTS_RECORD`):
+# the rule waits for the prefetch and learns from the record that it may read the cache offline. Not ancient():
+# Snakemake skips its own checks of the jobs below one it reruns and plans them only through non-ancient inputs,
+# so with an ancient record an edit of models/loading.py reran the prefetch alone and left the embeddings, which
+# import it too, to the next run. A rerun prefetch therefore reruns the jobs that read its record.
 WEIGHTS_RECORD = "results/weights/{model}.json"
 
 
@@ -53,7 +54,7 @@ rule prefetch_weights:
 
 
 # The transformers models of the caption-order statistics (LLM, detector, segmenter), fetched and verified like
-# CLIP's weights; their rules take the record as ancient input and load with the hub offline.
+# CLIP's weights; their rules take the record as input (not ancient, as above) and load with the hub offline.
 rule prefetch_hf_model:
     output:
         HF_WEIGHTS_RECORD,
@@ -84,15 +85,15 @@ rule prefetch:
 rule embed_images:
     input:
         item_table=ITEMS,
-        shards=shard_dirs,
-        weights=ancient(WEIGHTS_RECORD),
+        shards=shard_manifests,
+        weights=WEIGHTS_RECORD,
         trained=trained_input,
     output:
         EMBEDDINGS["images"],
     params:
         kind="images",
         model=lambda wc: MODELS[wc.model],
-        embedding=config["embedding"],
+        embedding=EMBEDDING,
         seed=config["seed"],
     threads: 4
     log:
@@ -108,14 +109,14 @@ rule embed_images:
 rule embed_texts:
     input:
         item_table=ITEMS,
-        weights=ancient(WEIGHTS_RECORD),
+        weights=WEIGHTS_RECORD,
         trained=trained_input,
     output:
         EMBEDDINGS["texts"],
     params:
         kind="texts",
         model=lambda wc: MODELS[wc.model],
-        embedding=config["embedding"],
+        embedding=EMBEDDING,
         seed=config["seed"],
     threads: 4
     log:
@@ -133,7 +134,7 @@ rule embed_texts:
 rule generate_images:
     input:
         item_table=ITEMS,
-        model_record=ancient(hf_record(TEXT_TO_IMAGE["model"])),
+        model_record=hf_record(TEXT_TO_IMAGE["model"]),
     output:
         images=directory("results/{dataset}/prompt_order/images"),
         table="results/{dataset}/prompt_order/images.parquet",

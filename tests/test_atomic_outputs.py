@@ -175,10 +175,37 @@ def test_a_render_job_orphaned_by_a_killed_snakemake_cannot_alter_the_rerun_shar
             assert time.monotonic() < deadline, "the orphaned render job did not end"
             time.sleep(0.2)
         assert digests(shard) == published
-        assert leftovers(shard.parent) == ["shard-000"]  # the orphan's half-rendered folder is gone
+        # the orphan's half-rendered folder is gone
+        assert leftovers(shard.parent) == ["shard-000", "shard-000.manifest.json"]
     finally:
         for pid in orphan:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
         if controller.poll() is None:
             controller.kill()
+
+
+def test_after_ctrl_c_the_same_command_resumes(tmp_path):
+    """Ctrl-C (SIGINT) mid-render, then the very same command, with no --rerun-incomplete and no --profile: the
+    workflow profile makes it redo the interrupted shard instead of refusing with IncompleteFilesException."""
+    config = write_config(tmp_path, {"datasets": {"toy": {"objects_per_scene": [2], "scenes_per_count": 10}},
+                                     "models": [{"id": "rand", "name": "ViT-B-32", "pretrained": "none"}],
+                                     "render": {"resolution": [64, 64], "samples": 64}})
+    target = "results/toy/images/shard-000"
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
+               "--configfile", str(config), "--", target]
+    controller = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "results/toy/images").glob("*shard-000*/*.png")):
+            assert controller.poll() is None and time.monotonic() < deadline, "the render job never started"
+            time.sleep(0.05)
+        controller.send_signal(signal.SIGINT)
+        assert controller.wait(timeout=120) != 0
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(list((tmp_path / target).glob("*.objects.png"))) == 10
+    assert (tmp_path / f"{target}.manifest.json").exists()

@@ -56,27 +56,31 @@ def test_digest_follows_content_not_timestamps(tmp_path):
     assert code_digest(script, tmp_path, [kind]) != code_digest(script, tmp_path)
 
 
-def planned(snakefile: Path, workdir: Path, config: Path, *args) -> str:
+def planned(snakefile: Path, workdir: Path, config: Path, *args, target="results/toy/items.parquet") -> str:
     import subprocess
 
     run = subprocess.run([SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir), "--configfile",
-                          str(config), "--cores", "1", *args, "results/toy/items.parquet"],
+                          str(config), "--cores", "1", *args, target],
                          cwd=workdir, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout + run.stderr
 
 
-@pytest.fixture
-def built_items(tmp_path):
-    """A copy of the workflow (its code may be edited) that has built one item table: (Snakefile, workdir, config)."""
+def built(tmp_path, target: str):
+    """A copy of the workflow (its code may be edited) that has built `target`: (Snakefile, workdir, config)."""
     repo, workdir = tmp_path / "repo", tmp_path / "work"
     repo.mkdir(), workdir.mkdir()
     for name in WORKFLOW_FILES:
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, repo / name)
     config = write_config(workdir, CONFIG)
-    planned(repo / "Snakefile", workdir, config)
-    assert (workdir / "results/toy/items.parquet").exists()
+    planned(repo / "Snakefile", workdir, config, target=target)
+    assert (workdir / target).exists()
     return repo / "Snakefile", workdir, config
+
+
+@pytest.fixture
+def built_items(tmp_path):
+    return built(tmp_path, "results/toy/items.parquet")
 
 
 def test_touching_every_file_of_the_workflow_plans_no_rerun(built_items):
@@ -97,3 +101,24 @@ def test_editing_an_imported_module_plans_the_rule_again_and_only_where_imported
         module.write("\n# an edit\n")
     out = planned(snakefile, workdir, config, "-n")
     assert "rule items:" in out and "Params have changed" in out
+
+
+def test_editing_the_model_loader_plans_the_prefetch_and_the_embeddings_in_one_run(tmp_path):
+    """Both import models/loading.py. With the prefetch record as an ancient() input, Snakemake planned the
+    prefetch alone and the embeddings only in the next run."""
+    texts = "results/toy/embeddings/rand/texts.parquet"
+    snakefile, workdir, config = built(tmp_path, texts)
+    assert "Nothing to be done" in planned(snakefile, workdir, config, "-n", target=texts)
+    with open(snakefile.parent / "workflow_scripts/models/loading.py", "a") as module:
+        module.write("\n# an edit\n")
+    out = planned(snakefile, workdir, config, "-n", target=texts)
+    assert "rule prefetch_weights:" in out and "rule embed_texts:" in out, out[-3000:]
+
+
+def test_a_shard_folder_made_by_hand_is_rendered_again(tmp_path):
+    """A folder is not taken for a render: the rules that read the images wait for the shard's manifest, which
+    only a finished render job writes."""
+    snakefile, workdir, config = built(tmp_path, "results/toy/items.parquet")
+    (workdir / "results/toy/images/shard-000").mkdir(parents=True)
+    out = planned(snakefile, workdir, config, "-n", target="results/toy/embeddings/rand/images.parquet")
+    assert "rule render_shard:" in out and "shard-000.manifest.json" in out, out[-3000:]

@@ -179,6 +179,18 @@ def test_workflow_embeddings_equal_open_clip_on_the_rendered_png(tiny_run):
         )
 
 
+def test_every_shard_has_a_manifest_of_its_files(tiny_run):
+    from workflow_scripts.common.files import sha256_of
+
+    images = tiny_run[0] / "results/toy/images"
+    for shard in ("shard-000", "shard-001"):
+        manifest = json.loads((images / f"{shard}.manifest.json").read_text())
+        pngs = sorted((images / shard).glob("*.png"))
+        assert sorted(manifest["files"]) == [png.name for png in pngs] and len(pngs) == 2 * manifest["items"]
+        assert all(manifest["files"][png.name] == {"bytes": png.stat().st_size, "sha256": sha256_of(png)}
+                   for png in pngs)
+
+
 def test_finished_run_has_nothing_left_to_do(tiny_run):
     workdir, config = tiny_run
     run = snakemake("-n", "--cores", 1, "--directory", workdir, "--configfile", config)
@@ -237,6 +249,16 @@ def test_changed_render_setting_rerenders_every_shard(tiny_run, tmp_path):
     assert planned.get("embed_images") == 5, planned
     # Scene specs and captions do not depend on the sample count.
     assert not {"items", "embed_texts", "mesh_geometry"} & set(planned), planned
+
+
+def test_a_speed_only_embedding_setting_reruns_nothing(tiny_run, tmp_path):
+    assert planned_after_change(tiny_run, tmp_path, "embedding.num_workers", 2) == {}
+
+
+def test_a_changed_embedding_batch_size_reembeds_and_keeps_the_scenes(tiny_run, tmp_path):
+    planned = planned_after_change(tiny_run, tmp_path, "embedding.batch_size", 4)
+    assert planned.get("embed_images") == 5 and "embed_texts" in planned, planned
+    assert not {"items", "render_shard", "prefetch_weights"} & set(planned), planned
 
 
 def test_one_output_can_be_built_alone(tiny_run, tmp_path):

@@ -159,6 +159,12 @@ def shard_dir(shard: int) -> str:
     return f"images/shard-{shard:03d}"
 
 
+def shard_manifest(shard: int) -> str:
+    """The manifest the render job writes beside its shard's folder, last: the rules that read the images take it
+    as input, so a folder without one (made by hand, or left by a job killed before the end) is rendered again."""
+    return f"{shard_dir(shard)}.manifest.json"
+
+
 def image_path(shard: int, item_id: str) -> str:
     return f"{shard_dir(shard)}/{item_id}.png"
 

@@ -260,7 +260,8 @@ def main(snakemake) -> None:
         rows = inputs.pop("rows")
         logger.info("%d distinct images (and crops) for %d items", len(inputs["paths"]), len(rows))
         vectors = embed_images(model, preprocess, device=device, batch_size=settings["batch_size"],
-                               num_workers=settings["num_workers"], precision=settings["precision"], progress=True,
+                               num_workers=snakemake.config["embedding"]["num_workers"],  # speed only: not a param
+                               precision=settings["precision"], progress=True,
                                rendered=bool(snakemake.input.get("shards")), **inputs)[rows]
         columns = {"item_id": items.column("item_id")}
     else:

@@ -17,7 +17,7 @@ if "snakemake" in globals():  # run by Snakemake's script directive: make the pa
 import bpy
 import numpy as np
 
-from workflow_scripts.common.files import write_atomically
+from workflow_scripts.common.files import sha256_of, write_atomically
 from workflow_scripts.common.masks import mask_path
 from workflow_scripts.datasets.placement import object_origin
 from workflow_scripts.datasets.spar import MATERIAL as TEXTURED
@@ -123,6 +123,15 @@ def main(snakemake) -> None:
     mesh_files = json.loads(metadata[MESHES_KEY]) if MESHES_KEY in metadata else None
     render_scenes(table.to_pylist(), snakemake.output.images, snakemake.params.render, snakemake.threads, True,
                   mesh_files)
+    write_atomically(snakemake.output.manifest, lambda partial: Path(partial).write_text(
+        json.dumps(shard_manifest(snakemake.output.images, table.num_rows, snakemake.params.render), indent=1)))
+
+
+def shard_manifest(folder, items: int, render_cfg: dict) -> dict:
+    """What a finished shard holds: its item count, render settings and every file's size and sha256."""
+    files = sorted(Path(folder).glob("*.png"))
+    return {"items": items, "render": render_cfg,
+            "files": {path.name: {"bytes": path.stat().st_size, "sha256": sha256_of(path)} for path in files}}
 
 
 if __name__ == "__main__" and "snakemake" in globals():
