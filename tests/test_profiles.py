@@ -189,8 +189,8 @@ def test_local_profile_dry_run(tmp_path):
     assert SUBMITTED | KNOWN_LOCAL <= {job["rule"] for job in jobs}
     assert not any("gpu" in job["resources"] or "slurm_partition" in job["resources"] for job in jobs)
     # profiles/default is loaded into every run, cluster ones too: only settings right for every way of running
-    assert set(yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())) == {"rerun-triggers",
-                                                                                         "show-failed-logs"}
+    assert set(yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())) == {
+        "rerun-triggers", "show-failed-logs", "rerun-incomplete"}
 
 
 @pytest.fixture(scope="module")
