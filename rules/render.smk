@@ -9,7 +9,7 @@ rule render_shard:
         item_table=ITEMS,
     output:
         images=directory("results/{dataset}/images/shard-{shard}"),
-        manifest="results/{dataset}/images/shard-{shard}.manifest.json",  # written last (shard_manifest)
+        manifest="results/{dataset}/images/shard-{shard}.manifest.json",  # written last (render/shard.py, manifest_of)
     params:
         render=config["render"],
     threads: 8

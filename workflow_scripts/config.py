@@ -66,8 +66,9 @@ def _explain(error, prefix=()) -> str:
         lacks = "; or ".join(", ".join(messages) for _, messages in sorted(forms.items()))
         return f"{key}: matches none of its forms: {lacks}"
     if error.validator == "additionalProperties":
-        return f"{key}: " + "; ".join(unknown_key_hint(name, error.schema.get("properties", {}))
-                                     for name in sorted(set(error.instance) - set(error.schema.get("properties", {}))))
+        known = error.schema.get("properties", {})
+        unknown = sorted(set(error.instance) - set(known))
+        return f"{key}: " + "; ".join(unknown_key_hint(name, known) for name in unknown)
     return f"{key}: {error.message}"
 
 

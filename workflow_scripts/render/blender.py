@@ -57,8 +57,8 @@ def configure_cycles(scene, render_cfg: dict, width: int, height: int, threads: 
         setattr(scene.render, stamp, False)
     scene.cycles.samples = render_cfg["samples"]
     scene.cycles.use_adaptive_sampling = False
-    # Cycles' light tree is built differently from render to render (even on one thread), which moved a rare pixel
-    # by a few 8-bit levels between runs; without it, the same scene and seed give the same pixels.
+    # Cycles' light tree varied a rare pixel by a few 8-bit levels from render to render (even on one CPU); without
+    # it fewer scenes vary, though a rarer one-pixel difference of unknown cause remains (README, "The lab").
     scene.cycles.use_light_tree = False
     # Diffuse and glossy objects on a plane need few bounces (render.light_paths); caustics and volumes none.
     bounces = {**LIGHT_PATHS, **render_cfg.get("light_paths", {})}

@@ -124,11 +124,12 @@ def main(snakemake) -> None:
     render_scenes(table.to_pylist(), snakemake.output.images, snakemake.params.render, snakemake.threads, True,
                   mesh_files)
     write_atomically(snakemake.output.manifest, lambda partial: Path(partial).write_text(
-        json.dumps(shard_manifest(snakemake.output.images, table.num_rows, snakemake.params.render), indent=1)))
+        json.dumps(manifest_of(snakemake.output.images, table.num_rows, snakemake.params.render), indent=1)))
 
 
-def shard_manifest(folder, items: int, render_cfg: dict) -> dict:
-    """What a finished shard holds: its item count, render settings and every file's size and sha256."""
+def manifest_of(folder, items: int, render_cfg: dict) -> dict:
+    """The manifest of a finished shard (its path: datasets.items.shard_manifest): its item count, render settings and
+    every file's size and sha256."""
     files = sorted(Path(folder).glob("*.png"))
     return {"items": items, "render": render_cfg,
             "files": {path.name: {"bytes": path.stat().st_size, "sha256": sha256_of(path)} for path in files}}
